@@ -1,0 +1,132 @@
+"""The ``levelcare`` command line.
+
+This module only parses arguments and dispatches: each command lives in a module that
+exposes ``configure_<command>(parser)`` and ``run_<command>(args, settings) -> int``. Only
+the chosen command's module is imported, so ``levelcare --help`` loads no heavy library.
+
+User errors (:class:`pipelines.errors.UserError`) print one line on stderr and exit with
+their code; anything else is an internal error and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+
+from pipelines import __version__
+from pipelines.errors import UserError
+
+# command -> (module, one-line help). Order is the order shown by --help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("pipelines.demo", "synthesize data and run the whole job into --out (start here)"),
+    "run": ("pipelines.flows.command", "run the quarterly flow: ingest, validate, analyze, report"),
+    "synth": ("pipelines.synth.command", "write synthetic discharges/follow-ups with known truth"),
+    "ingest": ("pipelines.ingest.command", "validate files and load them into the warehouse"),
+    "quarantine": ("pipelines.ingest.command", "list quarantined rows' reasons"),
+    "definitions": ("pipelines.definitions.command", "list, show or check success definitions"),
+    "analyze": ("pipelines.analysis.command", "compute rates and comparisons into --out"),
+    "report": ("pipelines.report.command", "write the quarterly report (HTML, PDF, XLSX)"),
+    "export": ("pipelines.export.command", "write the accreditation export"),
+    "schedule": ("pipelines.flows.command", "register a scheduled deployment of the quarterly flow"),
+    "runs": ("pipelines.flows.command", "list or show recorded runs"),
+    "rerun": ("pipelines.flows.command", "reproduce a recorded run's results"),
+}
+
+
+def _available(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def _common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument(
+        "--warehouse",
+        metavar="PATH",
+        default=default,
+        help="DuckDB warehouse file (default ./levelcare.duckdb, or $LEVELCARE_WAREHOUSE)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=argparse.SUPPRESS if suppress else 0,
+        help="more log output (counts and ids only, never row values)",
+    )
+
+
+def build_parser(command: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="levelcare",
+        description="Outcomes research for behavioral health: how do people discharged from IOP "
+        "fare compared with residential treatment, under every common definition of success?",
+    )
+    parser.add_argument("--version", action="version", version=f"levelcare {__version__}")
+    _common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        if not _available(module):
+            continue
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        _common(sp, suppress=True)
+        if name == command:
+            importlib.import_module(module).__dict__[f"configure_{name}"](sp)
+    return parser
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    skip_next = False
+    for token in argv:
+        if skip_next:
+            skip_next = False
+            continue
+        if token == "--warehouse":
+            skip_next = True
+            continue
+        if token.startswith("-"):
+            continue
+        return token if token in COMMANDS else None
+    return None
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    """Entry point; callable from tests with explicit ``argv`` and ``environ``."""
+    from pipelines.settings import Settings
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    environ = os.environ if environ is None else environ
+    command = _command_of(argv)
+    parser = build_parser(command)
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Warehouse and outputs hold health records: readable by their owner only.
+    os.umask(0o077)
+    try:
+        settings = Settings.from_options(warehouse=args.warehouse, environ=environ)
+        module = importlib.import_module(COMMANDS[command][0])
+        return int(module.__dict__[f"run_{command}"](args, settings) or 0)
+    except UserError as exc:
+        print(f"levelcare: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("levelcare: interrupted", file=sys.stderr)
+        return 130
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entrypoint()

@@ -1,0 +1,22 @@
+"""Errors a user can act on. The CLI prints them as one line and exits non-zero, no traceback.
+
+Messages name files, rows and fields, never a person's values.
+"""
+
+
+class UserError(Exception):
+    """A problem with the user's input or invocation (exit code 2)."""
+
+    exit_code = 2
+
+
+class WarehouseBusy(UserError):
+    """Another levelcare process holds the warehouse's write lock (exit code 3)."""
+
+    exit_code = 3
+
+
+class ValidationFailed(UserError):
+    """Error-severity validation failed; nothing from the offending file was loaded (exit code 4)."""
+
+    exit_code = 4

@@ -1,0 +1,139 @@
+"""The DuckDB warehouse: one file, one writer at a time, SQL loaded from ``sql/`` by name.
+
+Writers take an advisory lock on ``<warehouse>.lock`` before opening the database, so a second
+writer waits (up to ``Settings.lock_timeout_seconds``) and then stops with "warehouse busy"
+instead of failing inside DuckDB. Readers open the file read-only and need no lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipelines.errors import UserError, WarehouseBusy
+from pipelines.resources import sql_dir
+
+if TYPE_CHECKING:
+    import duckdb
+
+SQL_LAYERS = ("staging", "intermediate", "marts", "checks")
+
+
+@contextlib.contextmanager
+def write_lock(warehouse: Path, timeout_seconds: float = 30.0) -> Iterator[None]:
+    """Hold the warehouse's exclusive write lock for the duration of the block."""
+    lock_path = Path(f"{warehouse}.lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        deadline = time.monotonic() + max(timeout_seconds, 0.0)
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusy(
+                        f"warehouse busy: another levelcare process is writing {warehouse} "
+                        f"(waited {timeout_seconds:g} s; set LEVELCARE_LOCK_TIMEOUT to wait longer)"
+                    ) from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the lock
+
+
+@contextlib.contextmanager
+def connect(
+    warehouse: Path, *, read_only: bool = False, timeout_seconds: float = 30.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the warehouse. Writers hold the write lock; readers need an existing file."""
+    import duckdb
+
+    warehouse = Path(warehouse)
+    if read_only:
+        if not warehouse.exists():
+            raise UserError(f"{warehouse}: no warehouse here yet (run `levelcare ingest` first)")
+        try:
+            con = duckdb.connect(str(warehouse), read_only=True)
+        except duckdb.IOException as exc:
+            raise WarehouseBusy(f"warehouse busy: {warehouse} is being written ({_first_line(exc)})") from None
+        try:
+            yield con
+        finally:
+            con.close()
+        return
+
+    with write_lock(warehouse, timeout_seconds):
+        warehouse.parent.mkdir(parents=True, exist_ok=True)
+        new = not warehouse.exists()
+        try:
+            con = duckdb.connect(str(warehouse))
+        except duckdb.IOException as exc:
+            raise WarehouseBusy(f"warehouse busy: {warehouse} ({_first_line(exc)})") from None
+        if new:
+            os.chmod(warehouse, 0o600)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run the block in one transaction: all of it lands, or none of it."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    else:
+        con.execute("COMMIT")
+
+
+@cache
+def _sql_index() -> dict[str, Path]:
+    index: dict[str, Path] = {}
+    root = sql_dir()
+    for layer in SQL_LAYERS:
+        for path in sorted((root / layer).glob("*.sql")):
+            if path.stem in index:
+                raise RuntimeError(f"two SQL models are named {path.stem!r}")
+            index[path.stem] = path
+    return index
+
+
+def sql_names(layer: str) -> list[str]:
+    """Model names of one layer, in file-name order."""
+    return [name for name, path in _sql_index().items() if path.parent.name == layer]
+
+
+@cache
+def load_sql(name: str) -> str:
+    """The text of the SQL model ``name`` (file ``sql/<layer>/<name>.sql``)."""
+    try:
+        return _sql_index()[name].read_text(encoding="utf-8")
+    except KeyError:
+        raise KeyError(f"no SQL model named {name!r} under {sql_dir()}") from None
+
+
+def run_sql(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    params: Sequence[Any] | Mapping[str, Any] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Execute a named SQL file with bound parameters (never string-formatted values)."""
+    if params is None:
+        return con.execute(load_sql(name))
+    return con.execute(load_sql(name), params)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

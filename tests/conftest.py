@@ -1,0 +1,37 @@
+"""Shared test configuration.
+
+Slow tests (marked ``slow``) run only with ``--slow``; benchmarks live in ``benchmarks/`` and
+are scripts, not tests.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+# One Prefect home per test session, with settings for a machine without internet.
+_PREFECT_HOME = tempfile.mkdtemp(prefix="levelcare-prefect-")
+os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--slow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: long-running; run with --slow")
+    config.addinivalue_line("markers", "browser: needs Debian's chromium at /usr/bin/chromium")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
