@@ -1,0 +1,169 @@
+"""Design matrices for the propensity, follow-up and outcome models, built from polars frames.
+
+Notes
+-----
+* Categorical covariates (String, Categorical, Enum) are one-hot coded with the most frequent
+  level as reference (a well-populated reference keeps the fit well conditioned); a missing
+  value is its own level ``(missing)``.
+* Numeric and Boolean covariates enter as they are (Booleans as 0/1). Missing values are
+  filled with the observed mean and flagged by a ``<name>__missing`` indicator (the
+  missing-indicator method). It keeps every person in the comparison; it is unbiased for the
+  propensity model's purpose (balancing observed data, including the missingness pattern)
+  but not a model of the missing values themselves.
+* Covariates absent from the frame or entirely missing are dropped, as are constant columns
+  and columns that are exact linear combinations of earlier ones (found from X'X); every drop
+  is recorded in ``Design.dropped`` with its reason.
+
+References
+----------
+Rosenbaum PR, Rubin DB. Reducing bias in observational studies using subclassification on
+the propensity score. JASA 1984;79:516–524 (balance on observed covariates incl. missingness).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipelines.stats.logistic import xtwx
+from pipelines.stats.results import Design
+
+if TYPE_CHECKING:
+    import polars as pl
+
+#: Baseline covariates of mart_episodes used by default (docs/interfaces.md).
+DEFAULT_COVARIATES: tuple[str, ...] = (
+    "age_band",
+    "sex",
+    "primary_substance",
+    "co_occurring_mh",
+    "prior_episodes",
+    "use_days_admit",
+    "homeless_admit",
+    "employed_admit",
+    "phq9_admit",
+    "gad7_admit",
+    "payer",
+    "referral_source",
+    "site_id",
+)
+
+MISSING_LEVEL = "(missing)"
+
+
+def build_design(frame: pl.DataFrame, covariates: Sequence[str] = DEFAULT_COVARIATES) -> Design:
+    """Build an intercept-first, Fortran-ordered float64 design from ``frame``'s covariates."""
+    import polars as pl
+
+    n = frame.height
+    cols: list[np.ndarray] = [np.ones(n)]
+    names: list[str] = ["(intercept)"]
+    groups: dict[str, list[int]] = {}
+    references: dict[str, str] = {}
+    dropped: list[tuple[str, str]] = []
+    for cov in covariates:
+        if cov not in frame.columns:
+            dropped.append((cov, "not in frame"))
+            continue
+        s = frame.get_column(cov)
+        nulls = s.null_count()
+        if nulls == n:
+            dropped.append((cov, "all missing"))
+            continue
+        idx: list[int] = []
+        if s.dtype in (pl.String, pl.Categorical) or isinstance(s.dtype, pl.Enum):
+            s = s.cast(pl.String).fill_null(MISSING_LEVEL)
+            counts = s.value_counts(sort=True, name="n")
+            levels = counts.get_column(cov).to_list()
+            if len(levels) < 2:
+                dropped.append((cov, "constant"))
+                continue
+            references[cov] = levels[0]
+            codes = s.cast(pl.Enum(levels)).to_physical().to_numpy()
+            for k, level in enumerate(levels[1:], start=1):
+                idx.append(len(cols))
+                cols.append((codes == k).astype(float))
+                names.append(f"{cov}={level}")
+        else:
+            v = s.cast(pl.Float64).to_numpy()
+            if nulls:
+                miss = np.isnan(v)
+                v = np.where(miss, np.nanmean(v), v)
+            if float(np.ptp(v)) == 0.0:
+                if not nulls:
+                    dropped.append((cov, "constant"))
+                    continue
+            else:
+                idx.append(len(cols))
+                cols.append(v)
+                names.append(cov)
+            if nulls:
+                idx.append(len(cols))
+                cols.append(miss.astype(float))
+                names.append(f"{cov}__missing")
+        groups[cov] = idx
+    X = np.empty((n, len(cols)), order="F")
+    for j, c in enumerate(cols):
+        X[:, j] = c
+    del cols
+    keep = _independent_columns(X)
+    if len(keep) < X.shape[1]:
+        for j in sorted(set(range(X.shape[1])) - set(keep)):
+            dropped.append((names[j], "collinear with other columns"))
+        X = np.asfortranarray(X[:, keep])
+        remap = {old: new for new, old in enumerate(keep)}
+        names = [names[j] for j in keep]
+        groups = {g: [remap[j] for j in ix if j in remap] for g, ix in groups.items()}
+    return Design(
+        matrix=X,
+        columns=tuple(names),
+        groups={g: tuple(ix) for g, ix in groups.items()},
+        references=references,
+        dropped=tuple(dropped),
+    )
+
+
+def _independent_columns(X: np.ndarray, tol: float = 1e-9) -> list[int]:
+    """Indices of columns kept when each column must add variance beyond the earlier ones."""
+    G = xtwx(X, np.ones(X.shape[0]))
+    keep: list[int] = []
+    for j in range(G.shape[0]):
+        if G[j, j] <= 0:
+            continue
+        if keep:
+            Gs = G[np.ix_(keep, keep)]
+            g = G[keep, j]
+            resid = G[j, j] - g @ np.linalg.solve(Gs, g)
+        else:
+            resid = G[j, j]
+        if resid > tol * G[j, j]:
+            keep.append(j)
+    return keep
+
+
+def subset(design: Design, rows: np.ndarray) -> Design:
+    """The same design restricted to ``rows`` (a boolean mask), with columns constant there dropped."""
+    X = design.matrix[rows]
+    varying = [0] + [j for j in range(1, X.shape[1]) if float(np.ptp(X[:, j])) > 0]
+    keep_cols = [varying[k] for k in _independent_columns(np.asfortranarray(X[:, varying]))]
+    dropped = list(design.dropped) + [
+        (design.columns[j], "constant or collinear in subset") for j in range(X.shape[1]) if j not in keep_cols
+    ]
+    remap = {old: new for new, old in enumerate(keep_cols)}
+    return Design(
+        matrix=np.asfortranarray(X[:, keep_cols]),
+        columns=tuple(design.columns[j] for j in keep_cols),
+        groups={g: tuple(remap[j] for j in ix if j in remap) for g, ix in design.groups.items()},
+        references=dict(design.references),
+        dropped=tuple(dropped),
+    )
+
+
+def with_column(X: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """[X, v] as a new Fortran-ordered matrix (``X[:, :-1]`` of the result is a free view)."""
+    out = np.empty((X.shape[0], X.shape[1] + 1), order="F")
+    out[:, :-1] = X
+    out[:, -1] = v
+    return out
