@@ -1,0 +1,1 @@
+"""Analysis: rates by group (``rates``), the ``analyze`` command (``command``)."""

@@ -1,0 +1,207 @@
+"""Rates of every definition by group, with confidence intervals.
+
+Counting happens in DuckDB (one ``GROUPING SETS`` query over the analysis frame); Python only
+turns the per-group counts into rates and intervals.
+
+Interval rule (95%): the Wilson score interval, except Clopper-Pearson (exact) when the
+denominator is small — n < 30, or fewer than 5 successes or fewer than 5 failures — where the
+Wilson interval's coverage is least reliable. ``ci_method`` names the one used.
+
+``suppressed`` is always False here: small-cell suppression belongs to
+``pipelines/disclosure.py``, which rewrites these rows before anything leaves the warehouse
+(see ``pipelines.analysis.command.analyze(disclose=...)``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pipelines.definitions.evaluate import frame_sql, not_applicable
+from pipelines.definitions.registry import Definition
+
+if TYPE_CHECKING:
+    import duckdb
+    import numpy as np
+    import polars as pl
+
+CONFIDENCE = 0.95
+# group_by label -> mart_episodes column ("all" = overall, no column)
+GROUP_COLUMNS: dict[str, str] = {
+    "level_of_care": "level_of_care",
+    "level_group": "level_group",
+    "site": "site_id",
+    "quarter": "discharge_quarter",
+}
+DEFAULT_BY = ("level_of_care", "level_group")
+RATE_COLUMNS = (
+    "definition_id", "definition_version", "group_by", "group", "numerator", "denominator",
+    "rate", "ci_low", "ci_high", "ci_method", "suppressed", "note",
+)
+WILSON, EXACT = "wilson", "clopper-pearson"
+EXACT_BELOW_N, EXACT_BELOW_CELL = 30, 5
+
+
+def wilson_interval(x: np.ndarray, n: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval (Newcombe 1998, method 3), vectorized; n must be > 0."""
+    import numpy as np
+    from scipy.stats import norm
+
+    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
+    z = norm.ppf(1 - (1 - confidence) / 2)
+    p = x / n
+    denom = 1 + z**2 / n
+    center = (p + z**2 / (2 * n)) / denom
+    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
+    return np.clip(center - half, 0, 1), np.clip(center + half, 0, 1)
+
+
+def clopper_pearson_interval(
+    x: np.ndarray, n: np.ndarray, confidence: float = CONFIDENCE
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper-Pearson exact interval from beta quantiles, vectorized; n must be > 0."""
+    import numpy as np
+    from scipy.stats import beta
+
+    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
+    alpha = 1 - confidence
+    with np.errstate(invalid="ignore"):
+        low = np.where(x > 0, beta.ppf(alpha / 2, np.maximum(x, 1), n - x + 1), 0.0)
+        high = np.where(x < n, beta.ppf(1 - alpha / 2, x + 1, np.maximum(n - x, 1)), 1.0)
+    return low, high
+
+
+def uses_exact(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+    import numpy as np
+
+    x, n = np.asarray(x), np.asarray(n)
+    return (n < EXACT_BELOW_N) | (x < EXACT_BELOW_CELL) | (n - x < EXACT_BELOW_CELL)
+
+
+def intervals(x: Sequence[int], n: Sequence[int]) -> tuple[list, list, list, list]:
+    """(rate, ci_low, ci_high, ci_method) lists; None where the denominator is 0."""
+    import numpy as np
+
+    x_arr, n_arr = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
+    ok = n_arr > 0
+    safe_n = np.where(ok, n_arr, 1.0)
+    exact = uses_exact(x_arr, n_arr)
+    w_lo, w_hi = wilson_interval(x_arr, safe_n)
+    e_lo, e_hi = clopper_pearson_interval(x_arr, safe_n)
+    lo, hi = np.where(exact, e_lo, w_lo), np.where(exact, e_hi, w_hi)
+    rate = x_arr / safe_n
+    method = np.where(exact, EXACT, WILSON)
+
+    def keep(values):
+        return [v.item() if good else None for v, good in zip(values, ok, strict=True)]
+
+    return keep(rate), keep(lo), keep(hi), keep(method)
+
+
+def _validate_by(by: Sequence[str]) -> list[str]:
+    from pipelines.errors import UserError
+
+    labels = []
+    for label in by:
+        if label not in GROUP_COLUMNS:
+            raise UserError(f"--by: unknown grouping {label!r} (choose from {', '.join(GROUP_COLUMNS)})")
+        if label not in labels:
+            labels.append(label)
+    return labels
+
+
+def rates(
+    con: duckdb.DuckDBPyConnection,
+    definitions: Sequence[Definition],
+    by: Sequence[str] = DEFAULT_BY,
+    *,
+    frame: pl.DataFrame | None = None,
+) -> pl.DataFrame:
+    """Rates of ``definitions`` overall (group_by "all") and by each grouping in ``by``.
+
+    Counts come from ``frame`` (an analysis frame from ``evaluate``) when given, otherwise
+    from the analysis-frame query run inside DuckDB (nothing row-level reaches Python).
+    Definitions that are not applicable to the data give one "all" row with denominator 0,
+    rate null and a note naming the missing fields.
+    """
+    import polars as pl
+
+    labels = _validate_by(by)
+    inapplicable = not_applicable(con, definitions)
+    applicable = [d for d in definitions if not inapplicable.get(d.id)]
+    rows: list[dict[str, Any]] = []
+    if applicable:
+        counts = _group_counts(con, applicable, labels, inapplicable, frame)
+        rows.extend(_rate_rows(counts, applicable, labels))
+    for d in definitions:
+        if inapplicable.get(d.id):
+            rows.append({
+                "definition_id": d.id, "definition_version": d.version, "group_by": "all",
+                "group": None, "numerator": 0, "denominator": 0, "rate": None, "ci_low": None,
+                "ci_high": None, "ci_method": None, "suppressed": False,
+                "note": "not applicable: no data for " + ", ".join(inapplicable[d.id]),
+            })
+    order = {d.id: i for i, d in enumerate(definitions)}
+    by_order = {label: i for i, label in enumerate(["all", *labels])}
+    rows.sort(key=lambda r: (order[r["definition_id"]], by_order[r["group_by"]], r["group"] is None,
+                             str(r["group"])))
+    schema = {
+        "definition_id": pl.Utf8, "definition_version": pl.Int64, "group_by": pl.Utf8,
+        "group": pl.Utf8, "numerator": pl.Int64, "denominator": pl.Int64, "rate": pl.Float64,
+        "ci_low": pl.Float64, "ci_high": pl.Float64, "ci_method": pl.Utf8, "suppressed": pl.Boolean,
+        "note": pl.Utf8,
+    }
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _group_counts(
+    con: duckdb.DuckDBPyConnection,
+    definitions: Sequence[Definition],
+    labels: Sequence[str],
+    inapplicable: Mapping[str, Sequence[str]],
+    frame: pl.DataFrame | None,
+) -> list[tuple]:
+    if frame is not None:
+        source_sql, params = "select * from _levelcare_frame", []
+        con.register("_levelcare_frame", frame)
+    else:
+        source_sql, params = frame_sql(definitions, inapplicable)
+    cols = [GROUP_COLUMNS[label] for label in labels]
+    sets = ", ".join(["()"] + [f'("{c}")' for c in cols])
+    flags = [f'grouping("{c}") AS "_g_{c}"' for c in cols]
+    groups = [f'"{c}"' for c in cols]
+    aggs = [f'sum("{d.id}")::BIGINT, count("{d.id}")' for d in definitions]
+    # all identifiers are constants above or registry-checked ids
+    sql = (
+        f"with frame as ({source_sql}) "
+        f"select {', '.join(flags + groups + aggs)} from frame "
+        f"group by grouping sets ({sets})"
+    )
+    try:
+        return con.execute(sql, params).fetchall()
+    finally:
+        if frame is not None:
+            con.unregister("_levelcare_frame")
+
+
+def _rate_rows(counts: list[tuple], definitions: Sequence[Definition], labels: Sequence[str]) -> list[dict]:
+    k = len(labels)
+    keyed: list[tuple[str, Any, Definition, int, int]] = []
+    for row in counts:
+        flags, groups, aggs = row[:k], row[k:2 * k], row[2 * k:]
+        # grouping() is 0 for the column this grouping set groups by
+        active = [i for i, f in enumerate(flags) if f == 0]
+        group_by = labels[active[0]] if active else "all"
+        group = groups[active[0]] if active else None
+        for j, d in enumerate(definitions):
+            keyed.append((group_by, group, d, int(aggs[2 * j] or 0), int(aggs[2 * j + 1])))
+    rate, lo, hi, method = intervals([r[3] for r in keyed], [r[4] for r in keyed])
+    rows = []
+    for i, (group_by, group, d, x, n) in enumerate(keyed):
+        rows.append({
+            "definition_id": d.id, "definition_version": d.version, "group_by": group_by,
+            "group": None if group is None else str(group), "numerator": x, "denominator": n,
+            "rate": rate[i], "ci_low": lo[i], "ci_high": hi[i], "ci_method": method[i],
+            "suppressed": False, "note": None if n else "denominator 0: empty population, or all excluded as missing",
+        })
+    return rows
