@@ -1,0 +1,146 @@
+"""``levelcare analyze --out DIR``: build the marts, evaluate definitions, write rates.
+
+Writes ``rates.csv`` and ``results.json`` (docs/interfaces.md). ``analyze`` is the plain
+function behind the command; it returns the results dict so that comparisons and other
+sections can be added by their own modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import UserError
+from pipelines.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RateRows = list[dict[str, Any]]
+
+
+def _csv_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def configure_analyze(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", metavar="DIR", required=True, type=Path, help="output folder")
+    parser.add_argument(
+        "--definitions", metavar="IDS", type=_csv_list, default=None,
+        help="comma-separated definition ids (default: all)",
+    )
+    parser.add_argument(
+        "--by", metavar="GROUPS", type=_csv_list, default=None,
+        help="comma-separated groupings: level_of_care, level_group, site, quarter "
+        "(default: level_of_care,level_group; the overall rate is always included)",
+    )
+    parser.add_argument("--definitions-dir", metavar="DIR", help="folder of your own definition files")
+    parser.add_argument(
+        "--data-end-date", metavar="YYYY-MM-DD", type=dt.date.fromisoformat, default=None,
+        help="last day the data cover (default: latest admission or discharge date)",
+    )
+
+
+def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.definitions.command import with_definitions_dir
+
+    settings = with_definitions_dir(settings, args.definitions_dir)
+    results = analyze(settings, args.out, args.definitions, args.by, data_end_date=args.data_end_date)
+    not_applicable = len(results["not_applicable"])
+    print(
+        f"wrote {args.out / 'rates.csv'} and {args.out / 'results.json'}: "
+        f"{len(results['definitions'])} definitions ({not_applicable} not applicable), "
+        f"{len(results['rates'])} rate rows"
+    )
+    return 0
+
+
+def analyze(
+    settings: Settings,
+    out_dir: Path,
+    definition_ids: Sequence[str] | None = None,
+    by: Sequence[str] | None = None,
+    *,
+    data_end_date: dt.date | None = None,
+    disclose: Callable[[RateRows], RateRows] | None = None,
+) -> dict[str, Any]:
+    """Build marts, compute every selected definition's rates, write rates.csv and results.json.
+
+    ``disclose`` is the hook for ``pipelines/disclosure.py``: it receives the rate rows (with
+    ``suppressed`` False) and returns them with small cells suppressed. Without it the rows
+    are written as computed, for use inside the warehouse's trust boundary only.
+    """
+    import polars as pl
+
+    from pipelines import __version__, marts
+    from pipelines.analysis import rates as rates_mod
+    from pipelines.definitions import registry
+    from pipelines.warehouse import connect
+
+    definitions = registry.select(registry.load_registry(settings.definitions_dir), definition_ids)
+    groupings = list(by) if by else list(rates_mod.DEFAULT_BY)
+    if not Path(settings.warehouse).exists():
+        raise UserError(f"{settings.warehouse}: no warehouse here yet (run `levelcare ingest` first)")
+
+    with connect(settings.warehouse, timeout_seconds=settings.lock_timeout_seconds) as con:
+        marts.build(con, data_end_date=data_end_date)
+        table = rates_mod.rates(con, definitions, groupings)
+        inputs = _inputs(con)
+        end_quarter = con.execute(
+            "select max(data_end_date) from mart_pathways"
+        ).fetchall()[0][0]
+    rows: RateRows = table.to_dicts()
+    if disclose is not None:
+        rows = disclose(rows)
+
+    not_applicable = [
+        {"id": r["definition_id"], "note": r["note"]}
+        for r in rows
+        if r["denominator"] == 0 and r["group_by"] == "all" and (r["note"] or "").startswith("not applicable")
+    ]
+    now = dt.datetime.now(dt.timezone.utc)
+    results: dict[str, Any] = {
+        "run_id": f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        "created_at": now.isoformat(timespec="seconds"),
+        "levelcare_version": __version__,
+        "inputs": inputs,
+        "definitions": [d.as_dict() for d in definitions],
+        "rates": rows,
+        "not_applicable": not_applicable,
+        # filled by the comparisons / statistics modules (pipelines/analysis/comparisons.py)
+        "comparisons": [],
+        "balance": [],
+        # dates leave the warehouse no finer than a quarter
+        "diagnostics": {"data_end_quarter": _quarter(end_quarter), "groupings": ["all", *groupings]},
+        "survival": {},
+        "noninferiority": [],
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pl.DataFrame(rows, schema=table.schema).write_csv(out_dir / "rates.csv")
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    log.info("analyze: %d definitions, %d rate rows", len(definitions), len(rows))
+    return results
+
+
+def _quarter(day: dt.date | None) -> str | None:
+    return None if day is None else f"{day.year}Q{(day.month - 1) // 3 + 1}"
+
+
+def _inputs(con) -> list[dict[str, Any]]:
+    exists = con.execute(
+        "select count(*) from information_schema.tables where table_name = 'ingest_ledger'"
+    ).fetchall()[0][0]
+    if not exists:
+        return []
+    cursor = con.execute(
+        "select file_name, file_sha256, kind, rows_loaded from ingest_ledger "
+        "where status in ('loaded', 'partial') order by ingested_at, file_sha256"
+    )
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
