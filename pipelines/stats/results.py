@@ -183,6 +183,23 @@ class Weights:
 
 
 @dataclass(frozen=True, slots=True)
+class Population:
+    """One comparison population prepared for adjusted estimation.
+
+    ``Xa`` is the covariate design (intercept first) with the arm indicator as last column;
+    the propensity model is fitted once on ``Xa[:, :-1]`` and its weights reused for every
+    outcome measured on these rows.
+    """
+
+    design: Design
+    Xa: np.ndarray
+    treated: np.ndarray
+    propensity: PropensityModel
+    weights: dict[str, Weights]
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
 class BalanceRow:
     covariate: str
     smd_before: float
@@ -226,9 +243,9 @@ class Diagnostics:
 class FollowupEstimates:
     """ITT, complete-case and inverse-probability-of-follow-up weighted estimates side by side."""
 
-    itt: Estimate | NotEstimable
-    complete_case: Estimate | NotEstimable
-    ipw_followup: Estimate | NotEstimable
+    itt: Effect
+    complete_case: Effect
+    ipw_followup: Effect
     share_reached_arm: float
     share_reached_reference: float
     n: int

@@ -1,0 +1,80 @@
+"""The adjusted estimators, run on one prepared population: gcomp, IPTW (ATE, ATT), overlap, AIPW.
+
+:func:`prepare` fits the propensity model once and derives every weighting from it;
+:func:`estimate` then gives one method's RD/RR for an outcome on the same rows. The
+propensity model does not depend on the outcome, so one fit serves all outcomes measured
+on the population; the outcome model (gcomp, AIPW) is outcome-specific and shared by the two.
+
+Notes
+-----
+A propensity model that did not converge makes every weighting method and AIPW
+:class:`NotEstimable`; g-computation needs only the outcome model. See the modules of each
+estimator for validity conditions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipelines.stats.aipw import aipw
+from pipelines.stats.design import with_column
+from pipelines.stats.gcomp import gcomp, outcome_model
+from pipelines.stats.inference import Nuisance
+from pipelines.stats.ipw import iptw_effect
+from pipelines.stats.propensity import fit_propensity
+from pipelines.stats.results import Design, Effect, LogisticFit, NotEstimable, Population
+from pipelines.stats.weighting import DEFAULT_MAX_WEIGHT, iptw_weights, overlap_weights
+
+ADJUSTED_METHODS = ("gcomp", "iptw_ate", "iptw_att", "overlap", "aipw")
+WEIGHTING_METHODS = ("iptw_ate", "iptw_att", "overlap")
+
+
+def prepare(
+    design: Design,
+    treated: np.ndarray,
+    *,
+    arms: tuple[str, str] = ("arm", "reference"),
+    max_weight: float | None = DEFAULT_MAX_WEIGHT,
+    percentile: float | None = None,
+) -> Population:
+    """Fit the propensity model on ``design`` and compute IPTW ATE/ATT and overlap weights."""
+    a = np.asarray(treated).astype(float)
+    Xa = with_column(design.matrix, a)
+    pm = fit_propensity(Xa[:, :-1], a, arms)
+    weights = {}
+    if pm.fit.converged:
+        weights = {
+            "iptw_ate": iptw_weights(pm, "ate", max_weight=max_weight, percentile=percentile),
+            "iptw_att": iptw_weights(pm, "att", max_weight=max_weight, percentile=percentile),
+            "overlap": overlap_weights(pm),
+        }
+    return Population(design, Xa, a.astype(bool), pm, weights, int(a.size))
+
+
+def estimate(
+    pop: Population,
+    y: np.ndarray,
+    method: str,
+    *,
+    outcome: LogisticFit | None = None,
+    cluster: np.ndarray | None = None,
+    confidence: float = 0.95,
+) -> Effect:
+    """RD/RR of one adjusted ``method`` for outcome ``y`` (0/1, aligned with the population rows)."""
+    if method not in ADJUSTED_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {', '.join(ADJUSTED_METHODS)}")
+    target = {"iptw_att": "att", "overlap": "ato"}.get(method, "ate")
+    if method == "gcomp":
+        return gcomp(y, pop.Xa, fit=outcome, cluster=cluster, confidence=confidence)
+    if not pop.propensity.fit.converged:
+        na = NotEstimable(f"propensity model: {pop.propensity.fit.note}", method, pop.n)
+        return Effect(na, na, method, target, pop.n)
+    if method == "aipw":
+        return aipw(y, pop.Xa, pop.propensity, outcome=outcome, cluster=cluster, confidence=confidence)
+    nu = Nuisance(pop.Xa[:, :-1], pop.propensity.fit)
+    return iptw_effect(y, pop.treated, pop.weights[method], nu, cluster=cluster, confidence=confidence)
+
+
+def fit_outcome(pop: Population, y: np.ndarray) -> LogisticFit:
+    """The outcome model shared by gcomp and AIPW."""
+    return outcome_model(np.asarray(y, dtype=float), pop.Xa)
