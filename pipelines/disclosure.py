@@ -125,10 +125,6 @@ def _protect(values: list[int], hidden: list[bool], relations: list[_Relation], 
     return hidden
 
 
-def _usable(rel: _Relation, hidden: list[bool]) -> bool:
-    return rel.total is None or not hidden[rel.total]
-
-
 def _hide_one_more(values: list[int], hidden: list[bool], rel: _Relation) -> bool:
     # The smallest non-zero cell costs least; a hidden zero still adds an unknown.
     shown = [i for i in rel.members if not hidden[i]]
@@ -144,23 +140,25 @@ def _hide_one_more(values: list[int], hidden: list[bool], rel: _Relation) -> boo
 
 
 def _protect_lines(values: list[int], hidden: list[bool], relations: list[_Relation], rule: Rule) -> None:
+    """Every relation has no hidden cell or at least two; with its total shown, the hidden
+    members' sum (which the total gives away) is not itself 1..high."""
     changed = True
     while changed:
         changed = False
         for rel in relations:
-            if not _usable(rel, hidden):
+            cells = rel.members + ([rel.total] if rel.total is not None else [])
+            n_hidden = sum(hidden[i] for i in cells)
+            if not n_hidden:
                 continue
-            unknown = [i for i in rel.members if hidden[i]]
-            if not unknown:
-                continue
-            s = sum(values[i] for i in unknown)
-            if len(unknown) == 1 or rule.is_small(s):
-                if [i for i in rel.members if not hidden[i]] or rel.total is not None:
-                    changed |= _hide_one_more(values, hidden, rel)
+            total_shown = rel.total is None or not hidden[rel.total]
+            s = sum(values[i] for i in rel.members if hidden[i])
+            if n_hidden == 1 or (total_shown and rule.is_small(s)):
+                changed |= _hide_one_more(values, hidden, rel)
 
 
 def _weak_cells(values: list[int], hidden: list[bool], relations: list[_Relation], rule: Rule) -> list[int]:
-    """Hidden cells whose feasible range, given every usable relation, is ``rule.high`` wide or less."""
+    """Hidden non-zero cells whose feasible range, given every relation and every shown cell,
+    is ``rule.high`` wide or less. (A hidden zero may be worked out: zero may be shown.)"""
     unknowns = [i for i, h in enumerate(hidden) if h]
     if not unknowns:
         return []
@@ -168,23 +166,22 @@ def _weak_cells(values: list[int], hidden: list[bool], relations: list[_Relation
     if not rows:
         return []  # nothing ties hidden cells to anything shown
     ranges = cell_ranges(rows, rhs, len(unknowns))
-    return [unknowns[k] for k, (lo, hi) in enumerate(ranges) if hi - lo <= rule.high]
+    return [unknowns[k] for k, (lo, hi) in enumerate(ranges) if values[unknowns[k]] and hi - lo <= rule.high]
 
 
 def _equations(values, hidden, relations, unknowns):
+    """``sum(members) - total = 0`` per relation, over the hidden cells, as ``A x = b``."""
     pos = {c: k for k, c in enumerate(unknowns)}
     rows, rhs = [], []
     for rel in relations:
-        if not _usable(rel, hidden):
-            continue
         coef = [0.0] * len(unknowns)
-        known_total = rel.known if rel.total is None else values[rel.total]
-        b = float(known_total)
-        for i in rel.members:
+        b = float(rel.known) if rel.total is None else 0.0
+        terms = [(i, 1.0) for i in rel.members] + ([(rel.total, -1.0)] if rel.total is not None else [])
+        for i, sign in terms:
             if hidden[i]:
-                coef[pos[i]] = 1.0
+                coef[pos[i]] += sign
             else:
-                b -= values[i]
+                b -= sign * values[i]
         if any(coef):
             rows.append(coef)
             rhs.append(b)
@@ -211,21 +208,19 @@ def cell_ranges(a_eq: list[list[float]], b_eq: list[float], n: int) -> list[tupl
 
 
 # --------------------------------------------------------------------------- rates tables
-def _dims(group_by: Any) -> list[str]:
-    return [d.strip() for d in str(group_by or "").replace("+", ",").split(",") if d.strip()]
-
-
-def _parts(group: Any, n: int) -> list[str]:
-    parts = str(group).split("|")
-    return parts if len(parts) == n else [str(group)] * n
+# A level_of_care row adds up into its level_group row.
+LEVEL_GROUP = {"residential_short": "residential", "residential_long": "residential",
+               "residential_hospital": "residential"}
 
 
 def apply_rates(rows: Iterable[Mapping[str, Any]], rule: str | Rule = "cms") -> list[dict[str, Any]]:
     """Rates rows (rates.csv columns) made safe to publish.
 
-    Within one family (definition, version, group_by) the groups split one population, so
-    totals along each grouping dimension are treated as known; a multi-dimension group_by
-    (``level_group,discharge_quarter`` with group ``iop|2026Q3``) gives one total per line.
+    All rows of one definition (and version) are protected together, because they are tied
+    by totals: every grouping (``group_by``) splits the same population, whose total is the
+    ``all`` row (or, without one, is assumed published); ``level_of_care`` rows add up to
+    their ``level_group`` row; a multi-dimension ``group_by`` (``level_group,quarter`` with
+    group ``iop|2026Q3``) gives one total per line.
     """
     r = get_rule(rule)
     out = [dict(row) for row in rows]
@@ -236,17 +231,15 @@ def apply_rates(rows: Iterable[Mapping[str, Any]], rule: str | Rule = "cms") -> 
     if r.round_to > 1:
         return [_round_rate_row(row, r) for row in out]
 
-    families: dict[tuple, list[int]] = {}
-    for i, row in enumerate(out):
-        key = (row.get("definition_id"), row.get("definition_version"), row.get("group_by"))
-        families.setdefault(key, []).append(i)
-    for (_, _, group_by), idx in families.items():
-        _suppress_rate_family([out[i] for i in idx], _dims(group_by), r)
+    definitions: dict[tuple, list[dict[str, Any]]] = {}
+    for row in out:
+        definitions.setdefault((row.get("definition_id"), row.get("definition_version")), []).append(row)
+    for family in definitions.values():
+        _suppress_definition(family, r)
     return out
 
 
-def _suppress_rate_family(rows: list[dict[str, Any]], dims: list[str], r: Rule) -> None:
-    n = len(rows)
+def _suppress_definition(rows: list[dict[str, Any]], r: Rule) -> None:
     dens = [row["denominator"] or 0 for row in rows]
     nums = [row["numerator"] or 0 for row in rows]
     upstream = [row["suppressed"] or row["denominator"] is None for row in rows]
@@ -255,14 +248,11 @@ def _suppress_rate_family(rows: list[dict[str, Any]], dims: list[str], r: Rule) 
         dh or r.is_small(k) or r.is_small(d - k) or not r.stat_allowed(d)
         for dh, k, d in zip(den_hidden, nums, dens)
     ]
-    relations_den = _lines(rows, dims, dens)
-    relations_num = _lines(rows, dims, nums)
-    den_hidden = _protect(dens, den_hidden, relations_den, r)
+    den_hidden = _protect(dens, den_hidden, _rate_relations(rows, dens), r)
     # A rate beside a shown numerator gives the denominator back: hidden denominator, hidden row.
     num_hidden = [a or b for a, b in zip(num_hidden, den_hidden)]
-    num_hidden = _protect(nums, num_hidden, relations_num, r)
-    for k in range(n):
-        row = rows[k]
+    num_hidden = _protect(nums, num_hidden, _rate_relations(rows, nums), r)
+    for k, row in enumerate(rows):
         if den_hidden[k]:
             row["denominator"] = None
         if num_hidden[k]:
@@ -272,17 +262,55 @@ def _suppress_rate_family(rows: list[dict[str, Any]], dims: list[str], r: Rule) 
             row["suppressed"] = True
 
 
-def _lines(rows: list[dict[str, Any]], dims: list[str], values: list[int]) -> list[_Relation]:
-    nd = max(len(dims), 1)
-    keys = [_parts(row.get("group"), nd) for row in rows]
-    rels = []
-    for d in range(nd):
-        lines: dict[tuple, list[int]] = {}
-        for i, k in enumerate(keys):
-            lines.setdefault(tuple(k[:d] + k[d + 1:]), []).append(i)
-        for members in lines.values():
-            rels.append(_Relation(members=members, known=sum(values[i] for i in members)))
+def _rate_relations(rows: list[dict[str, Any]], values: list[int]) -> list[_Relation]:
+    by_family: dict[str, list[int]] = {}
+    for i, row in enumerate(rows):
+        by_family.setdefault(str(row.get("group_by") or "all"), []).append(i)
+    overall = by_family.get("all", [])
+    total_cell = overall[0] if len(overall) == 1 else None
+    rels: list[_Relation] = []
+    for group_by, members in by_family.items():
+        if group_by == "all":
+            continue
+        dims = _dims(group_by)
+        if len(dims) <= 1:
+            rels.append(_total(members, total_cell, values))
+            continue
+        keys = {i: _parts(rows[i].get("group"), len(dims)) for i in members}
+        for d in range(len(dims)):
+            lines: dict[tuple, list[int]] = {}
+            for i in members:
+                lines.setdefault(tuple(keys[i][:d] + keys[i][d + 1:]), []).append(i)
+            rels += [_Relation(members=m, known=sum(values[i] for i in m)) for m in lines.values()]
+    # level_of_care rows add up to their level_group row
+    groups = {rows[i].get("group"): i for i in by_family.get("level_group", [])}
+    children: dict[int, list[int]] = {}
+    for i in by_family.get("level_of_care", []):
+        loc = rows[i].get("group")
+        parent = groups.get(LEVEL_GROUP.get(loc, loc))
+        if parent is not None:
+            children.setdefault(parent, []).append(i)
+    for parent, members in children.items():
+        if sum(values[i] for i in members) == values[parent]:
+            rels.append(_Relation(members=members, total=parent))
     return rels
+
+
+def _total(members: list[int], total_cell: int | None, values: list[int]) -> _Relation:
+    s = sum(values[i] for i in members)
+    if total_cell is not None and values[total_cell] == s:
+        return _Relation(members=members, total=total_cell)
+    # No matching overall row: assume the family's total is published somewhere.
+    return _Relation(members=members, known=s)
+
+
+def _dims(group_by: Any) -> list[str]:
+    return [d.strip() for d in str(group_by or "").replace("+", ",").split(",") if d.strip()]
+
+
+def _parts(group: Any, n: int) -> list[str]:
+    parts = str(group).split("|")
+    return parts if len(parts) == n else [str(group)] * n
 
 
 def _round_rate_row(row: dict[str, Any], r: Rule) -> dict[str, Any]:
@@ -316,7 +344,7 @@ def suppress_table(
     count_cols: Sequence[str],
     groups: Sequence[str] | str | None = None,
     *,
-    margins: bool = True,
+    margins: bool | str = True,
     total_col: str = "total",
     total_label: str = "total",
     rule: str | Rule = "cms",
@@ -325,9 +353,9 @@ def suppress_table(
 
     ``df`` has one row per category and one column per count (``count_cols``); ``groups``
     columns split it into independent sub-tables (Table 1: one per covariate). With
-    ``margins`` a ``total_col`` column (row sums) and, per sub-table, a total row (column sums,
-    labelled ``total_label`` in the last group/label column) are added and protected with the
-    cells. Returns ``(shown, hidden)``: hidden cells are ``None`` in ``shown`` and ``True`` in
+    ``margins`` (True or "both") a ``total_col`` column (row sums) and, per sub-table, a total
+    row (column sums, labelled ``total_label`` in the last label column) are added and protected
+    with the cells; ``"rows"`` adds only the total column, ``"cols"`` only the total row. Returns ``(shown, hidden)``: hidden cells are ``None`` in ``shown`` and ``True`` in
     ``hidden`` (a frame of the count columns).
     """
     import pandas as pd
@@ -336,15 +364,20 @@ def suppress_table(
     groups = [groups] if isinstance(groups, str) else list(groups or [])
     count_cols = list(count_cols)
     label_cols = [c for c in df.columns if c not in count_cols]
+    margins = {True: "both", False: None}.get(margins, margins)
+    if margins not in ("both", "rows", "cols", None):
+        raise ValueError(f"margins must be True, False, 'both', 'rows' or 'cols', not {margins!r}")
+    add_col, add_row = margins in ("both", "rows"), margins in ("both", "cols")
     pieces = []
     for _, sub in (df.groupby(groups, sort=False, dropna=False) if groups else [(None, df)]):
         sub = sub.reset_index(drop=True)
         mat = [[_count(v) or 0 for v in sub[c]] for c in count_cols]  # column-major
         cols = list(count_cols)
         nrow = len(sub)
-        if margins:
+        if add_col:
             mat.append([sum(mat[j][i] for j in range(len(count_cols))) for i in range(nrow)])
             cols.append(total_col)
+        if add_row:
             for col in mat:
                 col.append(sum(col))
             labels = sub[label_cols].iloc[[0]].copy()
@@ -354,7 +387,7 @@ def suppress_table(
             sub = pd.concat([sub[label_cols], labels], ignore_index=True)
         else:
             sub = sub[label_cols].copy()
-        shown, hidden = _protect_matrix(mat, margins, r)
+        shown, hidden = _protect_matrix(mat, add_col, add_row, r)
         for j, c in enumerate(cols):
             sub[c] = pd.Series(shown[j], dtype="object")
             sub[f"__hidden__{c}"] = hidden[j]
@@ -365,15 +398,17 @@ def suppress_table(
     return out.drop(columns=hidden_cols), mask
 
 
-def _protect_matrix(mat: list[list[int]], margins: bool, r: Rule):
+def _protect_matrix(mat: list[list[int]], add_col: bool, add_row: bool, r: Rule):
     ncol, nrow = len(mat), len(mat[0]) if mat else 0
+    inner_c = ncol - 1 if add_col else ncol
+    inner_r = nrow - 1 if add_row else nrow
     if r.round_to > 1:
-        inner_c = ncol - 1 if margins else ncol
-        inner_r = nrow - 1 if margins else nrow
         shown = [[None if r.is_small(v) else r.round(v) for v in col] for col in mat]
-        if margins:  # totals from the rounded (redacted = 0) cells
+        # totals from the rounded (redacted = 0) cells
+        if add_row:
             for j in range(inner_c):
                 shown[j][inner_r] = sum(v or 0 for v in shown[j][:inner_r])
+        if add_col:
             for i in range(nrow):
                 shown[inner_c][i] = sum(shown[j][i] or 0 for j in range(inner_c))
         hidden = [[v is None for v in col] for col in shown]
@@ -382,11 +417,12 @@ def _protect_matrix(mat: list[list[int]], margins: bool, r: Rule):
     idx = lambda j, i: j * nrow + i  # noqa: E731
     hidden = [r.is_small(v) for v in flat]
     relations = []
-    if margins:
+    if add_col:
         for i in range(nrow):  # each row: cells sum to the total column
-            relations.append(_Relation(members=[idx(j, i) for j in range(ncol - 1)], total=idx(ncol - 1, i)))
+            relations.append(_Relation(members=[idx(j, i) for j in range(inner_c)], total=idx(inner_c, i)))
+    if add_row:
         for j in range(ncol):  # each column: cells sum to the total row
-            relations.append(_Relation(members=[idx(j, i) for i in range(nrow - 1)], total=idx(j, nrow - 1)))
+            relations.append(_Relation(members=[idx(j, i) for i in range(inner_r)], total=idx(j, inner_r)))
     if r.complementary and relations:
         hidden = _protect(flat, hidden, relations, r)
     shown = [[None if hidden[idx(j, i)] else mat[j][i] for i in range(nrow)] for j in range(ncol)]
@@ -406,6 +442,70 @@ def shown_count(n: Any, rule: str | Rule = "cms") -> int | None:
     if n is None or r.is_small(n):
         return None
     return r.round(n)
+
+
+# --------------------------------------------------------------------------- Kaplan-Meier
+def apply_km(
+    time: Sequence[float],
+    survival: Sequence[float],
+    at_risk: Sequence[int],
+    ci_low: Sequence[float] | None = None,
+    ci_high: Sequence[float] | None = None,
+    *,
+    grid_days: int = 15,
+    rule: str | Rule = "cms",
+) -> list[dict[str, float]]:
+    """A Kaplan-Meier curve safe to plot: points on a coarse grid, each drop between two shown
+    points standing for 0 or more than ``rule.high`` events, none once fewer than
+    ``rule.min_stat_n + 1`` are at risk.
+
+    Each step of a raw curve, with its number at risk, gives the number of events that day back,
+    so the curve is read only at grid times and grid points are merged until every interval's
+    events (at risk x relative drop) are 0 or above the threshold.
+    """
+    r = get_rule(rule)
+    pts = sorted(zip(time, survival, at_risk, ci_low or [None] * len(time), ci_high or [None] * len(time)))
+    if not pts:
+        return []
+
+    def at(t: float):  # the curve is right-continuous: last step at or before t
+        last = None
+        for p in pts:
+            if p[0] <= t:
+                last = p
+            else:
+                break
+        return last
+
+    def risk_at(t: float) -> int:  # at risk just after t = at risk at the next step
+        for p in pts:
+            if p[0] > t:
+                return p[2]
+        return 0
+
+    out = [{"time": 0.0, "survival": 1.0, "ci_low": 1.0, "ci_high": 1.0}]
+    prev_t, prev_s = 0.0, 1.0
+    t = float(grid_days)
+    end = pts[-1][0]
+    while t <= end:
+        p = at(t)
+        if p is None:
+            t += grid_days
+            continue
+        n_prev = risk_at(prev_t)
+        if not r.stat_allowed(n_prev):
+            break
+        events = n_prev * (1 - p[1] / prev_s) if prev_s > 0 else 0.0
+        if round(events) == 0 or round(events) > r.high:
+            out.append({"time": t, "survival": p[1], "ci_low": p[3], "ci_high": p[4]})
+            prev_t, prev_s = t, p[1]
+        t += grid_days
+    return out
+
+
+def apply_risk_table(at_risk: Sequence[Any], rule: str | Rule = "cms") -> list[int | None]:
+    """Numbers at risk under the rule (hidden when small, rounded under OpenSAFELY)."""
+    return [shown_count(n, rule) for n in at_risk]
 
 
 # --------------------------------------------------------------------------- final guard

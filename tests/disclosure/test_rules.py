@@ -153,3 +153,21 @@ def test_display_marks_hidden_cells_never_zero():
     assert display(0) == 0
     assert shown_count(4) is None and shown_count(0) == 0 and shown_count(11) == 11
     assert shown_count(12, "opensafely") == 10
+
+
+def test_cms_level_of_care_rows_cannot_be_recovered_through_their_level_group_row():
+    # residential = short + long + hospital = 5 + 100 + 40 = 145; the iop/detox rows are large.
+    rows = [
+        _rate(None, 245, 500, group_by="all"),
+        _rate("iop", 100, 200), _rate("residential", 145, 300),
+        _rate("iop", 100, 200, group_by="level_of_care"),
+        _rate("residential_short", 5, 50, group_by="level_of_care"),
+        _rate("residential_long", 100, 150, group_by="level_of_care"),
+        _rate("residential_hospital", 40, 100, group_by="level_of_care"),
+    ]
+    out = apply_rates(rows)
+    loc = {r["group"]: r["numerator"] for r in out if r["group_by"] == "level_of_care"}
+    assert loc["residential_short"] is None
+    # Hiding only short (and, for the family total, iop) would leave residential 145 - 100 - 40
+    # = 5: a second residential_* numerator has to go as well.
+    assert loc["residential_hospital"] is None or loc["residential_long"] is None
