@@ -65,6 +65,9 @@ def tokenize(text: str) -> list[Token]:
     tokens: list[Token] = []
     i = 0
     while i < len(text):
+        if text.startswith(("--", "/*"), i):
+            # harmless once compiled, but a comment in a condition is a sign of SQL pasted in
+            raise ExpressionError("comments are not allowed", i + 1)
         match = _TOKEN.match(text, i)
         if match is None:
             char = text[i]
@@ -401,9 +404,8 @@ def compile_sql(node: Node, params: list[object]) -> str:
         return f"({left} {'NOT ' if node.negated else ''}IN ({items}))"
     left = compile_sql(node.left, params)
     right = compile_sql(node.right, params)
-    op = {"and": "AND", "or": "OR", "/": "/"}.get(node.op, node.op)
     if node.op == "/":
-        # true division whatever the operand types (DuckDB's / on integers is already true
-        # division; the cast keeps it so if that ever changes)
+        # true division whatever the operand types and the SQL dialect's integer rules
         return f"(CAST({left} AS DOUBLE) / {right})"
+    op = {"and": "AND", "or": "OR"}.get(node.op, node.op)
     return f"({left} {op} {right})"
