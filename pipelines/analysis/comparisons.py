@@ -1,0 +1,468 @@
+"""Compare one level of care with another for every success definition, crude and adjusted.
+
+:func:`compare` takes the analysis frame (docs/interfaces.md: baseline columns of
+mart_episodes plus one Int8 column per definition id, 1 / 0 / null) and returns the rows of
+``comparisons.csv``, ``balance.csv``, the diagnostics and the non-inferiority verdicts.
+
+Decisions, stated once
+----------------------
+* Arms: a row belongs to ``arm`` (or ``reference``) when its ``level_group`` *or*
+  ``level_of_care`` equals that value, so ``reference="residential"`` takes the whole
+  residential group and ``arm="residential_long"`` one level.
+* Populations: a definition's population is its rows with a non-null outcome. The
+  propensity model is fitted once per *distinct* population (definitions sharing one share
+  the fit) rather than reusing the full-frame fit, because weights from a larger population
+  do not balance a subset of it. Definitions are processed grouped by population, so only
+  one population's design is held in memory at a time.
+* Follow-up definitions (``window_days`` set and a ``fu{w}_reached`` column in the frame):
+  the standard methods use the definition's own missing-data policy (``missing="failure"``:
+  ITT, ``"exclude"``: complete case, labelled in ``missing_data``); in addition the other of
+  ITT / complete case and the inverse-probability-of-follow-up weighted estimate
+  (``ipw_followup``: IPTW-ATE x 1/P(reached | arm, covariates)) are given for the population
+  of people due a follow-up. For ``missing="exclude"`` that population is taken as the
+  non-null rows plus the rows never reached (``fu{w}_reached`` false); if the definition
+  also restricts its population by other criteria, unreached people outside it cannot be
+  told apart in the frame and are included.
+* Not estimable (estimate null, note with the reason) for the adjusted methods when an arm
+  has fewer than ``min_arm`` (20) people or fewer than ``min_events`` (5) successes or
+  failures; when there is no overlap (equipoise < 0.2 or c-statistic > 0.95, as
+  CohortMethod); or when a model did not converge. Crude estimates are given whenever both
+  arms have people (Newcombe / Katz intervals are valid in small samples).
+* Variance: sandwich from stacked estimating equations that include the estimated
+  propensity (and outcome / follow-up) models, cluster-robust by ``cluster`` (site) when the
+  column is present.
+* Multiplicity: Holm and Benjamini–Hochberg adjusted p-values across definitions within each
+  (method, estimand, missing_data) family.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import polars as pl
+
+DEFAULT_METHODS = ("crude", "gcomp", "iptw_ate", "iptw_att", "overlap", "aipw")
+MIN_ARM = 20
+MIN_EVENTS = 5
+MIN_EQUIPOISE = 0.2
+MAX_C_STATISTIC = 0.95
+
+
+class DefinitionLike(Protocol):
+    """What compare needs from a success definition (pipelines.definitions.Definition fits)."""
+
+    id: str
+    version: Any
+    window_days: int | None
+    missing: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ComparisonResult:
+    """Tables of one comparison run (polars frames, one row per estimate / covariate / check)."""
+
+    comparisons: pl.DataFrame
+    balance: pl.DataFrame
+    diagnostics: pl.DataFrame
+    noninferiority: pl.DataFrame
+    arm: str
+    reference: str
+    n: int
+    method: str = "levelcare-compare"
+
+
+@dataclass(frozen=True, slots=True)
+class _Task:
+    definition: Any
+    kind: str  # "standard" | "followup"
+    mask: np.ndarray
+    y: np.ndarray
+    missing_data: str | None
+    reached: np.ndarray | None = None
+
+
+def _arm_mask(frame: pl.DataFrame, value: str) -> np.ndarray:
+    import polars as pl
+
+    expr = pl.lit(False)
+    for col in ("level_group", "level_of_care"):
+        if col in frame.columns:
+            expr = expr | (pl.col(col).cast(pl.String) == value).fill_null(False)
+    return frame.select(expr.alias("m")).to_series().to_numpy().astype(bool)
+
+
+def _key(mask: np.ndarray) -> str:
+    return hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=12).hexdigest()
+
+
+def _tasks(frame: pl.DataFrame, definitions: Iterable[DefinitionLike]) -> list[_Task]:
+    tasks = []
+    for d in definitions:
+        if d.id not in frame.columns:
+            raise KeyError(f"definition {d.id!r} has no column in the analysis frame")
+        y = frame.get_column(d.id).cast(float).to_numpy()
+        has = ~np.isnan(y)
+        fu_col = f"fu{d.window_days}_reached" if d.window_days is not None else None
+        if fu_col is None or fu_col not in frame.columns:
+            tasks.append(_Task(d, "standard", has, y, None))
+            continue
+        reached = frame.get_column(fu_col).fill_null(False).to_numpy().astype(bool)
+        policy = "itt" if (d.missing or "failure") == "failure" else "cc"
+        tasks.append(_Task(d, "standard", has, y, policy))
+        due = has if policy == "itt" else has | ~reached
+        tasks.append(_Task(d, "followup", due, y, "cc" if policy == "itt" else "itt", reached & has))
+    return tasks
+
+
+def compare(
+    frame: pl.DataFrame,
+    definitions: Sequence[DefinitionLike],
+    arm: str = "iop",
+    reference: str = "residential",
+    arms: Sequence[str] | None = None,
+    methods: Sequence[str] = DEFAULT_METHODS,
+    margin_pp: float = 5.0,
+    cluster: str | None = "site_id",
+    min_arm: int = MIN_ARM,
+    min_events: int = MIN_EVENTS,
+    covariates: Sequence[str] | None = None,
+    max_weight: float | None = 10.0,
+    primary: str = "aipw",
+    confidence: float = 0.95,
+) -> ComparisonResult:
+    """Compare ``arm`` with ``reference`` for every definition; see the module docstring.
+
+    ``arms`` (e.g. ``("iop", "php", "residential")``) adds multinomial-propensity IPTW-ATE
+    rows (method ``iptw_ate_multinomial``) for each listed arm against ``reference``.
+    ``primary`` is the adjusted method whose RD interval decides non-inferiority.
+    """
+    import polars as pl
+
+    from pipelines.stats.design import DEFAULT_COVARIATES, build_design
+
+    if arm == reference:
+        raise ValueError("arm and reference must differ")
+    unknown = set(methods) - set(DEFAULT_METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods: {sorted(unknown)}")
+    in_arm = _arm_mask(frame, arm)
+    in_ref = _arm_mask(frame, reference) & ~in_arm
+    sub = frame.filter(pl.Series(in_arm | in_ref))
+    treated = in_arm[in_arm | in_ref]
+    design = build_design(sub, tuple(covariates or DEFAULT_COVARIATES))
+    cl_values = None
+    if cluster and cluster in sub.columns:
+        cl_values = sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy()
+    ctx = _Context(arm, reference, methods, min_arm, min_events, max_weight, confidence, primary)
+    tasks = _tasks(sub, definitions)
+    by_pop: dict[str, list[_Task]] = {}
+    for t in tasks:
+        by_pop.setdefault(_key(t.mask), []).append(t)
+    for pid, group in enumerate(by_pop.values(), start=1):
+        ctx.run_population(f"p{pid}", group, design, treated, cl_values)
+    if arms:
+        ctx.run_multinomial(frame, list(arms), definitions, tuple(covariates or DEFAULT_COVARIATES), cluster)
+    comparisons = _with_adjusted_p(pl.DataFrame(ctx.rows, schema=_polars_schema(_COMPARISON_SCHEMA), orient="row"))
+    ni = [_ni_row(r, margin_pp, arm, reference) for r in ctx.primary_rd]
+    return ComparisonResult(
+        comparisons=comparisons,
+        balance=pl.DataFrame(ctx.balance_rows, schema=_polars_schema(_BALANCE_SCHEMA), orient="row"),
+        diagnostics=pl.DataFrame(ctx.diag_rows, schema=_polars_schema(_DIAG_SCHEMA), orient="row"),
+        noninferiority=pl.DataFrame(ni, schema=_polars_schema(_NI_SCHEMA), orient="row"),
+        arm=arm,
+        reference=reference,
+        n=sub.height,
+    )
+
+
+_COMPARISON_SCHEMA = {
+    "definition_id": "str", "definition_version": "str", "arm": "str", "reference": "str",
+    "estimand": "str", "method": "str", "target": "str", "missing_data": "str",
+    "estimate": "f64", "ci_low": "f64", "ci_high": "f64", "se": "f64", "p_value": "f64",
+    "n_arm": "i64", "n_reference": "i64", "risk_arm": "f64", "risk_reference": "f64",
+    "e_value": "f64", "e_value_ci": "f64", "population": "str", "note": "str",
+}  # fmt: skip
+_BALANCE_SCHEMA = {
+    "population": "str", "method": "str", "covariate": "str", "smd_before": "f64", "smd_after": "f64",
+    "variance_ratio_before": "f64", "variance_ratio_after": "f64",
+}  # fmt: skip
+_DIAG_SCHEMA = {
+    "population": "str", "definitions": "str", "method": "str", "n_arm": "i64", "n_reference": "i64",
+    "c_statistic": "f64", "equipoise": "f64", "ess_arm": "f64", "ess_reference": "f64",
+    "share_truncated": "f64", "converged": "bool", "max_abs_smd_after": "f64", "balance_passed": "bool",
+    "overlap_passed": "bool", "passed": "bool", "note": "str",
+}  # fmt: skip
+_NI_SCHEMA = {
+    "definition_id": "str", "arm": "str", "reference": "str", "method": "str", "margin_pp": "f64",
+    "estimate": "f64", "ci95_low": "f64", "ci95_high": "f64", "ci90_low": "f64", "ci90_high": "f64",
+    "noninferior": "bool", "equivalent": "bool", "p_noninferiority": "f64", "p_equivalence": "f64",
+    "conclusion": "str",
+}  # fmt: skip
+
+
+def _polars_schema(schema: dict[str, str]) -> dict[str, Any]:
+    import polars as pl
+
+    types = {"str": pl.String, "f64": pl.Float64, "i64": pl.Int64, "bool": pl.Boolean}
+    return {k: types[v] for k, v in schema.items()}
+
+
+class _Context:
+    """Accumulates output rows while populations are processed one at a time."""
+
+    def __init__(self, arm, reference, methods, min_arm, min_events, max_weight, confidence, primary):
+        self.arm, self.reference = arm, reference
+        self.methods = tuple(methods)
+        self.min_arm, self.min_events = min_arm, min_events
+        self.max_weight, self.confidence, self.primary = max_weight, confidence, primary
+        self.rows: list[tuple] = []
+        self.balance_rows: list[tuple] = []
+        self.diag_rows: list[tuple] = []
+        self.primary_rd: list[tuple[Any, Any]] = []
+
+    # -- rows -------------------------------------------------------------------------------
+    def _row(self, d, method, scale, est, missing_data, pop_id, note_extra=None, ev=None):
+        from pipelines.stats.results import NotEstimable
+
+        note = est.reason if isinstance(est, NotEstimable) else est.note
+        note = "; ".join(x for x in (note_extra, note) if x) or None
+        if isinstance(est, NotEstimable):
+            self.rows.append((
+                d.id, str(d.version), self.arm, self.reference, scale, method, None, missing_data,
+                None, None, None, None, None, None, None, None, None, None, None, pop_id, note,
+            ))  # fmt: skip
+            return
+        self.rows.append((
+            d.id, str(d.version), self.arm, self.reference, scale, method, est.target, missing_data,
+            est.estimate, est.ci_low, est.ci_high, est.se, est.p_value, est.n_arm, est.n_reference,
+            est.risk_arm, est.risk_reference, None if ev is None else ev.e_value,
+            None if ev is None else ev.e_value_ci, pop_id, note,
+        ))  # fmt: skip
+
+    def _effect_rows(self, d, method, eff, missing_data, pop_id, note=None, e_values=False):
+        """RD and RR rows; adjusted rows carry the E-value of the RR (= risk_arm / risk_reference)."""
+        from pipelines.stats.results import EValue
+        from pipelines.stats.sensitivity import e_value
+
+        ev = e_value(eff.rr) if e_values else None
+        ev = ev if isinstance(ev, EValue) else None
+        self._row(d, method, "rd", eff.rd, missing_data, pop_id, note, ev)
+        self._row(d, method, "rr", eff.rr, missing_data, pop_id, note, ev)
+
+    # -- one population ---------------------------------------------------------------------
+    def run_population(self, pop_id, tasks, design, treated, cl_values):
+        from pipelines.stats.adjusted import estimate, fit_outcome, prepare
+        from pipelines.stats.balance import balance_tables
+        from pipelines.stats.design import subset
+        from pipelines.stats.inference import Nuisance, cluster_codes
+        from pipelines.stats.proportions import risk_difference, risk_ratio
+        from pipelines.stats.results import Effect, NotEstimable
+
+        mask = tasks[0].mask
+        a = treated[mask]
+        n1, n0 = int(a.sum()), int((~a).sum())
+        adjusted = [m for m in self.methods if m != "crude"]
+        pop_design = design if mask.all() else (subset(design, mask) if mask.any() else None)
+        cl = cluster_codes(cl_values[mask]) if cl_values is not None else None
+        pop = None
+        pop_reason = None
+        if min(n1, n0) < self.min_arm:
+            pop_reason = f"fewer than {self.min_arm} people in an arm ({self.arm}: {n1}, {self.reference}: {n0})"
+        elif adjusted:
+            pop = prepare(pop_design, a, arms=(self.arm, self.reference), max_weight=self.max_weight)
+            pop_reason = self._diagnose(pop_id, tasks, pop, pop_design, a, balance_tables)
+        for t in tasks:
+            d = t.definition
+            y = np.nan_to_num(t.y[mask])
+            if t.kind == "followup":
+                self._followup(pop_id, t, pop, pop_reason, a, y, t.reached[mask], cl, Nuisance)
+                continue
+            if "crude" in self.methods:
+                e1, e0 = int(y[a].sum()), int(y[~a].sum())
+                rd, rr = risk_difference(e1, n1, e0, n0, self.confidence), risk_ratio(e1, n1, e0, n0, self.confidence)
+                self._effect_rows(d, "crude", Effect(rd, rr, "crude", "crude", n1 + n0), t.missing_data, pop_id)
+            reason = pop_reason or self._events_reason(y, a)
+            outcome = None
+            if not reason and ({"gcomp", "aipw"} & set(adjusted)):
+                outcome = fit_outcome(pop, y)
+            for m in adjusted:
+                if reason:
+                    na = NotEstimable(reason, m, n1 + n0)
+                    eff = Effect(na, na, m, "ate", n1 + n0)
+                else:
+                    eff = estimate(pop, y, m, outcome=outcome, cluster=cl, confidence=self.confidence)
+                self._effect_rows(d, m, eff, t.missing_data, pop_id, e_values=True)
+                if m == self.primary:
+                    self.primary_rd.append((d, eff.rd))
+            del outcome
+
+    def _events_reason(self, y, a) -> str | None:
+        for name, rows in ((self.arm, a), (self.reference, ~a)):
+            s = int(y[rows].sum())
+            f = int(rows.sum()) - s
+            if min(s, f) < self.min_events:
+                return f"fewer than {self.min_events} successes or failures in {name} ({s} / {f})"
+        return None
+
+    def _diagnose(self, pop_id, tasks, pop, pop_design, a, balance_tables) -> str | None:
+        from pipelines.stats.adjusted import WEIGHTING_METHODS
+
+        pm = pop.propensity
+        defs = ",".join(dict.fromkeys(t.definition.id for t in tasks))
+        n1, n0 = int(a.sum()), int((~a).sum())
+        if not pm.fit.converged:
+            reason = f"propensity model: {pm.fit.note}"
+            self.diag_rows.append((
+                pop_id, defs, "propensity", n1, n0, None, None, None, None, None, False, None, None,
+                None, False, reason,
+            ))  # fmt: skip
+            return reason
+        overlap_ok = pm.equipoise >= MIN_EQUIPOISE and pm.c_statistic <= MAX_C_STATISTIC
+        weights = {m: pop.weights[m].weights for m in WEIGHTING_METHODS if m in self.methods or m == "iptw_ate"}
+        bal = balance_tables(pop_design, a, weights)
+        for m, b in bal.items():
+            for r in b.rows:
+                self.balance_rows.append((
+                    pop_id, m, r.covariate, r.smd_before, r.smd_after, r.variance_ratio_before,
+                    r.variance_ratio_after,
+                ))  # fmt: skip
+            w = pop.weights[m]
+            self.diag_rows.append((
+                pop_id, defs, m, n1, n0, pm.c_statistic, pm.equipoise, w.ess[self.arm],
+                w.ess[self.reference], w.share_truncated, True, b.max_abs_smd_after, b.passed,
+                overlap_ok, bool(b.passed and overlap_ok), None,
+            ))  # fmt: skip
+        if not overlap_ok:
+            return (
+                f"no overlap: equipoise {pm.equipoise:.2f} (needs >= {MIN_EQUIPOISE}), "
+                f"c-statistic {pm.c_statistic:.3f} (needs <= {MAX_C_STATISTIC})"
+            )
+        return None
+
+    def _followup(self, pop_id, t, pop, pop_reason, a, y, reached, cl, Nuisance):
+        from pipelines.stats.followup import followup_estimates
+        from pipelines.stats.results import Effect, NotEstimable
+
+        d = t.definition
+        n = int(a.size)
+        reason = pop_reason or self._events_reason(np.where(reached, y, 0.0), a)
+        if reason is None and min(int((reached & a).sum()), int((reached & ~a).sum())) < self.min_arm:
+            reason = f"fewer than {self.min_arm} people reached in an arm"
+        if reason:
+            na = NotEstimable(reason, "followup", n)
+            eff = Effect(na, na, "iptw_ate", "ate", n)
+            self._effect_rows(d, "iptw_ate", eff, t.missing_data, pop_id)
+            self._effect_rows(d, "ipw_followup", eff, "ipfw", pop_id)
+            return
+        w = pop.weights["iptw_ate"]
+        fe = followup_estimates(
+            y, reached, a, pop.Xa[:, :-1], w, Nuisance(pop.Xa[:, :-1], pop.propensity.fit),
+            cluster=cl, confidence=self.confidence,
+        )  # fmt: skip
+        other = fe.itt if t.missing_data == "itt" else fe.complete_case
+        label = "itt: unreached counted as failure" if t.missing_data == "itt" else "cc: reached people only"
+        self._effect_rows(d, "iptw_ate", other, t.missing_data, pop_id, f"follow-up sensitivity, {label}", True)
+        self._effect_rows(d, "ipw_followup", fe.ipw_followup, "ipfw", pop_id, None, True)
+
+    # -- several arms -----------------------------------------------------------------------
+    def run_multinomial(self, frame, arms, definitions, covariates, cluster):
+        from pipelines.stats.design import build_design, subset
+        from pipelines.stats.inference import Nuisance, cluster_codes
+        from pipelines.stats.ipw import multinomial_effect
+        from pipelines.stats.propensity import fit_multinomial_propensity
+        from pipelines.stats.results import Effect, NotEstimable
+        from pipelines.stats.weighting import multinomial_weights
+
+        import polars as pl
+
+        arms = [self.reference] + [x for x in arms if x != self.reference]
+        codes = np.full(frame.height, -1)
+        for k, x in enumerate(arms):
+            codes[_arm_mask(frame, x) & (codes < 0)] = k
+        keep = codes >= 0
+        sub = frame.filter(pl.Series(keep))
+        codes = codes[keep]
+        full = build_design(sub, covariates)
+        cl_all = None
+        if cluster and cluster in sub.columns:
+            cl_all = sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy()
+        by_pop: dict[str, list[_Task]] = {}
+        for t in _tasks(sub, definitions):
+            if t.kind == "standard":
+                by_pop.setdefault(_key(t.mask), []).append(t)
+        saved = self.arm
+        for pid, group in enumerate(by_pop.values(), start=1):
+            mask = group[0].mask
+            c = codes[mask]
+            counts = np.bincount(c, minlength=len(arms))
+            pop_id = f"m{pid}"
+            reason = None
+            if counts.min() < self.min_arm:
+                reason = f"fewer than {self.min_arm} people in an arm of {', '.join(arms)}"
+            else:
+                dsg = full if mask.all() else subset(full, mask)
+                pm = fit_multinomial_propensity(dsg.matrix, c, arms)
+                if not pm.fit.converged:
+                    reason = f"multinomial propensity model: {pm.fit.note}"
+                else:
+                    w = multinomial_weights(pm, max_weight=self.max_weight)
+                    nu = Nuisance(dsg.matrix, pm.fit)
+                    for name in arms[1:]:
+                        self.diag_rows.append((
+                            pop_id, ",".join(t.definition.id for t in group), "iptw_ate_multinomial",
+                            int(counts[arms.index(name)]), int(counts[0]), None, None, w.ess[name],
+                            w.ess[self.reference], w.share_truncated, True, None, None, None, True,
+                            f"{name} vs {self.reference}; weights over {', '.join(arms)}",
+                        ))  # fmt: skip
+            cl = cluster_codes(cl_all[mask]) if cl_all is not None else None
+            for t in group:
+                y = np.nan_to_num(t.y[mask])
+                for k, name in enumerate(arms[1:], start=1):
+                    self.arm = name
+                    pair = (c == k) | (c == 0)
+                    r = reason or self._events_reason(y[pair], (c == k)[pair])
+                    if r:
+                        na = NotEstimable(r, "iptw_ate_multinomial", int(pair.sum()))
+                        eff = Effect(na, na, "iptw_ate_multinomial", "ate", int(pair.sum()))
+                    else:
+                        eff = multinomial_effect(y, c, k, 0, w, nu, cluster=cl, confidence=self.confidence)
+                    note = f"multinomial propensity over {', '.join(arms)}"
+                    self._effect_rows(t.definition, "iptw_ate_multinomial", eff, t.missing_data, pop_id, note, True)
+        self.arm = saved
+
+
+def _with_adjusted_p(df: pl.DataFrame) -> pl.DataFrame:
+    import polars as pl
+
+    from pipelines.stats.sensitivity import adjust_pvalues
+
+    df = df.with_row_index("_i")
+    holm = np.full(df.height, np.nan)
+    bh = np.full(df.height, np.nan)
+    keys = ["arm", "method", "estimand", "missing_data"]
+    for _, part in df.group_by(keys, maintain_order=True):
+        idx = part.get_column("_i").to_numpy()
+        adj = adjust_pvalues(part.get_column("p_value").to_list())
+        holm[idx] = adj.p_holm
+        bh[idx] = adj.p_bh
+    return df.drop("_i").with_columns(
+        pl.Series("p_holm", holm, nan_to_null=True), pl.Series("p_bh", bh, nan_to_null=True)
+    )
+
+
+def _ni_row(item, margin_pp, arm, reference):
+    from pipelines.stats.noninferiority import noninferiority
+
+    d, est = item
+    r = noninferiority(est, d.id, margin_pp, arm, reference)
+    return (
+        d.id, arm, reference, getattr(est, "method", ""), r.margin_pp, r.estimate, r.ci95_low,
+        r.ci95_high, r.ci90_low, r.ci90_high, r.noninferior, r.equivalent, r.p_noninferiority,
+        r.p_equivalence, r.conclusion,
+    )  # fmt: skip
