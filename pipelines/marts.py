@@ -90,6 +90,7 @@ def build(con: duckdb.DuckDBPyConnection, *, data_end_date: dt.date | None = Non
     ``data_end_date`` is the last day the data can show (readmissions and follow-up windows
     that end after it are unknown); by default the latest admission or discharge date found.
     """
+    con.execute("set enable_progress_bar = false")  # it would write to a user's terminal
     with transaction(con):
         ensure_raw_tables(con)
         built = []
