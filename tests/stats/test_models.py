@@ -1,0 +1,106 @@
+"""Logistic / multinomial fits, design matrices and propensity diagnostics against statsmodels and hand arithmetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import statsmodels.api as sm
+from scipy.special import expit
+
+from pipelines.stats.adjusted import estimate, prepare
+from pipelines.stats.design import build_design
+from pipelines.stats.logistic import fit_logistic, fit_multinomial
+from pipelines.stats.propensity import c_statistic, equipoise, fit_propensity, preference_score
+from pipelines.stats.results import NotEstimable
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(11)
+    n = 3000
+    X = np.column_stack([np.ones(n), rng.normal(size=n), rng.binomial(1, 0.3, n)])
+    y = rng.binomial(1, expit(X @ [-0.4, 0.9, -0.6]))
+    codes = np.argmax(X @ rng.normal(size=(3, 3)) + rng.gumbel(size=(n, 3)), axis=1)
+    return np.asfortranarray(X), y.astype(float), codes
+
+
+def test_logistic_matches_statsmodels(data):
+    X, y, _ = data
+    fit = fit_logistic(X, y)
+    ref = sm.Logit(y, X).fit(disp=0, tol=1e-12)
+    assert fit.converged
+    np.testing.assert_allclose(fit.params, ref.params, atol=1e-7)
+    np.testing.assert_allclose(np.sqrt(np.diag(np.linalg.inv(fit.information))), ref.bse, rtol=1e-6)
+
+
+def test_multinomial_matches_statsmodels(data):
+    X, _, codes = data
+    fit = fit_multinomial(X, codes, 3)
+    ref = sm.MNLogit(codes, X).fit(disp=0, method="newton", tol=1e-12)
+    assert fit.converged
+    np.testing.assert_allclose(fit.params, np.asarray(ref.params).T, atol=1e-6)
+    np.testing.assert_allclose(fit.fitted, ref.predict(X), atol=1e-8)
+
+
+def test_separation_is_not_converged_and_not_estimable():
+    x = np.r_[np.zeros(30), np.ones(30)]
+    X = np.asfortranarray(np.column_stack([np.ones(60), x]))
+    fit = fit_logistic(X, x)  # the covariate predicts the outcome perfectly
+    assert not fit.converged
+    frame = pl.DataFrame({"x": x > 0})
+    pop = prepare(build_design(frame, ("x",)), x.astype(bool))
+    eff = estimate(pop, np.r_[np.zeros(15), np.ones(15), np.zeros(15), np.ones(15)], "iptw_ate")
+    assert isinstance(eff.rd, NotEstimable) and "propensity" in eff.rd.reason
+
+
+def test_c_statistic_by_pair_counting():
+    rng = np.random.default_rng(3)
+    s = rng.integers(0, 5, 60).astype(float)  # many ties
+    t = rng.random(60) < 0.4
+    pairs = [(1.0 if a > b else 0.5 if a == b else 0.0) for a in s[t] for b in s[~t]]
+    assert c_statistic(s, t) == pytest.approx(np.mean(pairs))
+
+
+def test_preference_score_and_equipoise_by_hand():
+    # Walker 2013: logit F = logit e - logit P; with P = 0.2, e = 0.2 gives F = 0.5.
+    f = preference_score(np.array([0.2, 0.5, 0.05]), 0.2)
+    assert f[0] == pytest.approx(0.5)
+    assert f[1] == pytest.approx(1 / (1 + 0.25))  # odds 1 / odds 0.25 = 4 -> F = 0.8
+    assert f[2] == pytest.approx((0.05 / 0.95 / 0.25) / (1 + 0.05 / 0.95 / 0.25))
+    assert equipoise(np.array([0.29, 0.3, 0.5, 0.7, 0.71])) == pytest.approx(3 / 5)
+
+
+def test_propensity_model_reports_diagnostics(data):
+    X, y, _ = data
+    pm = fit_propensity(X, y)
+    assert pm.fit.converged and 0.5 < pm.c_statistic < 1
+    assert pm.equipoise == pytest.approx(np.mean((pm.preference >= 0.3) & (pm.preference <= 0.7)))
+
+
+def test_design_one_hot_missing_indicator_and_drops():
+    frame = pl.DataFrame({
+        "cat": ["a", "b", "a", None, "c", "a", "b", "a", "c", "a", "b", None],
+        "num": [1.0, None, 3.0, 5.0, None, 3.0, 2.0, 4.0, 1.0, 6.0, 2.0, 3.0],
+        "flag": [True, False, True, True, False, None, False, False, True, True, False, True],
+        "const": [1] * 12,
+        "empty": pl.Series([None] * 12, dtype=pl.Int64),
+    })  # fmt: skip
+    d = build_design(frame, ("cat", "num", "flag", "const", "empty", "absent"))
+    assert d.references["cat"] == "a"  # most frequent level
+    assert set(d.columns[1:4]) == {"cat=b", "cat=c", "cat=(missing)"}
+    num = d.matrix[:, d.columns.index("num")]
+    fill = (1 + 3 + 5 + 3 + 2 + 4 + 1 + 6 + 2 + 3) / 10
+    assert num[1] == pytest.approx(fill) and num[4] == pytest.approx(fill)
+    np.testing.assert_array_equal(d.matrix[:, d.columns.index("num__missing")], [0, 1, 0, 0, 1] + [0] * 7)
+    reasons = dict(d.dropped)
+    assert reasons["const"] == "constant" and reasons["empty"] == "all missing" and reasons["absent"] == "not in frame"
+    # flag: 0/1 with mean fill (6 true of 11 observed) and an indicator for the missing value
+    assert d.matrix[5, d.columns.index("flag")] == pytest.approx(6 / 11)
+    assert d.matrix[5, d.columns.index("flag__missing")] == 1.0
+
+
+def test_design_drops_collinear_columns():
+    frame = pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [2.0, 4.0, 6.0, 8.0]})
+    d = build_design(frame, ("x", "y"))
+    assert d.columns == ("(intercept)", "x") and ("y", "collinear with other columns") in d.dropped
