@@ -444,6 +444,35 @@ def shown_count(n: Any, rule: str | Rule = "cms") -> int | None:
     return r.round(n)
 
 
+# --------------------------------------------------------------------------- comparisons
+def apply_comparisons(
+    rows: Iterable[Mapping[str, Any]], rates: Sequence[Mapping[str, Any]], rule: str | Rule = "cms"
+) -> list[dict[str, Any]]:
+    """Comparison rows (estimate, interval) made safe to publish, given the *disclosed* rates.
+
+    A difference or ratio beside one shown rate gives the other rate back, so a comparison is
+    hidden when the arm's or the reference's rate is hidden, or when either arm counts too few
+    people. The arm sizes themselves are dropped: the rates table shows the denominators.
+    """
+    r = get_rule(rule)
+    hidden_rates = {
+        (str(x.get("definition_id")), str(x.get("group"))): x.get("rate") is None
+        for x in rates if x.get("group_by") in ("level_group", "level_of_care")
+    }
+    out = []
+    for row in rows:
+        row = dict(row)
+        d = str(row.get("definition_id"))
+        sizes = [_count(row.pop(k, None)) for k in ("n_arm", "n_reference")]
+        hide = any(hidden_rates.get((d, str(row.get(k))), False) for k in ("arm", "reference"))
+        hide |= any(n is not None and not r.stat_allowed(n) for n in sizes)
+        if hide:
+            row.update(estimate=None, ci_low=None, ci_high=None)
+        row["suppressed"] = hide
+        out.append(row)
+    return out
+
+
 # --------------------------------------------------------------------------- Kaplan-Meier
 def apply_km(
     time: Sequence[float],

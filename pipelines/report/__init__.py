@@ -1,0 +1,1 @@
+"""The quarterly report: HTML (self-contained), PDF and XLSX from results.json and the warehouse."""

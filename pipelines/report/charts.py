@@ -1,0 +1,267 @@
+"""Report charts (matplotlib, Agg): each drawn once, kept as inline SVG for the HTML and PNG
+for the PDF. Inputs are disclosed aggregates only; nothing is plotted per person.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pipelines.report.model import Chart
+
+PALETTE = ("#1f5f8b", "#c2571a", "#5b8c3a", "#7a4f9a", "#a33b3b", "#4d4d4d", "#b38f00", "#2a9d8f")
+ARM, REFERENCE = "#1f5f8b", "#c2571a"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({
+        "svg.fonttype": "none",  # text stays text: smaller files, selectable, no glyph ids
+        "svg.hashsalt": "levelcare",  # stable clip-path ids, so the same input gives the same file
+        "font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
+        "axes.grid": True, "grid.color": "#e3e3e3", "grid.linewidth": 0.6,
+        "font.family": "DejaVu Sans",
+    })
+    return plt
+
+
+def _finish(fig, chart_id: str, title: str, caption: str = "") -> Chart:
+    plt = _plt()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": "levelcare"})
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=130, bbox_inches="tight", metadata={"Software": "levelcare"})
+    plt.close(fig)
+    return Chart(id=chart_id, title=title, svg=_inline(buf.getvalue(), chart_id), png=png.getvalue(),
+                 caption=caption)
+
+
+def _inline(svg: str, prefix: str) -> str:
+    """An SVG document made safe to inline beside others: no XML prologue, ids prefixed so two
+    charts never share a clip-path id."""
+    svg = svg[svg.index("<svg"):]
+    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', svg)
+    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", svg)
+    svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}-{m.group(1)}"', svg)
+    svg = svg.replace("<svg ", f'<svg role="img" aria-label="{prefix}" ', 1)
+    return svg
+
+
+def _pct(ax, axis: str = "x") -> None:
+    from matplotlib.ticker import PercentFormatter
+
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(PercentFormatter(1.0, decimals=0))
+
+
+def rates_by_definition(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
+                        groups: Sequence[str]) -> Chart:
+    """Dot and 95% interval per definition and level: how the rate moves with the definition."""
+    plt = _plt()
+    defs = [d for d in labels if any(str(r.get("definition_id")) == d for r in rows)]
+    fig, ax = plt.subplots(figsize=(8, 0.34 * len(defs) + 1.4))
+    k = len(groups)
+    hidden = 0
+    for gi, g in enumerate(groups):
+        ys, xs, lo, hi = [], [], [], []
+        for di, d in enumerate(defs):
+            r = next((r for r in rows if str(r.get("definition_id")) == d and r.get("group") == g), None)
+            if r is None:
+                continue
+            if r.get("rate") is None:
+                hidden += 1
+                continue
+            y = di + (gi - (k - 1) / 2) * (0.7 / max(k, 1))
+            ys.append(y)
+            xs.append(r["rate"])
+            lo.append(r["rate"] - (r["ci_low"] if r.get("ci_low") is not None else r["rate"]))
+            hi.append((r["ci_high"] if r.get("ci_high") is not None else r["rate"]) - r["rate"])
+        ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=4, lw=1, capsize=0, color=PALETTE[gi % len(PALETTE)],
+                    label=g)
+    ax.set_yticks(range(len(defs)), [labels[d] for d in defs])
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    _pct(ax)
+    ax.set_xlabel("success rate (95% interval)")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(k, 6), frameon=False)
+    caption = "Each row is one definition of success; dots are rates, lines 95% intervals."
+    if hidden:
+        caption += f" {hidden} rate(s) not shown (small numbers)."
+    return _finish(fig, "chart-rates", "Success rate by definition and level of care", caption)
+
+
+def forest(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], margins: Mapping[str, float]) -> Chart:
+    """Crude beside adjusted estimates (risk difference), one row per definition."""
+    plt = _plt()
+    defs = [d for d in labels if any(str(r.get("definition_id")) == d for r in rows)]
+    methods = list(dict.fromkeys(str(r.get("method")) for r in rows))
+    methods.sort(key=lambda m: (m != "crude", m))
+    fig, ax = plt.subplots(figsize=(8, 0.4 * len(defs) + 1.4))
+    k = len(methods)
+    for mi, m in enumerate(methods):
+        ys, xs, lo, hi = [], [], [], []
+        for di, d in enumerate(defs):
+            r = next((r for r in rows if str(r.get("definition_id")) == d and str(r.get("method")) == m), None)
+            if r is None or r.get("estimate") is None:
+                continue
+            ys.append(di + (mi - (k - 1) / 2) * (0.7 / max(k, 1)))
+            xs.append(r["estimate"])
+            lo.append(r["estimate"] - r["ci_low"])
+            hi.append(r["ci_high"] - r["estimate"])
+        ax.errorbar(xs, ys, xerr=[lo, hi], fmt="s" if m == "crude" else "o", ms=4, lw=1, capsize=2,
+                    color="#888888" if m == "crude" else PALETTE[mi % len(PALETTE)], label=m)
+    for di, d in enumerate(defs):
+        if d in margins:
+            ax.plot([-margins[d]] * 2, [di - 0.4, di + 0.4], color="#a33b3b", lw=1, ls="--")
+    ax.axvline(0, color="#333333", lw=0.8)
+    ax.set_yticks(range(len(defs)), [labels[d] for d in defs])
+    ax.invert_yaxis()
+    ax.set_xlabel("risk difference, IOP minus residential (95% interval); dashed: non-inferiority margin")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(k, 6), frameon=False)
+    return _finish(fig, "chart-forest", "IOP vs residential across definitions (forest plot)",
+                   "Squares: crude; circles: adjusted. Right of zero favours IOP.")
+
+
+def love_plot(rows: Sequence[Mapping[str, Any]]) -> Chart:
+    plt = _plt()
+    covs = list(dict.fromkeys(str(r.get("covariate")) for r in rows))
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(covs) + 1.3))
+    before = [abs(r["smd_unadjusted"]) if r.get("smd_unadjusted") is not None else math.nan for r in rows]
+    after = [abs(r["smd_adjusted"]) if r.get("smd_adjusted") is not None else math.nan for r in rows]
+    ax.scatter(before, range(len(rows)), marker="o", facecolors="none", edgecolors=REFERENCE, label="unadjusted")
+    ax.scatter(after, range(len(rows)), marker="o", color=ARM, label="adjusted")
+    ax.axvline(0.1, color="#a33b3b", lw=0.8, ls="--")
+    ax.set_yticks(range(len(rows)), covs)
+    ax.invert_yaxis()
+    ax.set_xlabel("absolute standardized mean difference (dashed: 0.1)")
+    ax.legend(loc="lower right", frameon=False)
+    return _finish(fig, "chart-love", "Covariate balance before and after adjustment (Love plot)")
+
+
+def overlap(edges: Sequence[float], counts: Mapping[str, Sequence[int | None]], arm: str, reference: str) -> Chart:
+    """Propensity score distributions, arm above the axis and reference below; hidden bins hatched."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    widths = [b - a for a, b in zip(edges[:-1], edges[1:])]
+    for name, sign, color in ((arm, 1, ARM), (reference, -1, REFERENCE)):
+        vals = counts.get(name, [])
+        total = sum(v for v in vals if v is not None) or 1
+        heights = [sign * (v or 0) / total for v in vals]
+        ax.bar(edges[:-1], heights, width=widths, align="edge", color=color, alpha=0.75, label=name)
+        for x, w, v in zip(edges[:-1], widths, vals):
+            if v is None:
+                ax.axvspan(x, x + w, ymin=0.5 if sign > 0 else 0, ymax=1 if sign > 0 else 0.5,
+                           facecolor="none", hatch="///", edgecolor="#999999", lw=0)
+    ax.axhline(0, color="#333333", lw=0.8)
+    ax.set_xlabel("propensity score (probability of IOP)")
+    ax.set_ylabel("share of the group")
+    ax.legend(frameon=False)
+    return _finish(fig, "chart-overlap", "Propensity score overlap",
+                   "Hatched bins hold counts too small to show.")
+
+
+def kaplan_meier(curves: Mapping[str, Sequence[Mapping[str, Any]]], times: Sequence[float],
+                 at_risk: Mapping[str, Sequence[Any]], marker: str) -> Chart:
+    plt = _plt()
+    fig, (ax, tab) = plt.subplots(2, 1, figsize=(7, 4.4), gridspec_kw={"height_ratios": [4, 1]}, sharex=True)
+    for gi, (g, pts) in enumerate(curves.items()):
+        if not pts:
+            continue
+        color = PALETTE[gi % len(PALETTE)]
+        t = [p["time"] for p in pts]
+        ax.step(t, [p["survival"] for p in pts], where="post", color=color, label=g)
+        if all(p.get("ci_low") is not None for p in pts):
+            ax.fill_between(t, [p["ci_low"] for p in pts], [p["ci_high"] for p in pts], step="post",
+                            color=color, alpha=0.15, lw=0)
+    ax.set_ylabel("not readmitted")
+    _pct(ax, "y")
+    ax.legend(frameon=False, loc="lower left")
+    tab.set_axis_off()
+    groups = list(at_risk)
+    for gi, g in enumerate(groups):
+        tab.text(-0.02, 1 - (gi + 0.5) / max(len(groups), 1), g, transform=tab.transAxes, ha="right",
+                 va="center", fontsize=8)
+        for t, n in zip(times, at_risk[g]):
+            tab.text(t, 1 - (gi + 0.5) / max(len(groups), 1), marker if n is None else f"{n:,}",
+                     transform=tab.get_xaxis_transform(), ha="center", va="center", fontsize=8)
+    tab.set_title("number at risk", fontsize=8, loc="left")
+    ax.set_xlabel("")
+    tab.set_xlim(ax.get_xlim())
+    return _finish(fig, "chart-km", "Time to readmission (Kaplan–Meier)",
+                   "Curves are read on a coarse grid and stop when few remain at risk (disclosure control).")
+
+
+def trends(series: Mapping[str, Mapping[str, Any]], definition_label: str) -> Chart:
+    """p-chart per group: rate and interval per quarter, centre line and 3-sigma limits."""
+    plt = _plt()
+    groups = list(series)
+    fig, axes = plt.subplots(len(groups), 1, figsize=(7.5, 2.3 * len(groups) + 0.4), squeeze=False, sharex=True)
+    for ax, g in zip(axes[:, 0], groups):
+        s = series[g]
+        q = s["quarters"]
+        x = list(range(len(q)))
+        shown = [i for i, r in enumerate(s["rate"]) if r is not None]
+        ax.errorbar([x[i] for i in shown], [s["rate"][i] for i in shown],
+                    yerr=[[s["rate"][i] - s["ci_low"][i] for i in shown], [s["ci_high"][i] - s["rate"][i] for i in shown]],
+                    fmt="o-", ms=4, lw=1, color=ARM, capsize=2, label="rate (95% interval)")
+        if s.get("pbar") is not None:
+            ax.axhline(s["pbar"], color="#333333", lw=0.8, label="centre line")
+            lims = s["limits"]
+            lx = [x[i] for i, lim in enumerate(lims) if lim]
+            ax.step(lx, [lim[0] for lim in lims if lim], where="mid", color="#a33b3b", lw=0.8, ls="--",
+                    label="3-sigma limits")
+            ax.step(lx, [lim[1] for lim in lims if lim], where="mid", color="#a33b3b", lw=0.8, ls="--")
+        ax.set_title(g, fontsize=9, loc="left")
+        _pct(ax, "y")
+        ax.set_xticks(x, q)
+    axes[0, 0].legend(frameon=False, fontsize=7, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.08))
+    return _finish(fig, "chart-trend", f"Trend over the last quarters: {definition_label} (p-chart)",
+                   "Points outside the dashed limits signal special-cause variation.")
+
+
+def funnel(points: Sequence[Mapping[str, Any]], pbar: float, definition_label: str) -> Chart:
+    from pipelines.report.tables import funnel_limits
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ns = [p["denominator"] for p in points]
+    nmax = max(ns) * 1.1
+    grid = [max(5.0, nmax * i / 200) for i in range(1, 201)]
+    for z, ls, name in ((1.959964, "--", "95%"), (3.090232, ":", "99.8%")):
+        lims = [funnel_limits(pbar, n, z) for n in grid]
+        ax.plot(grid, [a for a, _ in lims], color="#a33b3b", lw=0.8, ls=ls, label=f"{name} limits")
+        ax.plot(grid, [b for _, b in lims], color="#a33b3b", lw=0.8, ls=ls)
+    ax.axhline(pbar, color="#333333", lw=0.8, label="overall")
+    ax.scatter(ns, [p["rate"] for p in points], s=14, color=ARM, zorder=3, label="site")
+    for p in points:
+        if p.get("outlier"):
+            ax.annotate(str(p["group"]), (p["denominator"], p["rate"]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
+    ax.set_xlabel("discharges in the denominator")
+    ax.set_ylabel(definition_label)
+    _pct(ax, "y")
+    ax.legend(frameon=False, fontsize=7)
+    return _finish(fig, "chart-funnel", f"Sites compared: {definition_label} (funnel plot)",
+                   "Sites outside the 99.8% limits are labelled.")
+
+
+def stepdown(rows: Sequence[Mapping[str, Any]]) -> Chart:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    shown = [r for r in rows if r.get("rate") is not None]
+    x = list(range(len(rows)))
+    xi = [x[i] for i, r in enumerate(rows) if r.get("rate") is not None]
+    ax.errorbar(xi, [r["rate"] for r in shown],
+                yerr=[[r["rate"] - r["ci_low"] for r in shown], [r["ci_high"] - r["rate"] for r in shown]],
+                fmt="o-", ms=4, lw=1, color=ARM, capsize=2)
+    ax.set_xticks(x, [str(r["group"]) for r in rows])
+    ax.set_ylim(0, 1)
+    _pct(ax, "y")
+    ax.set_ylabel("stepped down to IOP within 14 days")
+    return _finish(fig, "chart-stepdown", "Step-down from residential to IOP by quarter")
