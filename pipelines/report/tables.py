@@ -200,7 +200,7 @@ def table_one(
     cols.append("smd")
     frame = pd.DataFrame(recs).reindex(columns=cols)
     frame = frame.astype(object).where(frame.notna(), None)
-    hidden = pd.DataFrame(hid).reindex(columns=cols).fillna(False).astype(bool)
+    hidden = pd.DataFrame([{c: bool(h.get(c, False)) for c in cols} for h in hid], columns=cols)
     headers = {f"n_{lv}": f"{lv} n" for lv in levels + ["all"]}
     headers.update({f"pct_{lv}": f"{lv} %" for lv in levels + ["all"]})
     headers["smd"] = f"SMD {arm} vs {reference}"

@@ -193,3 +193,25 @@ def workspace(tmp_path: Path):
     out.mkdir()
     (out / "results.json").write_text(json.dumps(make_results()), encoding="utf-8")
     return Settings(warehouse=wh), out
+
+
+@pytest.fixture(scope="session")
+def written(tmp_path_factory):
+    """The report written once per session in all formats: {suffix: path}."""
+    import json
+
+    from pipelines.report.command import write_report
+    from pipelines.settings import Settings
+
+    root = tmp_path_factory.mktemp("report")
+    wh = make_warehouse(root / "w.duckdb")
+    out = root / "out"
+    out.mkdir()
+    (out / "results.json").write_text(json.dumps(make_results()), encoding="utf-8")
+    paths = write_report(Settings(warehouse=wh), out)
+    return {p.suffix: p for p in paths}
+
+
+@pytest.fixture(scope="session")
+def html(written) -> str:
+    return written[".html"].read_text(encoding="utf-8")
