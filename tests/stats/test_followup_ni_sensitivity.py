@@ -95,3 +95,12 @@ def test_holm_and_bh_by_hand():
     assert r.p_bh[4] == pytest.approx(0.02) and r.p_bh[0] == pytest.approx(0.02)
     assert r.p_bh[2] == pytest.approx(0.04) and r.p_bh[1] == pytest.approx(0.04)
     assert np.isnan(r.p_holm[3]) and r.n == 4
+
+
+def test_holm_matches_statsmodels_on_random_p_values():
+    from statsmodels.stats.multitest import multipletests
+
+    rng = np.random.default_rng(2)
+    for m in (1, 2, 7, 25):
+        p = rng.random(m) ** 3
+        np.testing.assert_allclose(adjust_pvalues(list(p)).p_holm, multipletests(p, method="holm")[1])

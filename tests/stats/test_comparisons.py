@@ -1,0 +1,131 @@
+"""comparisons.compare on synthetic analysis frames: shape, rules, populations, follow-up, multiplicity."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pytest
+from statsmodels.stats.multitest import multipletests
+
+import simulate
+from pipelines.analysis.comparisons import compare
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return simulate.analysis_frame(20_000, 6, seed=3)
+
+
+@pytest.fixture(scope="module")
+def result(frame):
+    return compare(frame, simulate.definitions(6), arms=("iop", "php", "residential"))
+
+
+def test_rows_for_every_definition_method_and_scale(result):
+    c = result.comparisons
+    binary = c.filter(pl.col("method") != "iptw_ate_multinomial", pl.col("missing_data").is_null())
+    for d in ("d01", "d02", "d03", "d04", "d06"):
+        got = set(binary.filter(pl.col("definition_id") == d).select("method", "estimand").iter_rows())
+        assert got == {(m, s) for m in ("crude", "gcomp", "iptw_ate", "iptw_att", "overlap", "aipw") for s in ("rd", "rr")}
+    assert c.filter(pl.col("estimate").is_not_null())["ci_low"].le(c.filter(pl.col("estimate").is_not_null())["estimate"]).all()
+
+
+def test_crude_matches_counts(frame, result):
+    sub = frame.filter(pl.col("level_group").is_in(["iop", "residential"]), pl.col("d01").is_not_null())
+    counts = sub.group_by("level_group").agg(pl.col("d01").cast(pl.Float64).mean().alias("p"), pl.len().alias("n"))
+    p = dict(counts.select("level_group", "p").iter_rows())
+    n = dict(counts.select("level_group", "n").iter_rows())
+    row = result.comparisons.filter(pl.col("definition_id") == "d01", pl.col("method") == "crude", pl.col("estimand") == "rd")
+    assert row["estimate"][0] == pytest.approx(p["iop"] - p["residential"])
+    assert row["n_arm"][0] == n["iop"] and row["n_reference"][0] == n["residential"]
+
+
+def test_multiplicity_adjustment_per_family(result):
+    fam = result.comparisons.filter(
+        pl.col("method") == "aipw", pl.col("estimand") == "rd", pl.col("missing_data").is_null()
+    )
+    p = fam["p_value"].to_numpy()
+    np.testing.assert_allclose(fam["p_holm"].to_numpy(), multipletests(p, method="holm")[1])
+    np.testing.assert_allclose(fam["p_bh"].to_numpy(), multipletests(p, method="fdr_bh")[1])
+
+
+def test_one_propensity_fit_per_distinct_population(result):
+    d = result.diagnostics.filter(pl.col("method") == "iptw_ate")
+    pops = dict(d.select("population", "definitions").iter_rows())
+    # d01, d02, d04 (everyone) and the follow-up block of d05 share one population; d03 and d06
+    # (2% excluded each, different people) and d05's reached people have their own.
+    assert len(pops) == 4
+    assert any(v.split(",") == ["d01", "d02", "d04", "d05"] for v in pops.values())
+    assert d["balance_passed"].all() and d["overlap_passed"].all()
+    ov = result.balance.filter(pl.col("method") == "overlap")
+    assert ov["smd_after"].abs().max() < 1e-8  # exact balance of overlap weights in every population
+    assert result.balance.filter(pl.col("method") == "iptw_ate")["smd_before"].abs().max() > 0.5
+
+
+def test_followup_rows(result):
+    c = result.comparisons.filter(pl.col("definition_id") == "d05", pl.col("estimand") == "rd")
+    kinds = set(c.select("method", "missing_data").iter_rows())
+    assert ("aipw", "cc") in kinds and ("iptw_ate", "itt") in kinds and ("ipw_followup", "ipfw") in kinds
+    itt = c.filter(pl.col("missing_data") == "itt")
+    assert "unreached counted as failure" in itt["note"][0]
+
+
+def test_multinomial_rows(result):
+    m = result.comparisons.filter(pl.col("method") == "iptw_ate_multinomial", pl.col("estimand") == "rd")
+    assert set(m["arm"]) == {"iop", "php"} and m["estimate"].null_count() == 0
+
+
+def test_noninferiority_rows(result):
+    ni = result.noninferiority
+    assert set(ni["definition_id"]) == {f"d0{k}" for k in range(1, 7)}
+    ok = ni.filter(pl.col("estimate").is_not_null())
+    assert (ok["noninferior"] == (ok["ci95_low"] > -0.05)).all()
+
+
+def test_too_few_people_is_not_estimable(frame):
+    small = pl.concat([frame.filter(pl.col("level_group") == "residential"), frame.filter(pl.col("level_group") == "iop").head(15)])
+    r = compare(small, simulate.definitions(2), methods=("crude", "iptw_ate", "aipw"))
+    adj = r.comparisons.filter(pl.col("method") != "crude")
+    assert adj["estimate"].null_count() == adj.height
+    assert adj["note"].str.contains("fewer than 20 people").all()
+    assert r.comparisons.filter(pl.col("method") == "crude")["estimate"].null_count() == 0
+    assert r.noninferiority["conclusion"].str.starts_with("not estimable").all()
+
+
+def test_too_few_events_is_not_estimable(frame):
+    f = frame.with_columns(pl.when(pl.col("level_group") == "iop").then(pl.lit(1, pl.Int8)).otherwise(pl.col("d01")).alias("d01"))
+    r = compare(f, simulate.definitions(1), methods=("crude", "gcomp"))
+    g = r.comparisons.filter(pl.col("method") == "gcomp")
+    assert g["estimate"].null_count() == 2 and "fewer than 5 successes or failures in iop" in g["note"][0]
+
+
+def test_no_overlap_is_not_estimable():
+    rng = np.random.default_rng(4)
+    n = 3000
+    sev = rng.normal(size=n)
+    level = np.where(sev + rng.normal(0, 0.25, n) > 0, "residential", "iop")  # c about 0.97
+    f = pl.DataFrame({
+        "level_group": level, "level_of_care": level, "use_days_admit": sev,
+        "d01": pl.Series((rng.random(n) < 0.5).astype(np.int8)),
+    })  # fmt: skip
+    r = compare(f, simulate.definitions(1), methods=("crude", "overlap"), covariates=("use_days_admit",))
+    o = r.comparisons.filter(pl.col("method") == "overlap")
+    assert o["estimate"].null_count() == 2 and o["note"][0].startswith("no overlap")
+    assert not r.diagnostics["passed"].any()
+
+
+def test_accepts_any_definition_like_object(frame):
+    @dataclass
+    class Other:
+        id: str
+        version: str
+        window_days: int | None
+        missing: str | None
+        label: str = "x"
+
+    r = compare(frame, [Other("d02", "2.1", None, "failure")], methods=("crude",))
+    assert set(r.comparisons["definition_version"]) == {"2.1"}
+    with pytest.raises(KeyError):
+        compare(frame, [Other("nope", "1", None, None)], methods=("crude",))
