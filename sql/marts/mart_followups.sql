@@ -3,12 +3,17 @@
 -- the data end date (is_due), for response-rate and attrition analyses.
 with
 
-windows as (
-    select * from int_followup_windows
+best as (
+    select * from int_followup_best
 ),
 
 episodes as (
     select * from int_episodes
+    where source = 'native'
+),
+
+windows as (
+    select unnest([30, 90, 180, 365]) as window_days
 ),
 
 pathways as (
@@ -17,7 +22,7 @@ pathways as (
 
 final as (
     select
-        windows.episode_key,
+        episodes.episode_key,
         episodes.episode_id,
         episodes.person_id,
         episodes.site_id,
@@ -26,25 +31,28 @@ final as (
         episodes.discharge_quarter,
         windows.window_days,
         pathways.days_observed >= windows.window_days as is_due,
-        windows.attempts,
-        windows.followup_id,
-        windows.status,
-        windows.reached,
-        windows.contact_date,
-        windows.days_after_discharge,
-        windows.abstinent,
-        windows.use_days,
-        windows.readmitted,
-        windows.overdose,
-        windows.employed,
-        windows.homeless,
-        windows.arrests,
-        windows.phq9,
-        windows.gad7,
-        windows.er_visits
-    from windows
-    inner join episodes on episodes.episode_key = windows.episode_key
-    left join pathways on pathways.episode_key = windows.episode_key
+        coalesce(best.attempts, 0) as attempts,
+        best.followup_id,
+        best.status,
+        coalesce(best.reached, false) as reached,
+        best.contact_date,
+        best.days_after_discharge,
+        best.abstinent,
+        best.use_days,
+        best.readmitted,
+        best.overdose,
+        best.employed,
+        best.homeless,
+        best.arrests,
+        best.phq9,
+        best.gad7,
+        best.er_visits
+    from episodes
+    cross join windows
+    left join best
+        on best.episode_key = episodes.episode_key
+        and best.window_days = windows.window_days
+    left join pathways on pathways.episode_key = episodes.episode_key
 )
 
 select * from final
