@@ -1,0 +1,280 @@
+"""Read an input file into a DuckDB table of text: every column VARCHAR, names lower-case.
+
+Everything is read as text so that a value that does not parse becomes a quarantine reason
+later (in SQL), never a crash here. Row numbers are 1-based data rows (the header is not a row).
+
+CSV: UTF-8 (BOM or not) or Latin-1 (chosen by trying UTF-8 over the whole file), CRLF or LF,
+delimiter sniffed from the header line among , ; tab |, double-quoted fields. The dialect is
+passed to DuckDB explicitly with strict parsing, so a short row or an unterminated quote
+refuses the file instead of shifting values between columns. Parquet: every column cast to
+VARCHAR. XLSX: the first sheet via openpyxl.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipelines.errors import UserError
+
+if TYPE_CHECKING:
+    import duckdb
+
+SRC_TABLE = "_lc_src0"
+SRC_VIEW = "_lc_src"  # adds _row_number
+DELIMITERS = (",", ";", "\t", "|")
+_CHUNK = 1 << 22
+
+
+class ReadRefused(UserError):
+    """The file cannot be read as a table (unreadable, truncated, malformed header)."""
+
+    def __init__(self, message: str, field: str = "", check_id: str = "unreadable"):
+        super().__init__(message)
+        self.field = field
+        self.check_id = check_id
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    sha256: str
+    size: int
+    format: str  # csv, parquet, xlsx
+    encoding: str  # utf-8, latin-1 (csv only)
+    odd_quotes: bool
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _format_of(path: Path, head: bytes) -> str:
+    if head.startswith(b"PAR1"):
+        return "parquet"
+    if head.startswith(b"PK\x03\x04"):
+        return "xlsx"
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return "parquet"
+    if suffix in (".xlsx", ".xlsm"):
+        return "xlsx"
+    return "csv"
+
+
+def file_facts(path: Path) -> FileFacts:
+    """sha256 and, for text files, encoding and quote balance in one streaming pass."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8 = True
+    quotes = 0
+    size = 0
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            fh.seek(0)
+            fmt = _format_of(path, head)
+            while chunk := fh.read(_CHUNK):
+                size += len(chunk)
+                digest.update(chunk)
+                if fmt == "csv":
+                    quotes += chunk.count(b'"')
+                    if utf8:
+                        try:
+                            decoder.decode(chunk)
+                        except UnicodeDecodeError:
+                            utf8 = False
+            if fmt == "csv" and utf8:
+                try:
+                    decoder.decode(b"", final=True)
+                except UnicodeDecodeError:
+                    utf8 = False  # file ends inside a multi-byte character: truncated or not UTF-8
+    except OSError as exc:
+        raise ReadRefused(f"{path.name}: cannot read the file ({exc.strerror or type(exc).__name__})") from None
+    return FileFacts(digest.hexdigest(), size, fmt, "utf-8" if utf8 else "latin-1", quotes % 2 == 1)
+
+
+def _header_line(path: Path, encoding: str) -> str:
+    with path.open("r", encoding=encoding, newline="") as fh:
+        line = fh.readline()
+    return line.lstrip("\ufeff").rstrip("\r\n")
+
+
+def sniff_delimiter(header: str) -> str:
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _clean_names(path: Path, names: list[str]) -> list[str]:
+    cleaned = [n.replace("\ufeff", "").strip().lower() for n in names]
+    for i, n in enumerate(cleaned, start=1):
+        if not n:
+            raise ReadRefused(f"{path.name}: header column {i} has no name", check_id="header")
+    seen: set[str] = set()
+    for n in cleaned:
+        if n in seen:
+            raise ReadRefused(f"{path.name}: column {n!r} appears twice in the header (names are "
+                              "case-insensitive)", field=n, check_id="header")
+        seen.add(n)
+    return cleaned
+
+
+def peek_columns(path: Path) -> list[str]:
+    """Lower-case column names from the header only (for kind detection and ordering)."""
+    facts = file_facts(path)
+    if facts.format == "csv":
+        line = _header_line(path, facts.encoding)
+        return _clean_names(path, next(csv.reader([line], delimiter=sniff_delimiter(line))) if line else [])
+    if facts.format == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return _clean_names(path, list(pq.read_schema(path).names))
+        except Exception:
+            raise ReadRefused(f"{path.name}: unreadable or truncated Parquet file") from None
+    rows = _xlsx_rows(path, limit=1)
+    return _clean_names(path, [str(v) if v is not None else "" for v in rows[0]]) if rows else []
+
+
+def _duck_error_line(exc: Exception) -> str:
+    # DuckDB's message can quote the offending line; keep only the line number.
+    m = re.search(r"[Ll]ine:?\s*(\d+)", str(exc))
+    return f" (parser stopped at line {m.group(1)})" if m else ""
+
+
+def load_csv(con: duckdb.DuckDBPyConnection, path: Path, facts: FileFacts) -> list[str]:
+    import duckdb
+
+    if facts.size == 0:
+        raise ReadRefused(f"{path.name}: empty file (no header)")
+    if facts.odd_quotes:
+        raise ReadRefused(f"{path.name}: unreadable or truncated CSV (unbalanced quotes)", check_id="truncated")
+    header = _header_line(path, facts.encoding)
+    if not header.strip():
+        raise ReadRefused(f"{path.name}: empty file (no header)")
+    delim = sniff_delimiter(header)
+    names = _clean_names(path, next(csv.reader([header], delimiter=delim)))
+    columns = "{" + ", ".join(f"{quote_lit(n)}: 'VARCHAR'" for n in names) + "}"
+    sql = (
+        f"CREATE OR REPLACE TEMP TABLE {SRC_TABLE} AS SELECT * FROM read_csv({quote_lit(str(path))}, "
+        f"delim={quote_lit(delim)}, quote='\"', escape='\"', header=true, auto_detect=false, "
+        f"columns={columns}, strict_mode=true, null_padding=false, "
+        f"encoding={quote_lit(facts.encoding)}, max_line_size=10000000)"
+    )
+    try:
+        con.execute(sql)
+    except duckdb.Error as exc:
+        raise ReadRefused(f"{path.name}: unreadable or truncated CSV{_duck_error_line(exc)}",
+                          check_id="truncated") from None
+    return names
+
+
+def load_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    import duckdb
+
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({quote_lit(str(path))})").fetchall()
+        originals = [r[0] for r in described]
+        names = _clean_names(path, originals)
+        select = ", ".join(f"CAST({quote_ident(o)} AS VARCHAR) AS {quote_ident(n)}"
+                           for o, n in zip(originals, names, strict=True))
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {SRC_TABLE} AS SELECT {select} "
+                    f"FROM read_parquet({quote_lit(str(path))})")
+    except duckdb.Error:
+        raise ReadRefused(f"{path.name}: unreadable or truncated Parquet file", check_id="truncated") from None
+    return names
+
+
+def _cell_text(value: object) -> str | None:
+    import datetime as dt
+
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time(0) else value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
+
+
+def _xlsx_rows(path: Path, limit: int | None = None) -> list[tuple]:
+    try:
+        import openpyxl
+
+        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        try:
+            ws = wb.worksheets[0]
+            rows = []
+            for row in ws.iter_rows(values_only=True):
+                rows.append(row)
+                if limit is not None and len(rows) >= limit:
+                    break
+        finally:
+            wb.close()
+    except Exception:
+        raise ReadRefused(f"{path.name}: unreadable or truncated XLSX file", check_id="truncated") from None
+    return rows
+
+
+def load_xlsx(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    import pyarrow as pa
+
+    rows = _xlsx_rows(path)
+    while rows and all(v is None for v in rows[-1]):
+        rows.pop()  # trailing empty rows are formatting leftovers, not records
+    if not rows:
+        raise ReadRefused(f"{path.name}: empty sheet (no header)")
+    width = len(rows[0])
+    while width and rows[0][width - 1] is None:
+        width -= 1
+    names = _clean_names(path, [_cell_text(v) or "" for v in rows[0][:width]])
+    data = rows[1:]
+    cols = {}
+    for j, name in enumerate(names):
+        cols[name] = pa.array([_cell_text(r[j]) if j < len(r) else None for r in data], type=pa.string())
+    for i, r in enumerate(data, start=1):
+        if any(v is not None for v in r[width:]):
+            raise ReadRefused(f"{path.name}: row {i} has values beyond the header's {width} columns",
+                              check_id="truncated")
+    table = pa.table(cols) if cols else pa.table({})
+    con.register("_lc_xlsx", table)
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {SRC_TABLE} AS SELECT * FROM _lc_xlsx")
+    finally:
+        con.unregister("_lc_xlsx")
+    return names
+
+
+def load_source(con: duckdb.DuckDBPyConnection, path: Path, facts: FileFacts) -> list[str]:
+    """Load ``path`` into the temp view ``_lc_src`` (text columns + ``_row_number``)."""
+    if facts.format == "parquet":
+        names = load_parquet(con, path)
+    elif facts.format == "xlsx":
+        names = load_xlsx(con, path)
+    else:
+        names = load_csv(con, path, facts)
+    # A freshly created table's rowid follows insertion (file) order.
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {SRC_VIEW} AS SELECT rowid + 1 AS _row_number, * FROM {SRC_TABLE}")
+    return names
+
+
+def drop_source(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(f"DROP VIEW IF EXISTS {SRC_VIEW}")
+    con.execute(f"DROP TABLE IF EXISTS {SRC_TABLE}")
+
+
+__all__ = ["FileFacts", "ReadRefused", "file_facts", "load_source", "peek_columns", "drop_source",
+           "quote_ident", "quote_lit"]
