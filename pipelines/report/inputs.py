@@ -126,7 +126,7 @@ def read_warehouse(warehouse: Path, quarters: list[str] | None = None) -> Wareho
         have = _tables(con)
         if "ingest_ledger" in have:
             agg.ledger = _dicts(con.execute(
-                "select file_name, kind, status, rows_read, rows_loaded, rows_quarantined, "
+                "select file_sha256, file_name, kind, status, rows_read, rows_loaded, rows_quarantined, "
                 "contract_version, cast(ingested_at as date) as ingested_on "
                 "from ingest_ledger order by ingested_at, file_name"
             ))
@@ -220,3 +220,35 @@ def _stepdown(con, agg, cols, base, params) -> None:
                           "group_by": by, **row} for row in _with_rates(rows)]
     if not agg.stepdown:
         agg.missing["stepdown"] = "no residential discharges in the period"
+
+
+INSTRUMENTS = ("phq9", "gad7")
+
+
+def read_instruments(warehouse: Path, quarters: list[str] | None = None) -> list[dict[str, Any]]:
+    """Standardized instruments by level of care: people with both an admission and a discharge
+    score, and the two means (Joint Commission CTS.03.01.09 EP3: aggregated for the population)."""
+    from pipelines.warehouse import connect
+
+    if not Path(warehouse).exists():
+        return []
+    out: list[dict[str, Any]] = []
+    with connect(Path(warehouse), read_only=True) as con:
+        if "mart_episodes" not in _tables(con):
+            return []
+        cols = _columns(con, "mart_episodes")
+        where, params = "where level_group is not null", []
+        if quarters:
+            where += f" and discharge_quarter in ({', '.join('?' * len(quarters))})"
+            params = list(quarters)
+        for inst in INSTRUMENTS:
+            a, d = f"{inst}_admit", f"{inst}_discharge"
+            if a not in cols or d not in cols:
+                continue
+            rows = _dicts(con.execute(
+                f'select level_group, count(*) as n, avg("{a}") as mean_admit, avg("{d}") as mean_discharge '
+                f'from mart_episodes {where} and "{a}" is not null and "{d}" is not null group by 1 order by 1',
+                params,
+            ))
+            out += [{"instrument": inst, **row} for row in rows]
+    return out

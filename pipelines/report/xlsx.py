@@ -23,9 +23,10 @@ def safe_cell(v: Any) -> Any:
     return v
 
 
-def table_rows(t: Table, marker: str) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of a table for a spreadsheet: numbers as numbers, hidden cells as the marker."""
-    header = [t.heading(c) for c in t.frame.columns]
+def table_rows(t: Table, marker: str, *, headings: bool = True) -> tuple[list[str], list[list[Any]]]:
+    """Header (headings, or column names for CSV) and rows of a table for a spreadsheet: numbers
+    as numbers, counts as integers, hidden cells as the marker."""
+    header = [t.heading(c) if headings else str(c) for c in t.frame.columns]
     rows = []
     for i in range(t.frame.shape[0]):
         row = []
@@ -37,6 +38,8 @@ def table_rows(t: Table, marker: str) -> tuple[list[str], list[list[Any]]]:
                 v = None
             elif hasattr(v, "item"):
                 v = v.item()
+            if isinstance(v, float) and t.formats.get(c) == "int":
+                v = int(v)
             row.append(safe_cell(v if isinstance(v, (int, float, type(None))) else str(v)))
         rows.append(row)
     return header, rows
@@ -106,7 +109,7 @@ def write_csv(path: Path, t: Table, marker: str, rule_name: str) -> Path:
     from pipelines.report.build import check_table
 
     check_table(t, rule_name)
-    header, rows = table_rows(t, marker)
+    header, rows = table_rows(t, marker, headings=False)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
         w.writerow([safe_cell(h) for h in header])

@@ -22,10 +22,13 @@ COUNTS = {
     "retention_90d": {"iop": (90, 200), "php": (76, 80), "residential": (210, 300), "detox": (0, 9)},
     "abstinent_90d_itt": {"iop": (80, 180), "php": (30, 70), "residential": (110, 280), "detox": (2, 9)},
     "no_readmission_30d": {"iop": (170, 200), "php": (60, 80), "residential": (250, 300), "detox": (6, 9)},
+    "phq9_response": {"iop": (90, 190), "php": (30, 66), "residential": (70, 125), "detox": (1, 6)},
 }
 LABELS = {"completion": "Treatment completed", "retention_90d": "Retained 90 days",
           "abstinent_90d_itt": "Abstinent at 90 days (missing = failure)",
-          "no_readmission_30d": "=HYPERLINK(\"x\") not readmitted in 30 days"}  # formula-like on purpose
+          # formula-like on purpose: spreadsheets must get it as text
+          "no_readmission_30d": "=HYPERLINK(\"x\") not readmitted in 30 days",
+          "phq9_response": "PHQ-9 response (50% drop)"}
 SITE_COUNTS = [(30, 50), (45, 80), (20, 60), (5, 8), (70, 100), (12, 40), (33, 55), (60, 90), (25, 45),
                (50, 70), (15, 30), (40, 62)]
 
@@ -156,7 +159,9 @@ def make_warehouse(path: Path, source: str = "native", n: int = 400, seed: int =
             "primary_substance": rnd.choice(["alcohol", "opioids", "stimulants"]),
             "co_occurring_mh": rnd.random() < 0.4, "has_prior_episodes": rnd.random() < 0.5,
             "prior_episodes": rnd.randrange(5), "phq9_admit": rnd.randrange(28) if native else None,
-            "gad7_admit": rnd.randrange(22) if native else None, "payer": rnd.choice(["medicaid", "private"]),
+            "gad7_admit": rnd.randrange(22) if native else None,
+            "phq9_discharge": rnd.randrange(20) if native else None,
+            "gad7_discharge": rnd.randrange(15) if native else None, "payer": rnd.choice(["medicaid", "private"]),
             "stepdown_iop_14d": (rnd.random() < 0.45) if group == "residential" and native else None,
         }
         for w in (30, 90, 180, 365):
@@ -167,7 +172,8 @@ def make_warehouse(path: Path, source: str = "native", n: int = 400, seed: int =
     cols = list(rows[0])
     types = {"admit_date": "date", "discharge_date": "date", "co_occurring_mh": "boolean",
              "has_prior_episodes": "boolean", "stepdown_iop_14d": "boolean", "prior_episodes": "integer",
-             "phq9_admit": "integer", "gad7_admit": "integer",
+             "phq9_admit": "integer", "gad7_admit": "integer", "phq9_discharge": "integer",
+             "gad7_discharge": "integer",
              **{f"fu{w}_reached": "boolean" for w in (30, 90, 180, 365)}}
     con.execute("create table mart_episodes (" + ", ".join(f'"{c}" {types.get(c, "varchar")}' for c in cols) + ")")
     con.executemany(f"insert into mart_episodes values ({', '.join('?' * len(cols))})",

@@ -1,0 +1,1 @@
+"""Exports for accreditation surveyors (CARF, the Joint Commission)."""
