@@ -106,9 +106,17 @@ class _Relation:
 def _protect(values: list[int], hidden: list[bool], relations: list[_Relation], rule: Rule) -> list[bool]:
     """Complementary suppression: hide more cells until no hidden cell is recoverable."""
     hidden = list(hidden)
+    # Relations sharing no cell are protected by the line rules alone (a hidden cell ranges over
+    # [0, hidden sum > high]); only overlapping ones need the linear-programming audit.
+    seen: set[int] = set()
+    overlap = False
+    for rel in relations:
+        cells = set(rel.members) | ({rel.total} if rel.total is not None else set())
+        overlap |= bool(cells & seen)
+        seen |= cells
     for _ in range(len(values) + 2):
         _protect_lines(values, hidden, relations, rule)
-        weak = _weak_cells(values, hidden, relations, rule)
+        weak = _weak_cells(values, hidden, relations, rule) if overlap else []
         if not weak:
             return hidden
         changed = False
