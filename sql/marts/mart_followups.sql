@@ -1,6 +1,8 @@
 -- One row per native episode x follow-up window (30, 90, 180, 365), with the best attempt of
 -- the window (no attempt: status null, reached false) and whether the window had ended by
--- the data end date (is_due), for response-rate and attrition analyses.
+-- the data end date (is_due), for response-rate and attrition analyses. Episode attributes
+-- live in mart_episodes (join on episode_key): repeating them four times made this the
+-- slowest table to write.
 with
 
 best as (
@@ -8,7 +10,7 @@ best as (
 ),
 
 episodes as (
-    select * from int_episodes
+    select episode_key from int_episodes
     where source = 'native'
 ),
 
@@ -23,16 +25,9 @@ pathways as (
 final as (
     select
         episodes.episode_key,
-        episodes.episode_id,
-        episodes.person_id,
-        episodes.site_id,
-        episodes.level_of_care,
-        episodes.level_group,
-        episodes.discharge_quarter,
         windows.window_days,
         pathways.days_observed >= windows.window_days as is_due,
         coalesce(best.attempts, 0) as attempts,
-        best.followup_id,
         best.status,
         coalesce(best.reached, false) as reached,
         best.contact_date,
