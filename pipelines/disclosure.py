@@ -331,6 +331,9 @@ def _round_rate_row(row: dict[str, Any], r: Rule) -> dict[str, Any]:
         row.update(numerator=None, denominator=den_r, suppressed=True, **dict.fromkeys(RATE_STAT_COLS))
         return row
     num_r = r.round(num)
+    if r.is_small(den_r - num_r):  # rounding can bring the shown complement into the small range
+        row.update(numerator=None, denominator=den_r, suppressed=True, **dict.fromkeys(RATE_STAT_COLS))
+        return row
     # The exact rate would give the exact counts back: recompute from the rounded counts.
     lo, hi = wilson(num_r, den_r)
     row.update(numerator=num_r, denominator=den_r, rate=num_r / den_r, ci_low=lo, ci_high=hi,

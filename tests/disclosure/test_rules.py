@@ -171,3 +171,19 @@ def test_cms_level_of_care_rows_cannot_be_recovered_through_their_level_group_ro
     # Hiding only short (and, for the family total, iop) would leave residential 145 - 100 - 40
     # = 5: a second residential_* numerator has to go as well.
     assert loc["residential_hospital"] is None or loc["residential_long"] is None
+
+
+def test_kaplan_meier_points_stand_for_zero_or_many_events_and_stop_when_few_at_risk():
+    from pipelines.disclosure import apply_km
+
+    # 100 at risk; one event on day 20 (survival 0.99), then 20 events on day 40 (0.99 * 79/99),
+    # then the number at risk falls to 9 after day 40.
+    time = [20, 40, 60]
+    surv = [0.99, 0.99 * 79 / 99, 0.99 * 79 / 99 * 8 / 9]
+    at_risk = [100, 99, 9]
+    pts = apply_km(time, surv, at_risk, grid_days=15)
+    times = [p["time"] for p in pts]
+    # day 15: before the first step, nothing to read; day 30: one event since day 0 (not shown:
+    # it would give 1 back); day 45: 21 events since day 0 (shown); then 9 at risk: the curve stops.
+    assert times == [0.0, 45.0]
+    assert pts[-1]["survival"] == surv[1]

@@ -167,3 +167,22 @@ def test_cli_report_and_user_errors(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not a quarter like 2026Q3" in err and "no results.json found" in err
     assert "Traceback" not in err
+
+
+def test_opensafely_rule_rounds_every_count(tmp_path):
+    from pipelines.report import build, inputs
+
+    agg = inputs.read_warehouse(make_warehouse(tmp_path / "w.duckdb"))
+    report = build.build_report(make_results(), agg, rule="opensafely")
+    seen = 0
+    for t in report.tables():
+        for c in t.count_cols:
+            for i, v in enumerate(t.frame[c]):
+                if v is not None and not t.is_hidden(i, c):
+                    seen += 1
+                    assert int(v) % 5 == 0 and not 1 <= int(v) <= 7, (t.id, c, v)
+    assert seen > 50
+    rates = next(t for t in report.tables() if t.id == "table-rates").frame
+    iop = rates[(rates.definition_id == "completion") & (rates.group == "iop")].iloc[0]
+    assert (iop.numerator, iop.denominator) == (120, 200) and iop.rate == 120 / 200
+    assert report.marker == "[REDACTED]"
