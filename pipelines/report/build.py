@@ -194,10 +194,13 @@ def _data_quality(ctx: _Context) -> Section:
                                note="Reached / discharges whose window had passed by the latest discharge "
                                     "date (native records only).")
         s.tables.append(t)
-        for x in shown:
-            if x.get("rate") is not None and x["rate"] < FOLLOWUP_TARGET:
-                ctx.flags.append(f"follow-up response at {x['window_days']} days for {x['group']} is "
-                                 f"{_pct(x['rate'])}, below the 80% target.")
+        rated = [x for x in shown if x.get("rate") is not None]
+        low = [x for x in rated if x["rate"] < FOLLOWUP_TARGET]
+        if low:
+            worst = min(low, key=lambda x: x["rate"])
+            ctx.flags.append(f"follow-up response is below the 80% target in {len(low)} of {len(rated)} "
+                             f"window/level cells shown (lowest {_pct(worst['rate'])}: {worst['group']} at "
+                             f"{worst['window_days']} days).")
     else:
         s.unavailable.append(f"follow-up response: not available: {agg.missing.get('followup', 'no follow-ups')}")
     validation = ctx.results.get("validation") or {}

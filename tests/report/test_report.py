@@ -55,6 +55,8 @@ def test_summary_in_plain_words(html):
     assert "1 file(s) refused whole" in summary
     assert "10.2% of rows read were quarantined" in summary
     assert "1 validation check(s) failed" in summary
+    # follow-up: simulated reach of 75% per window is below the 80% target
+    assert "follow-up response is below the 80% target" in summary
 
 
 def test_small_cells_are_marked_never_zero(html):
@@ -129,8 +131,11 @@ def test_missing_inputs_say_not_available(tmp_path):
     results["diagnostics"] = {}
     results["rates"] = [r for r in results["rates"] if r["group_by"] in ("all", "level_group")]
     (tmp_path / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    (tmp_path / "data_docs").mkdir()
+    (tmp_path / "data_docs" / "index.html").write_text("<html></html>", encoding="utf-8")
     paths = write_report(Settings(warehouse=wh), tmp_path / "rep", results_dir=tmp_path, formats=("html",))
     html = paths[0].read_text(encoding="utf-8")
+    assert '<a href="../data_docs/index.html">Data Docs (validation detail)</a>' in html
     for reason in ("comparison: not available: results.json holds no comparisons yet",
                    "not available: results.json holds no readmission survival curves",
                    "follow-up response: not available: only TEDS-D data, which has no follow-ups",
