@@ -10,10 +10,9 @@ wide staging copies to disk tripled the build time at 1.7M episodes, and nothing
 build reads them (docs/interfaces.md promises the marts).
 
 Raw tables may not exist yet in a young warehouse (no TEDS-D file ingested, say). The models
-need them, so ``ensure_raw_tables`` creates any missing one empty. The contracts area
-(``pipelines.contracts``) did not publish DDL when this was written, so the minimal DDL below
-is taken from the column lists of docs/interfaces.md; it creates tables only when absent and
-never alters a table ingestion created.
+need them, so ``ensure_raw_tables`` creates any missing one empty, with the DDL the contracts
+area generates from ``data_contracts/*.yaml`` (``pipelines.contracts``); an existing table is
+never altered.
 """
 
 from __future__ import annotations
@@ -32,42 +31,11 @@ log = logging.getLogger(__name__)
 BUILD_LAYERS = ("staging", "intermediate", "marts")
 TEMPORARY_LAYERS = ("staging", "intermediate")
 
-_LINEAGE = "_file_sha256 VARCHAR, _row_number BIGINT"
-
-# records-v1 fields with the types docs/interfaces.md gives for raw tables.
-RAW_DDL: dict[str, str] = {
-    "raw_discharges": f"""
-        episode_id VARCHAR, person_id VARCHAR, site_id VARCHAR, program_id VARCHAR,
-        level_of_care VARCHAR, asam_level VARCHAR, admit_date DATE, discharge_date DATE,
-        discharge_reason VARCHAR, age_band VARCHAR, sex VARCHAR, race VARCHAR, ethnicity VARCHAR,
-        primary_substance VARCHAR, co_occurring_mh BOOLEAN, prior_episodes INTEGER,
-        days_waiting INTEGER, use_days_admit INTEGER, use_days_discharge INTEGER,
-        phq9_admit INTEGER, phq9_discharge INTEGER, gad7_admit INTEGER, gad7_discharge INTEGER,
-        employed_admit BOOLEAN, employed_discharge BOOLEAN, homeless_admit BOOLEAN,
-        homeless_discharge BOOLEAN, arrests_admit INTEGER, arrests_discharge INTEGER,
-        payer VARCHAR, referral_source VARCHAR, mat BOOLEAN, hours_per_week DOUBLE,
-        sessions_attended INTEGER, family_involved BOOLEAN, satisfaction INTEGER,
-        episode_cost DOUBLE, {_LINEAGE}""",
-    "raw_followups": f"""
-        followup_id VARCHAR, episode_id VARCHAR, site_id VARCHAR, window_days INTEGER,
-        contact_date DATE, days_after_discharge INTEGER, status VARCHAR, abstinent_30d BOOLEAN,
-        use_days_30 INTEGER, readmitted BOOLEAN, overdose BOOLEAN, employed BOOLEAN,
-        homeless BOOLEAN, arrests_30 INTEGER, phq9 INTEGER, gad7 INTEGER, er_visits_30 INTEGER,
-        {_LINEAGE}""",
-    "raw_teds_d": f"""
-        episode_id VARCHAR, site_id VARCHAR, discharge_year INTEGER, teds_era VARCHAR,
-        services_d INTEGER, level_of_care VARCHAR, discharge_reason VARCHAR, los_code INTEGER,
-        age_band VARCHAR, sex VARCHAR, race VARCHAR, ethnicity VARCHAR, primary_substance VARCHAR,
-        co_occurring_mh BOOLEAN, has_prior_episodes BOOLEAN, use_frequency_admit VARCHAR,
-        use_frequency_discharge VARCHAR, employed_admit BOOLEAN, employed_discharge BOOLEAN,
-        homeless_admit BOOLEAN, homeless_discharge BOOLEAN, arrests_admit INTEGER,
-        arrests_discharge INTEGER, referral_source VARCHAR, payer VARCHAR, mat BOOLEAN,
-        {_LINEAGE}""",
-}
-
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Create the raw tables that do not exist yet (empty); return their names."""
+    from pipelines import contracts
+
     existing = {
         row[0]
         for row in con.execute(
@@ -75,11 +43,10 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
         ).fetchall()
     }
     created = []
-    for table, columns in RAW_DDL.items():
-        if table not in existing:
-            # table names come from the constant above, never from input
-            con.execute(f"create table {table} ({columns})")
-            created.append(table)
+    for contract in contracts.all_contracts():
+        if contract.table not in existing:
+            con.execute(contract.ddl())  # generated from the contract files, not from input
+            created.append(contract.table)
     if created:
         log.info("created empty raw tables: %s", ", ".join(created))
     return created
