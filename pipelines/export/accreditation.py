@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
@@ -75,7 +74,7 @@ def load_targets(path: Path | None) -> dict[str, tuple[str, str, float]]:
             raise UserError(f"{path}: indicator {ind!r}: expected a mapping of domain, objective, target")
         unknown = set(spec) - {"domain", "objective", "target"}
         if unknown:
-            raise UserError(f"{path}: indicator {ind!r}: unknown key {sorted(unknown)[0]!r}")
+            raise UserError(f"{path}: indicator {ind!r}: unknown key {min(unknown)!r}")
         domain, objective, target = indicators.get(ind, (None, None, None))
         domain = spec.get("domain", domain)
         objective = spec.get("objective", objective)
@@ -187,7 +186,7 @@ def file_sha256(path: Path) -> str:
 def code_commit() -> str | None:
     """The git commit of the code, when run from a checkout (None from an installed wheel)."""
     try:
-        res = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10,
+        res = subprocess.run(["git", "rev-parse", "HEAD"], check=False, capture_output=True, text=True, timeout=10,
                              cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.SubprocessError):
         return None
@@ -196,7 +195,7 @@ def code_commit() -> str | None:
 
 def manifest(results: Mapping[str, Any], results_path: Path, ledger: Sequence[Mapping[str, Any]],
              targets_path: Path | None, standard: str | None, rule: str) -> dict[str, Any]:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return {
         "export_run_id": f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
         "created_at": now.isoformat(timespec="seconds"),

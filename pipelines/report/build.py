@@ -15,7 +15,7 @@ from pipelines import disclosure
 from pipelines.errors import UserError
 from pipelines.report import charts, tables
 from pipelines.report.inputs import WarehouseAggregates
-from pipelines.report.model import Report, Section, Table
+from pipelines.report.model import Report, Section
 
 ARM, REFERENCE = "iop", "residential"
 HEADLINE = ("completion", "retention_90d", "abstinent_90d_itt", "abstinent_90d_cc", "no_readmission_30d",
@@ -526,18 +526,6 @@ def _appendix(ctx: _Context, definitions: Sequence[Mapping[str, Any]]) -> Sectio
         s.tables.append(tables.simple_table("table-inputs", "Input files", ctx.results["inputs"],
                                             ["file_name", "kind", "file_sha256"]))
     return s
-
-
-def all_tables_checked(report: Report) -> None:
-    """The final guard over every table of the report (called by each writer)."""
-    for t in report.tables():
-        check_table(t, report.rule_name)
-
-
-def check_table(t: Table, rule: str) -> None:
-    disclosure.check_artifact(t.frame, list(t.count_cols), rule=rule, name=t.id)
-    if {"numerator", "denominator"} <= set(t.frame.columns):
-        disclosure.check_artifact(t.frame[["numerator", "denominator"]], [], rule=rule, name=t.id)
 
 
 def find_data_docs(*folders: Path | None) -> str | None:

@@ -23,8 +23,6 @@ def render_html(report: Report) -> str:
 
 
 def write_html(report: Report, path: Path) -> Path:
-    from pipelines.report.build import all_tables_checked
-
-    all_tables_checked(report)
+    report.check()
     path.write_text(render_html(report), encoding="utf-8")
     return path

@@ -34,6 +34,14 @@ class Table:
     def heading(self, col: str) -> str:
         return self.headers.get(col, col.replace("_", " "))
 
+    def check(self, rule: str) -> None:
+        """The final guard: refuse if a count the rule forbids would be written."""
+        from pipelines.disclosure import check_artifact
+
+        check_artifact(self.frame, list(self.count_cols), rule=rule, name=self.id)
+        if {"numerator", "denominator"} <= set(self.frame.columns):  # a small complement
+            check_artifact(self.frame[["numerator", "denominator"]], [], rule=rule, name=self.id)
+
     def text(self, i: int, col: str, marker: str) -> str:
         """The cell as text: the rule's marker when hidden, a dash when there is no value."""
         if self.is_hidden(i, col):
@@ -91,6 +99,11 @@ class Report:
     marker: str
     disclosure_note: str
     sections: list[Section]
+
+    def check(self) -> None:
+        """The final guard over every table, called by each writer before it writes."""
+        for t in self.tables():
+            t.check(self.rule_name)
 
     def tables(self) -> list[Table]:
         return [t for s in self.sections for t in s.tables]

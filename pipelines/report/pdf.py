@@ -16,12 +16,17 @@ def write_pdf(report: Report, path: Path) -> Path:
     from reportlab.lib.units import cm
     from reportlab.lib.utils import ImageReader
     from reportlab.platypus import (
-        Image, KeepTogether, LongTable, PageBreak, Paragraph, SimpleDocTemplate, Spacer, TableStyle,
+        Image,
+        KeepTogether,
+        LongTable,
+        PageBreak,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        TableStyle,
     )
 
-    from pipelines.report.build import all_tables_checked
-
-    all_tables_checked(report)
+    report.check()
     page = landscape(A4)  # wide tables (Table 1, rates) fit across
     doc = SimpleDocTemplate(str(path), pagesize=page, leftMargin=1.5 * cm, rightMargin=1.5 * cm,
                             topMargin=1.5 * cm, bottomMargin=1.5 * cm, title=report.title,

@@ -4,6 +4,7 @@ neutralized: a cell starting with = + - @ tab or CR would run as a formula in a 
 from __future__ import annotations
 
 import csv
+import math
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ def table_rows(t: Table, marker: str, *, headings: bool = True) -> tuple[list[st
             v = t.frame.iloc[i][c]
             if t.is_hidden(i, c):
                 v = marker
-            elif v is None or (isinstance(v, float) and v != v):
+            elif v is None or (isinstance(v, float) and math.isnan(v)):
                 v = None
             elif hasattr(v, "item"):
                 v = v.item()
@@ -61,8 +62,6 @@ def write_workbook(path: Path, sheets: Iterable[tuple[str, Sequence[Table], Sequ
     from openpyxl import Workbook
     from openpyxl.styles import Font
 
-    from pipelines.report.build import check_table
-
     wb = Workbook()
     wb.remove(wb.active)
     used: set[str] = set()
@@ -74,7 +73,7 @@ def write_workbook(path: Path, sheets: Iterable[tuple[str, Sequence[Table], Sequ
             ws.cell(row=r, column=1, value=safe_cell(line))
             r += 1
         for t in tabs:
-            check_table(t, rule_name)
+            t.check(rule_name)
             if r > 1:
                 r += 1
             ws.cell(row=r, column=1, value=safe_cell(t.title)).font = bold
@@ -106,9 +105,7 @@ def write_report_xlsx(report: Report, path: Path) -> Path:
 
 
 def write_csv(path: Path, t: Table, marker: str, rule_name: str) -> Path:
-    from pipelines.report.build import check_table
-
-    check_table(t, rule_name)
+    t.check(rule_name)
     header, rows = table_rows(t, marker, headings=False)
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)

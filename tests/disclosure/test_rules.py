@@ -119,7 +119,7 @@ def test_suppress_table_hand_worked_cross_table():
 
 def test_suppress_table_small_margin_is_hidden():
     df = pd.DataFrame({"category": ["a", "b"], "iop": [3, 2], "residential": [40, 50]})
-    shown, hidden = suppress_table(df, ["iop", "residential"])
+    shown, _ = suppress_table(df, ["iop", "residential"])
     assert shown.loc[2, "iop"] is None  # the iop total, 5, is itself a small count
     for col in ("iop", "residential", "total"):
         for v in shown[col]:
@@ -128,7 +128,7 @@ def test_suppress_table_small_margin_is_hidden():
 
 def test_suppress_table_opensafely_totals_are_sums_of_rounded_cells():
     df = pd.DataFrame({"category": ["a", "b", "c"], "iop": [12, 6, 23], "residential": [0, 33, 47]})
-    shown, hidden = suppress_table(df, ["iop", "residential"], rule="opensafely")
+    shown, _ = suppress_table(df, ["iop", "residential"], rule="opensafely")
     assert list(shown["iop"]) == [10, None, 25, 35]
     assert list(shown["residential"]) == [0, 35, 45, 80]
     assert list(shown["total"]) == [10, 35, 70, 115]

@@ -26,7 +26,7 @@ def _chromium(page: Path, profile: Path, *extra: str) -> subprocess.CompletedPro
         [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
          "--enable-logging=stderr", "--v=0", *extra, page.resolve().as_uri()],
-        capture_output=True, text=True, timeout=180,
+        check=False, capture_output=True, text=True, timeout=180,
     )
 
 

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from conftest import COUNTS, LABELS, make_results, make_warehouse
