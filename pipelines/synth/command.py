@@ -77,6 +77,8 @@ def _parse_effects(items: list[str]) -> dict[str, float]:
 
 
 def _load_config(path: str) -> dict[str, Any]:
+    import yaml
+
     file = Path(path)
     try:
         text = file.read_text(encoding="utf-8")
@@ -86,10 +88,8 @@ def _load_config(path: str) -> dict[str, Any]:
         if file.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            import yaml
-
             data = yaml.safe_load(text)
-    except Exception:
+    except (ValueError, yaml.YAMLError):
         raise UserError(f"{path}: not valid YAML/JSON") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping at the top level")
@@ -138,6 +138,7 @@ def write_files(out_dir, records: int, seed: int, fmt: str = "native", teds_year
     if fmt == "native":
         discharges, site_ids = _discharge_frame(data)
         discharges.write_csv(out / "discharges.csv", float_precision=2, date_format="%Y-%m-%d")
+        del discharges  # memory: one frame at a time (1.7M episodes in the benchmark)
         _followup_frame(data, site_ids).write_csv(out / "followups.csv", float_precision=2,
                                                   date_format="%Y-%m-%d")
         files = ["discharges.csv", "followups.csv"]

@@ -270,7 +270,9 @@ class SynthData:
 # ----------------------------------------------------------------------------- helpers
 
 def _expit(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    from scipy.special import expit  # one pass, no overflow warnings
+
+    return expit(x)
 
 
 def _logit(p):
@@ -957,7 +959,7 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
         site_w = site_weights(n_sites)
         site_pref = rng.normal(0, 0.4, n_sites)
         site_eff = rng.normal(0, 0.15, n_sites)
-        n_index = int(math.ceil(records / ratio)) + 50
+        n_index = math.ceil(records / ratio) + 50
         idx = _index_covariates(rng, n_index, n_sites, site_w)
         idx["person"] = np.arange(n_index, dtype=np.int64)
         idx["generation"] = np.zeros(n_index, dtype=np.int16)
@@ -967,8 +969,13 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
         idx["level"], idx["res_sub"] = _assign(rng, v, alpha)
         del v
         batches = _chain(rng, idx, params, site_pref, site_eff, alpha, start_day, end_day)
-        keys = batches[0].keys()
-        ep = {k: np.concatenate([b[k] for b in batches]) for k in keys if k not in ("forced_t",)}
+        keys = [k for k in batches[0] if k not in ("forced_t", "admit_from_parent")]
+        ep = {}
+        for key in keys:  # one column at a time, freeing the batches' copies as we go
+            ep[key] = np.concatenate([b.pop(key) for b in batches])
+            if key.startswith("pe_"):
+                ep[key] = ep[key].astype(np.float32)
+        del batches
         counts = np.bincount(ep["person"], minlength=n_index)
         cs = np.cumsum(counts)
         k = int(np.searchsorted(cs, records, side="right"))
@@ -983,12 +990,12 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
     keep_person = np.zeros(n_index, dtype=bool)
     keep_person[:k] = True
     keep_person[singles] = True
-    sel = keep_person[ep["person"]]
-    ep = {kk: v[sel] for kk, v in ep.items()}
+    sel = np.flatnonzero(keep_person[ep["person"]])
     # output order: by discharge date, ties by a random key; ids follow that order
     tiebreak = rng.random(records)
-    order = np.lexsort((tiebreak, ep["discharge_day"]))
-    ep = {kk: v[order] for kk, v in ep.items()}
+    take = sel[np.lexsort((tiebreak, ep["discharge_day"][sel]))]
+    for key in list(ep):
+        ep[key] = ep[key][take]
     person_ids = rng.permutation(n_index)
     ep["person_code"] = person_ids[ep["person"]]
     n = records
@@ -1044,11 +1051,11 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
             "asam_both_share": params["asam_both_share"], "asam_only_share": params["asam_only_share"],
         },
         "notes": [
-            "ate/att are sample quantities: means of Y(iop) - Y(res) over the drawn potential outcomes; "
-            "expected_ate/expected_att are means of the individual probability differences; "
-            "effect_parameter is the population parameter delta of the model (at z = 0).",
-            "Truth is over full data: missing scores, unreached follow-ups and unwritten open episodes do "
-            "not change it; estimators that need those data can be biased by design.",
+            ("ate/att are sample quantities: means of Y(iop) - Y(res) over the drawn potential outcomes; "
+             "expected_ate/expected_att are means of the individual probability differences; "
+             "effect_parameter is the population parameter delta of the model (at z = 0)."),
+            ("Truth is over full data: missing scores, unreached follow-ups and unwritten open episodes do "
+             "not change it; estimators that need those data can be biased by design."),
         ],
     }
     return SynthData(episodes=ep, followups=fu or {}, truth=truth, data_end_day=end_day)

@@ -33,7 +33,7 @@ def spec():
                 if row[1] == "enum" and "table above" not in row[3]:
                     enums[name.strip()] = {w.strip() for w in row[3].split(",")}
         fields[table] = names
-    levels = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.M)) - {"level_of_care"}
+    levels = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.MULTILINE)) - {"level_of_care"}
     enums["level_of_care"] = set(levels)
     age = _section(text, "discharges")
     for row in age:
@@ -145,7 +145,7 @@ def test_ids_unique_and_pseudonymous(discharges, followups):
     assert discharges["person_id"].str.contains(r"^P\d{7}$").all()
     assert followups["followup_id"].str.contains(r"^F\d{7}$").all()
     assert discharges["site_id"].str.contains(r"^site-[a-z]+$").all()
-    identifying = re.compile(r"name|ssn|mrn|phone|mail|address|zip|birth", re.I)
+    identifying = re.compile(r"name|ssn|mrn|phone|mail|address|zip|birth", re.IGNORECASE)
     assert not [c for c in discharges.columns + followups.columns if identifying.search(c)]
 
 
