@@ -425,7 +425,10 @@ def _protect_matrix(mat: list[list[int]], add_col: bool, add_row: bool, r: Rule)
         hidden = [[v is None for v in col] for col in shown]
         return shown, hidden
     flat = [v for col in mat for v in col]
-    idx = lambda j, i: j * nrow + i  # noqa: E731
+
+    def idx(j: int, i: int) -> int:  # column-major flat index
+        return j * nrow + i
+
     hidden = [r.is_small(v) for v in flat]
     relations = []
     if add_col:
