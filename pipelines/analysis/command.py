@@ -68,12 +68,14 @@ def analyze(
     *,
     data_end_date: dt.date | None = None,
     disclose: Callable[[RateRows], RateRows] | None = None,
+    run_id: str | None = None,
 ) -> dict[str, Any]:
     """Build marts, compute every selected definition's rates, write rates.csv and results.json.
 
     ``disclose`` is the hook for ``pipelines/disclosure.py``: it receives the rate rows (with
     ``suppressed`` False) and returns them with small cells suppressed. Without it the rows
     are written as computed, for use inside the warehouse's trust boundary only.
+    ``run_id`` is given by callers that record the run (flows, rerun); otherwise a new one.
     """
     import polars as pl
 
@@ -91,7 +93,7 @@ def analyze(
         marts.build(con, data_end_date=data_end_date)
         table = rates_mod.rates(con, definitions, groupings)
         inputs = _inputs(con)
-        end_quarter = con.execute(
+        end_date = data_end_date or con.execute(
             "select max(data_end_date) from mart_pathways"
         ).fetchall()[0][0]
     rows: RateRows = table.to_dicts()
@@ -105,7 +107,7 @@ def analyze(
     ]
     now = dt.datetime.now(dt.timezone.utc)
     results: dict[str, Any] = {
-        "run_id": f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        "run_id": run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
         "created_at": now.isoformat(timespec="seconds"),
         "levelcare_version": __version__,
         "inputs": inputs,
@@ -116,7 +118,7 @@ def analyze(
         "comparisons": [],
         "balance": [],
         # dates leave the warehouse no finer than a quarter
-        "diagnostics": {"data_end_quarter": _quarter(end_quarter), "groupings": ["all", *groupings]},
+        "diagnostics": {"data_end_quarter": _quarter(end_date), "groupings": ["all", *groupings]},
         "survival": {},
         "noninferiority": [],
     }

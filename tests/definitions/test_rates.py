@@ -137,8 +137,10 @@ def test_analyze_writes_rates_csv_and_results_json(tmp_path):
         seen.extend(rows)
         return rows
 
-    results = analyze(settings, out, ["completion", "phq9_response"], ["level_group"], disclose=disclose)
+    results = analyze(settings, out, ["completion", "phq9_response"], ["level_group"], disclose=disclose,
+                      run_id="run-1")
     assert len(seen) == len(results["rates"])
+    assert results["run_id"] == "run-1"
     written = json.loads((out / "results.json").read_text())
     assert [d["id"] for d in written["definitions"]] == ["completion", "phq9_response"]
     assert written["not_applicable"] == [
