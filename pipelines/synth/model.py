@@ -804,7 +804,9 @@ TRUTH_NOTES = {
     "housing_stable": "not homeless at discharge (full data)",
     "no_arrests": "no arrests in the 30 days before discharge (full data)",
     "no_readmission_30d": "no counted readmission within 30 days, full data: includes readmissions whose "
-                          "episode is still open at the data end and so not written",
+                          "episode is still open at the data end and so not written; after a transfer the "
+                          "model looks at the next admission only, while levelcare's SQL also counts the one "
+                          "after the transfer destination (about 0.1% of episodes at 30 days)",
     "no_readmission_90d": "no counted readmission within 90 days, full data (see no_readmission_30d)",
 }
 for _w in WINDOWS:
