@@ -18,7 +18,7 @@ fall geometrically (ratio 0.7) and, with 4 or more sites, the last two are tiny 
 0.06% of index episodes: ~20 and ~12 episodes at 20,000 records), as new or small programs
 are. Each site has a random preference for residential care (normal, sd 0.4 on the log-odds
 of every residential level) and a random effect on outcomes (sd 0.15 on the log-odds). The
-second-to-last site does no follow-up interviews at all. ``quarters`` calendar quarters
+fourth site (``site-d``, ~10% of episodes) does no follow-up interviews at all. ``quarters`` calendar quarters
 (default 10) end with ``end_quarter`` (default 2026Q3); index discharge dates are uniform
 over the period and admit date = discharge date - length of stay. The data end date is the
 last day of the last quarter: later episodes (still open) and later contacts are not written.
@@ -30,12 +30,13 @@ other, 0.2% unknown); race and ethnicity (62% white, 19% black, 14% hispanic); p
 substance by age (overall ~30% alcohol, ~30% opioids, ~22% stimulants, ~12% cannabis;
 cannabis among the young, alcohol among the old). A latent severity ``s ~ N(0, 1)`` that is
 *not* written drives the observed severity markers so they correlate: use days in the 30
-days before admission (0 for ~20%, daily for ~40%), prior episodes (negative binomial, ~40%
-none), homelessness (~12%), co-occurring mental health disorder (~40%, more for women and
-opioid/sedative use), employment (~25%), arrests (~9%, mostly court referrals), PHQ-9 at
+days before admission (0 for ~20%, daily for ~40%), prior episodes (negative binomial; none
+for ~half of index episodes, ~30% of all), homelessness (~13%), co-occurring mental health disorder (~40%, more for women and
+opioid/sedative use), employment (~27%), arrests (~7%, mostly court referrals), PHQ-9 at
 admission (mean ~7 without and ~13 with a co-occurring disorder) and GAD-7 (0.55 x PHQ-9 +
 noise). Payer (Medicaid ~50%, Medicare for 65+) and referral source (~36% self, ~22% court).
-Scores and some fields are missing at random in small shares (``MISSING_*`` below).
+Scores and some fields are missing in small shares (``MISSING`` and
+``MISSING_SCORE_BY_REASON`` below: discharge scores are missing more after a dropout).
 
 Observed severity score ``z`` (the confounder)
 ----------------------------------------------
@@ -115,7 +116,7 @@ generation) as long as it is discharged inside the period. ``person_id`` links t
 
 Follow-up (native only)
 -----------------------
-80% of episodes are enrolled in follow-up (none at the site without interviews); each window
+80% of episodes are enrolled in follow-up (none at ``site-d``); each window
 (30/90/180/365 days) is attempted with probability 50/70/50/30%. Attempt 1 is at
 window +- 7 days, later attempts 3-10 days apart, at most 3 attempts, stopping at reached,
 refused or deceased, and never beyond the window tolerance (45/120/240/425 days) or the data
@@ -124,8 +125,8 @@ discharge (dropped out, terminated, incarcerated), daily use at admission and **
 itself** (not abstinent), so complete-case abstinence is biased upwards. People who died
 before the contact are found 'deceased'. About 1.5-2 follow-up rows per episode.
 
-``asam_level``: 30% of rows carry it beside ``level_of_care``; 3% carry only
-``asam_level`` (levels with an unambiguous ASAM code: outpatient 1, iop 2.1, php 2.5,
+``asam_level``: ~30% of rows carry it beside ``level_of_care``; 3% of the rows whose level
+has an unambiguous ASAM code (~2% of all rows) carry only ``asam_level`` (those levels: outpatient 1, iop 2.1, php 2.5,
 residential_short 3.5, residential_hospital 3.7, inpatient 4).
 """
 
@@ -176,6 +177,7 @@ ASAM_CODES = ["1", "2.1", "2.5", "3.1", "3.3", "3.5", "3.7", "4"]
 ASAM_OF_LEVEL = [0, 1, 2, 5, 5, 6, -1, 7]
 
 Z_CENTER, Z_SCALE = 1.10, 0.75
+NO_FOLLOWUP_SITE = 3  # site-d runs no follow-up interviews
 
 NATIVE_MIX = {"outpatient": 0.22, "iop": 0.24, "php": 0.06, "residential_short": 0.15,
               "residential_long": 0.09, "residential_hospital": 0.03, "detox": 0.16,
@@ -356,7 +358,7 @@ def _index_covariates(rng, n, n_sites, site_w) -> dict[str, np.ndarray]:
     use = np.where(u < p_zero, 0, np.where(rng.random(n) < p_daily, 30, some))
     c["use_days_admit"] = use.astype(np.int16)
     older = c["age"] >= 7
-    lam = np.exp(-0.35 + 0.55 * s + 0.35 * older - 0.8 * (c["age"] <= 2))
+    lam = np.exp(-0.1 + 0.55 * s + 0.35 * older - 0.8 * (c["age"] <= 2))
     c["prior_episodes"] = np.minimum(rng.poisson(lam * rng.gamma(1.2, 1 / 1.2, n)), 30).astype(np.int16)
     c["homeless"] = rng.random(n) < _expit(-2.55 + 0.8 * s + 0.45 * c["co_occurring"] + 0.4 * opi_stim)
     young_old = (c["age"] <= 1) | (c["age"] == 11)
@@ -1011,7 +1013,8 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
     ep["asam_given"] = (code >= 0) & (u < params["asam_only_share"] + params["asam_both_share"])
     ep["asam_given"] |= ep["asam_only"]
     _extras(rng, ep)
-    fu = _followups(rng, ep, params, n_sites - 2 if n_sites >= 4 else -1, end_day) if fmt == "native" else None
+    fu = _followups(rng, ep, params, NO_FOLLOWUP_SITE if n_sites > NO_FOLLOWUP_SITE else -1, end_day) \
+        if fmt == "native" else None
     effects = compute_truth(ep, params)
     in_res = np.isin(ep["level"], RESIDENTIAL)
     truth = {
