@@ -140,16 +140,15 @@ def _validation_definition(contract: Contract, suite=None):
     """One validation definition per contract (or per explicit suite, for tests)."""
     gx = _gx()
     ctx = _context()
-    suite = suite or build_suite(contract)
-    key = suite.name
+    key = suite.name if suite is not None else f"{contract.name}-{contract.version}"
     with _LOCK:
         vds = _STATE["vds"]
         if key not in vds:
-            suite = ctx.suites.add(suite)
+            added = ctx.suites.add(suite if suite is not None else build_suite(contract, key))
             asset = _STATE["ds"].add_dataframe_asset(f"asset-{key}")
             batch_def = asset.add_batch_definition_whole_dataframe(f"whole-{key}")
             vds[key] = ctx.validation_definitions.add(
-                gx.ValidationDefinition(name=f"vd-{key}", data=batch_def, suite=suite))
+                gx.ValidationDefinition(name=f"vd-{key}", data=batch_def, suite=added))
         return vds[key]
 
 
@@ -180,6 +179,14 @@ def _outcomes(suite_result) -> list[ExpectationOutcome]:
     return out
 
 
+def _forget_results(ctx) -> None:
+    # The ephemeral context keeps every result in memory, and a docs site renders every stored
+    # result: without this, one file's Data Docs would list earlier files and grow each run.
+    store = ctx.validation_results_store
+    for key in list(store.list_keys()):
+        store.remove_key(key)
+
+
 def validate_frame(contract: Contract, frame: pd.DataFrame, *, rows_in_batch: int | None = None,
                    docs_dir: Path | None = None, suite=None) -> ValidationReport:
     """Validate ``frame`` with the contract's suite; write Data Docs under ``docs_dir`` if given."""
@@ -187,6 +194,10 @@ def validate_frame(contract: Contract, frame: pd.DataFrame, *, rows_in_batch: in
     ctx = _context()
     vd = _validation_definition(contract, suite)
     rows_in_batch = len(frame) if rows_in_batch is None else rows_in_batch
+    if _STATE.setdefault("stale", set()).intersection([vd.suite.name]):
+        # a docs run marks the suite changed (rendered content); GE refuses to run a stale suite
+        vd.suite.save()
+        _STATE["stale"].discard(vd.suite.name)
     if docs_dir is None:
         result = vd.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
         outcomes = _outcomes(result)
@@ -206,10 +217,12 @@ def validate_frame(contract: Contract, frame: pd.DataFrame, *, rows_in_batch: in
         try:
             cp_result = checkpoint.run(batch_parameters={"dataframe": frame})
         finally:
+            _STATE["stale"].add(vd.suite.name)
             ctx.checkpoints.delete(checkpoint.name)
             ctx.delete_data_docs_site(site_name)
         (suite_result,) = cp_result.run_results.values()
         outcomes = _outcomes(suite_result)
         docs_path = docs_dir / "index.html"
+    _forget_results(ctx)
     return ValidationReport(suite=vd.suite.name, rows_validated=len(frame), rows_in_batch=rows_in_batch,
                             sampled=len(frame) < rows_in_batch, outcomes=tuple(outcomes), docs_path=docs_path)

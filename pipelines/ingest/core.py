@@ -136,8 +136,12 @@ def _order(paths: list[Path], kind: str | None) -> list[Path]:
 
 def ingest_paths(settings: Settings, paths: Sequence[str | Path], kind: str | None = None,
                  site: str | None = None, run_id: str | None = None,
-                 today: dt.date | None = None) -> list[LedgerRow]:
-    """Ingest files (folders: every file inside) into ``settings.warehouse``; one LedgerRow per file."""
+                 today: dt.date | None = None, docs: bool = True) -> list[LedgerRow]:
+    """Ingest files (folders: every file inside) into ``settings.warehouse``; one LedgerRow per file.
+
+    great-expectations validates every file; ``docs=False`` only skips writing its Data Docs
+    HTML (the validation.json report is always written).
+    """
     from pipelines.warehouse import connect
 
     if kind is not None and kind not in contracts.KINDS:
@@ -152,7 +156,7 @@ def ingest_paths(settings: Settings, paths: Sequence[str | Path], kind: str | No
         seen: set[str] = set()
         for path in files:
             row = ingest_file(con, path, kind=kind, site=site, run_id=run_id, today=today,
-                              docs_root=docs_root, seen=seen)
+                              docs_root=docs_root, seen=seen, docs=docs)
             seen.add(row.sha256)
             log.info("%s", row.line())
             rows.append(row)
@@ -160,7 +164,8 @@ def ingest_paths(settings: Settings, paths: Sequence[str | Path], kind: str | No
 
 
 def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, kind: str | None, site: str | None,
-                run_id: str | None, today: dt.date, docs_root: Path, seen: set[str] = frozenset()) -> LedgerRow:
+                run_id: str | None, today: dt.date, docs_root: Path, seen: set[str] = frozenset(),
+                docs: bool = True) -> LedgerRow:
     name = path.name
     try:
         facts = file_facts(path)
@@ -173,7 +178,7 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, kind: str | None,
         return LedgerRow(name, sha, kind, "duplicate", 0, 0, 0,
                          "already loaded (same sha256); nothing loaded again")
     try:
-        return _ingest_source(con, path, facts.sha256, facts, kind, site, run_id, today, docs_root)
+        return _ingest_source(con, path, facts.sha256, facts, kind, site, run_id, today, docs_root, docs)
     finally:
         for t in ("_lc_ok", "_lc_existing", BATCH, FAILURES, "_lc_checks", "_lc_window_tolerance"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
@@ -203,7 +208,7 @@ def _insert_ledger(con, sha, name, kind, status, read, loaded, quarantined, mess
 
 
 def _ingest_source(con, path: Path, sha: str, facts, kind: str | None, site: str | None,
-                   run_id: str | None, today: dt.date, docs_root: Path) -> LedgerRow:
+                   run_id: str | None, today: dt.date, docs_root: Path, docs: bool = True) -> LedgerRow:
     name = path.name
     rows_read = 0
     version = None
@@ -231,7 +236,7 @@ def _ingest_source(con, path: Path, sha: str, facts, kind: str | None, site: str
         _tolerance(con, name, contract, rows_read)
         run_cross_checks(con, contract, today)
         _tolerance(con, name, contract, rows_read)
-        report = _validate(con, contract, rows_read, docs_root / sha[:16])
+        report = _validate(con, contract, rows_read, docs_root / sha[:16] if docs else None)
         if report.errors:
             first = report.errors[0]
             raise Refused(f"{name}: validation could not evaluate {first.check_id} "
@@ -303,7 +308,7 @@ def _tolerance(con, name: str, contract, rows_read: int) -> None:
                           f"({n / rows_read:.0%}, tolerance {c.tolerance:.0%})", field=field, check_id=check_id)
 
 
-def _validate(con, contract, rows_read: int, docs_dir: Path):
+def _validate(con, contract, rows_read: int, docs_dir: Path | None):
     from pipelines.validation import sample_step, validate_frame
 
     k = sample_step(rows_read)

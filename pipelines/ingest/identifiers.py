@@ -54,6 +54,9 @@ ADDRESS = (r"(?i)\d{1,6}\s+([A-Za-z0-9.'-]+\s+){1,4}(street|st|avenue|ave|road|r
 PERSON_NAME = r"[A-Z][a-z]+(\s[A-Z]\.?)?\s[A-Z][a-z]+(-[A-Z][a-z]+)?"
 ZIP5 = r"\d{5}(-\d{4})?"
 FULL_DATE = r"\d{4}-\d{1,2}-\d{1,2}.*|\d{1,2}/\d{1,2}/\d{2,4}"
+# Organisations' names look like people's ("North Clinic"); such columns are not name-probed.
+ORG_NAME = (r"(^|_)(site|program|programme|facility|clinic|provider|agency|organi[sz]ation|org|county|state|"
+            r"city|region|payer|plan|unit|team)(_|$)")
 # Share of a column's filled values that must look like names before it counts as a name column
 # (one "Jane Doe" in a free-text id column could be a pseudonym scheme; most of them is not).
 PERSON_NAME_SHARE = 0.5
@@ -121,7 +124,7 @@ def scan(
             probes.append((c, "5-digit ZIP codes", f"count_if(regexp_full_match({v}, {quote_lit(ZIP5)}))"))
         if re.search(BIRTH_NAME, n):
             probes.append((c, "full birth dates", f"count_if(regexp_full_match({v}, {quote_lit(FULL_DATE)}))"))
-        if c in name_checked:
+        if c in name_checked and not re.search(ORG_NAME, n):
             probes.append((c, "person names",
                            f"CASE WHEN count_if(regexp_full_match({v}, {quote_lit(PERSON_NAME)})) >= "
                            f"greatest(1, {PERSON_NAME_SHARE} * count({q})) "
