@@ -123,7 +123,13 @@ refused or deceased, and never beyond the window tolerance (45/120/240/425 days)
 end date. The chance to reach someone falls with homelessness at discharge, an unfavourable
 discharge (dropped out, terminated, incarcerated), daily use at admission and **the outcome
 itself** (not abstinent), so complete-case abstinence is biased upwards. People who died
-before the contact are found 'deceased'. About 1.5-2 follow-up rows per episode.
+before the contact are found 'deceased'. About 1.5-2 follow-up rows per episode. Being
+reached is itself a potential outcome (contact days and uniforms common to both arms, reach
+probability from each arm's discharge outcomes and abstinence), which gives the truth of the
+missing-as-failure definitions ``abstinent_<w>d_itt`` (reached, abstinence item answered
+(97%) and abstinent, among episodes discharged at least w days before the data end).
+``abstinent_<w>d_cc`` in truth.json repeats the full-data effect that complete-case analysis
+aims at.
 
 ``asam_level``: ~30% of rows carry it beside ``level_of_care``; 3% of the rows whose level
 has an unambiguous ASAM code (~2% of all rows) carry only ``asam_level`` (those levels: outpatient 1, iop 2.1, php 2.5,
@@ -787,10 +793,16 @@ def potential_outcome_table(ep: dict[str, np.ndarray]) -> dict[str, tuple[np.nda
             ~counted_readmission(ep["po_readmit_t_res"], rr, sd_res, w), everyone)
     for w in WINDOWS:
         table[f"abstinent_{w}d"] = (ep[f"po_abstinent_{w}d_iop"], ep[f"po_abstinent_{w}d_res"], everyone)
+        if f"po_reached_{w}d_iop" in ep:  # native only: TEDS-D has no follow-ups
+            answered = ep[f"answered_{w}d"]
+            table[f"abstinent_{w}d_itt"] = (
+                ep[f"po_reached_{w}d_iop"] & ep[f"po_abstinent_{w}d_iop"] & answered,
+                ep[f"po_reached_{w}d_res"] & ep[f"po_abstinent_{w}d_res"] & answered,
+                ep["days_observed"] >= w)
     return {k: (a.astype(np.int8), b.astype(np.int8), m) for k, (a, b, m) in table.items()}
 
 
-EFFECT_OF_KEY = {"use_reduction": None, "phq9_remission": "phq9_points", "phq9_response": "phq9_points",
+EFFECT_OF_KEY = {**{f"abstinent_{w}d_itt": None for w in WINDOWS}, "use_reduction": None, "phq9_remission": "phq9_points", "phq9_response": "phq9_points",
                  "phq9_reliable_improvement": "phq9_points", "gad7_reliable_improvement": "gad7_points"}
 
 TRUTH_NOTES = {
@@ -812,6 +824,13 @@ TRUTH_NOTES = {
     "no_readmission_90d": "no counted readmission within 90 days, full data (see no_readmission_30d)",
 }
 for _w in WINDOWS:
+    TRUTH_NOTES[f"abstinent_{_w}d_itt"] = (
+        f"the composite 'reached in the {_w}-day window, answered and abstinent' (missing = failure), among "
+        f"episodes discharged at least {_w} days before the data end: the estimand of abstinent_{_w}d_itt. "
+        "Reaching people is itself a potential outcome (it depends on the discharge outcomes and on use)")
+    TRUTH_NOTES[f"abstinent_{_w}d_cc"] = (
+        f"complete-case analysis aims at the full-data effect, so these are the values of abstinent_{_w}d; "
+        "reaching people depends on covariates and on the outcome, so the complete-case estimate is biased for them")
     TRUTH_NOTES[f"abstinent_{_w}d"] = (
         f"alive and abstinent at {_w} days, FULL DATA (as if everyone were reached; deaths count as not "
         f"abstinent). abstinent_{_w}d_cc and abstinent_{_w}d_itt estimate different quantities because "
@@ -847,6 +866,10 @@ def compute_truth(ep: dict[str, np.ndarray], params) -> dict[str, Any]:
                                          "scale": scale,
                                          "modification_per_z": params["modification"].get(param_key, 0.0)}
         effects[key] = entry
+    for w in WINDOWS:
+        full = effects[f"abstinent_{w}d"]
+        effects[f"abstinent_{w}d_cc"] = {**full, "definition": TRUTH_NOTES[f"abstinent_{w}d_cc"],
+                                         "same_as": f"abstinent_{w}d"}
     return effects
 
 
@@ -855,36 +878,50 @@ def compute_truth(ep: dict[str, np.ndarray], params) -> dict[str, Any]:
 def _followups(rng, ep, params, no_followup_site, end_day) -> dict[str, np.ndarray]:
     n = ep["level"].shape[0]
     enrolled = (rng.random(n) < params["followup_enrolled"]) & (ep["site"] != no_followup_site)
-    bad_exit = np.isin(ep["reason"], [DROPPED, TERMINATED, INCARCERATED])
     daily = ep["use_days_admit"] == 30
     cols: dict[str, list[np.ndarray]] = {k: [] for k in
                                          ("episode", "window", "contact_day", "status", "attempt")}
+    # Reaching someone is a potential outcome too (it depends on the discharge outcomes): the
+    # contact days and uniforms are common to the arms, the reach probability is the arm's.
+    arms = {"obs": (ep["homeless_discharge"], ep["reason"], ep["employed_discharge"])}
+    if "po_reason_iop" in ep:
+        for arm in ("iop", "res"):
+            arms[arm] = (~ep[f"po_housed_discharge_{arm}"], ep[f"po_reason_{arm}"], ep[f"po_employed_discharge_{arm}"])
     for wi, w in enumerate(WINDOWS):
         attempted = enrolled & (rng.random(n) < params["window_attempt"][w]) & (ep["reason"] != DEATH)
+        ep[f"answered_{w}d"] = rng.random(n) >= MISSING["item"]  # abstinence item answered if reached
         lo, hi = WINDOW_TOLERANCE[w]
-        abst = ep[f"abstinent_{w}d"]
-        reach_lin = (np.array([1.2, 0.8, 0.45, 0.1])[wi] - 0.9 * ep["homeless_discharge"] - 0.7 * bad_exit
-                     - 0.3 * daily - 0.8 * ~abst + 0.3 * ep["employed_discharge"])
-        q = _expit(reach_lin)
         idx = np.flatnonzero(attempted)
-        day = (w + rng.integers(-7, 8, idx.shape[0])).astype(np.int32)
-        for k in range(3):
-            if k > 0:
-                day = day + rng.integers(3, 11, idx.shape[0]).astype(np.int32)
-            ok = (day <= hi) & (ep["discharge_day"][idx] + day <= end_day) & (day >= lo)
-            idx, day = idx[ok], day[ok]
-            u = rng.random(idx.shape[0])
-            qi = q[idx]
-            status = np.where(ep["death_day"][idx] <= day, 3,
-                              np.where(u < qi, 0, np.where(u < qi + 0.05, 2, 1))).astype(np.int8)
-            cols["episode"].append(idx)
-            cols["window"].append(np.full(idx.shape[0], w, dtype=np.int16))
-            cols["contact_day"].append(ep["discharge_day"][idx] + day)
-            cols["status"].append(status)
-            cols["attempt"].append(np.full(idx.shape[0], k, dtype=np.int8))
-            # only 'unreachable' leads to another try, and not always
-            again = (status == 1) & (rng.random(idx.shape[0]) < 0.7)
-            idx, day = idx[again], day[again]
+        k_n = idx.shape[0]
+        first = w + rng.integers(-7, 8, k_n)
+        gaps = rng.integers(3, 11, (2, k_n))
+        days = [first, first + gaps[0], first + gaps[0] + gaps[1]]
+        u = rng.random((3, k_n))
+        again = rng.random((3, k_n)) < 0.7  # only 'unreachable' leads to another try, not always
+        for arm, (homeless, reason, employed) in arms.items():
+            abst = ep[f"abstinent_{w}d"] if arm == "obs" else ep[f"po_abstinent_{w}d_{arm}"]
+            bad = np.isin(reason[idx], [DROPPED, TERMINATED, INCARCERATED])
+            q = _expit(np.array([1.2, 0.8, 0.45, 0.1])[wi] - 0.9 * homeless[idx] - 0.7 * bad
+                       - 0.3 * daily[idx] - 0.8 * ~abst[idx] + 0.3 * employed[idx])
+            active = np.ones(k_n, dtype=bool)
+            reached = np.zeros(k_n, dtype=bool)
+            for k in range(3):
+                day = days[k]
+                happen = active & (day <= hi) & (ep["discharge_day"][idx] + day <= end_day) & (day >= lo)
+                status = np.where(ep["death_day"][idx] <= day, 3,
+                                  np.where(u[k] < q, 0, np.where(u[k] < q + 0.05, 2, 1))).astype(np.int8)
+                reached |= happen & (status == 0)
+                if arm == "obs":
+                    sel = np.flatnonzero(happen)
+                    cols["episode"].append(idx[sel])
+                    cols["window"].append(np.full(sel.shape[0], w, dtype=np.int16))
+                    cols["contact_day"].append((ep["discharge_day"][idx[sel]] + day[sel]).astype(np.int32))
+                    cols["status"].append(status[sel])
+                    cols["attempt"].append(np.full(sel.shape[0], k, dtype=np.int8))
+                active = happen & (status == 1) & again[k]
+            full = np.zeros(n, dtype=bool)
+            full[idx] = reached
+            ep[f"po_reached_{w}d_{arm}"] = full
     f = {k: np.concatenate(v) for k, v in cols.items()}
     order = np.lexsort((f["attempt"], f["window"], f["episode"]))
     f = {k: v[order] for k, v in f.items()}
@@ -912,9 +949,14 @@ def _followups(rng, ep, params, no_followup_site, end_day) -> dict[str, np.ndarr
               "arrests_30": arrests.astype(np.int8), "phq9": phq.astype(np.int8), "gad7": gad.astype(np.int8),
               "er_visits_30": er.astype(np.int16), "reached": reached})
     # item non-response among reached; nothing recorded unless reached
-    for k in ("abstinent_30d", "use_days_30", "readmitted", "overdose", "employed", "homeless",
+    for k in ("use_days_30", "readmitted", "overdose", "employed", "homeless",
               "arrests_30", "phq9", "gad7", "er_visits_30"):
         f[f"{k}__valid"] = reached & (rng.random(m) >= MISSING["item"])
+    answered = np.zeros(m, dtype=bool)
+    for w in WINDOWS:
+        sel = wk == w
+        answered[sel] = ep[f"answered_{w}d"][e[sel]]
+    f["abstinent_30d__valid"] = reached & answered
     return f
 
 
@@ -1013,6 +1055,7 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
     ep["asam_given"] = (code >= 0) & (u < params["asam_only_share"] + params["asam_both_share"])
     ep["asam_given"] |= ep["asam_only"]
     _extras(rng, ep)
+    ep["days_observed"] = (end_day - ep["discharge_day"]).astype(np.int32)
     fu = _followups(rng, ep, params, NO_FOLLOWUP_SITE if n_sites > NO_FOLLOWUP_SITE else -1, end_day) \
         if fmt == "native" else None
     effects = compute_truth(ep, params)

@@ -36,7 +36,8 @@ def mart(native_dir):
     """)
     marts.build(con, data_end_date=dt.date(2026, 9, 30))
     rows = con.execute("""
-        select episode_id, level_group, readmit_30d, readmit_90d, stepdown_iop_14d
+        select episode_id, level_group, readmit_30d, readmit_90d, stepdown_iop_14d,
+               fu90_reached, fu90_abstinent
         from mart_episodes where source = 'native'
     """).fetchnumpy()
     return rows
@@ -73,3 +74,14 @@ def test_stepdown_convention_agrees(mart, data):
     got = np.array(sd, dtype=object)[known].astype(bool)
     assert got.mean() > 0.15
     assert (got == ep["stepdown_realized"][idx][known]).mean() > 0.98
+
+
+def test_followup_reach_agrees(mart, data):
+    """The model's observed-arm 'reached' and abstinence are what the SQL finds in the rows."""
+    ep = data.episodes
+    idx = np.array([int(e[1:]) - 1 for e in mart["episode_id"]])
+    reached = np.array([bool(v) for v in mart["fu90_reached"].tolist()])
+    assert (reached == ep["po_reached_90d_obs"][idx]).all()
+    abst = mart["fu90_abstinent"].tolist()
+    composite = np.array([v is True for v in abst])  # the ITT success: reached and abstinent
+    assert (composite == (ep["po_reached_90d_obs"] & ep["abstinent_90d"] & ep["answered_90d"])[idx]).all()

@@ -7,6 +7,8 @@ the potential outcomes of the assigned arm.
 
 from __future__ import annotations
 
+from datetime import date
+
 import numpy as np
 import polars as pl
 import pytest
@@ -52,8 +54,14 @@ def _recompute(ep):
         "no_readmission_90d": (~counted(ep["po_readmit_t_iop"], ri, no_sd, 90),
                                ~counted(ep["po_readmit_t_res"], rr, ep["stepdown_realized"], 90), True),
     }
+    end = (date(2026, 9, 30) - date(1970, 1, 1)).days
     for w in (30, 90, 180, 365):
         items[f"abstinent_{w}d"] = (ep[f"po_abstinent_{w}d_iop"], ep[f"po_abstinent_{w}d_res"], True)
+        # missing = failure: reached, answered and abstinent, once the window has ended
+        ans = ep[f"answered_{w}d"]
+        items[f"abstinent_{w}d_itt"] = (ep[f"po_reached_{w}d_iop"] & ep[f"po_abstinent_{w}d_iop"] & ans,
+                                        ep[f"po_reached_{w}d_res"] & ep[f"po_abstinent_{w}d_res"] & ans,
+                                        end - ep["discharge_day"] >= w)
     out = {}
     for key, (yi, yr, pop) in items.items():
         pop = np.broadcast_to(pop, level.shape)
@@ -69,6 +77,8 @@ def test_truth_json_equals_recomputation(truth, data):
         assert got["ate"] == pytest.approx(ate, abs=1e-6), key
         assert got["att"] == pytest.approx(att, abs=1e-6), key
         assert got["n"] == n, key
+    for w in (30, 90, 180, 365):  # complete case aims at the full-data effect
+        assert truth["effects"][f"abstinent_{w}d_cc"]["ate"] == truth["effects"][f"abstinent_{w}d"]["ate"]
     assert truth["seed"] == 11 and truth["records"] == 20_000
     assert truth["parameters"]["effects"]["completion"] == -0.10
 
@@ -93,6 +103,10 @@ def test_files_show_the_potential_outcome_of_the_assigned_arm(discharges, data):
     ok = fu["reached"] & (fu["window"] == 90) & (ep["level"][e] == IOP)
     assert ok.sum() > 100
     assert (fu["abstinent_30d"][ok] == ep["po_abstinent_90d_iop"][e[ok]]).all()
+    # and whether someone was reached is the assigned arm's potential outcome
+    for w in (30, 90, 180, 365):
+        assert (ep[f"po_reached_{w}d_obs"][iop] == ep[f"po_reached_{w}d_iop"][iop]).all()
+        assert (ep[f"po_reached_{w}d_obs"][res] == ep[f"po_reached_{w}d_res"][res]).all()
 
 
 def test_sample_effects_near_the_parameters(truth):
