@@ -105,7 +105,7 @@ def analyze(
         for r in rows
         if r["denominator"] == 0 and r["group_by"] == "all" and (r["note"] or "").startswith("not applicable")
     ]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     results: dict[str, Any] = {
         "run_id": run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
         "created_at": now.isoformat(timespec="seconds"),

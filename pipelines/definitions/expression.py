@@ -24,7 +24,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Union
 
 from pipelines.errors import UserError
 
@@ -93,7 +92,7 @@ def tokenize(text: str) -> list[Token]:
 
 @dataclass(frozen=True)
 class Literal:
-    value: Union[int, float, str, bool, None]
+    value: int | float | str | bool | None
     position: int
 
 
@@ -133,7 +132,7 @@ class InList:
     position: int
 
 
-Node = Union[Literal, Column, Unary, Binary, IsNull, InList]
+Node = Literal | Column | Unary | Binary | IsNull | InList
 
 _COMPARISONS = {"=", "!=", "<>", "<", "<=", ">", ">="}
 
@@ -294,9 +293,9 @@ def sql_type_class(duckdb_type: str) -> str:
     t = duckdb_type.upper()
     if t == "BOOLEAN":
         return BOOL
-    if t in ("VARCHAR", "TEXT") or t.startswith("VARCHAR"):
+    if t == "TEXT" or t.startswith("VARCHAR"):
         return TEXT
-    if t.startswith("DATE") or t.startswith("TIMESTAMP"):
+    if t.startswith(("DATE", "TIMESTAMP")):
         return DATE
     return NUMBER
 
