@@ -118,3 +118,72 @@ def test_rates_family_no_small_count_and_nothing_recoverable(pairs):
         eq = [(list(values), None if 1 <= total <= 10 or len(rows) == 1 else total)]
         for c, (lo, hi) in _attacker_ranges(values, hid, eq).items():
             assert values[c] == 0 or hi - lo > 10, (col, c, lo, hi)
+
+
+LOC_GROUP = {"outpatient": "outpatient", "iop": "iop", "php": "php", "residential_short": "residential",
+             "residential_long": "residential", "residential_hospital": "residential", "inpatient": "inpatient",
+             "detox": "detox"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(cell, cell), min_size=8, max_size=8))
+def test_rates_of_one_definition_nothing_recoverable_across_groupings(pairs):
+    """all = sum of level groups = sum of levels of care; residential = its three settings."""
+    locs = list(LOC_GROUP)
+    num = {loc: a for loc, (a, _) in zip(locs, pairs)}
+    den = {loc: a + b for loc, (a, b) in zip(locs, pairs)}
+    groups = list(dict.fromkeys(LOC_GROUP.values()))
+
+    def row(by, group, k, n):
+        return {"definition_id": "d", "definition_version": 1, "group_by": by, "group": group, "numerator": k,
+                "denominator": n, "rate": k / n if n else None, "ci_low": None, "ci_high": None,
+                "ci_method": "wilson", "suppressed": False}
+
+    rows = [row("all", None, sum(num.values()), sum(den.values()))]
+    rows += [row("level_group", g, sum(num[x] for x in locs if LOC_GROUP[x] == g),
+                 sum(den[x] for x in locs if LOC_GROUP[x] == g)) for g in groups]
+    rows += [row("level_of_care", x, num[x], den[x]) for x in locs]
+    out = apply_rates(rows)
+    idx_all, idx_group = 0, {g: 1 + i for i, g in enumerate(groups)}
+    idx_loc = {x: 1 + len(groups) + i for i, x in enumerate(locs)}
+    for col in ("numerator", "denominator"):
+        values = {i: r[col] for i, r in enumerate(rows)}
+        hid = {i: out[i][col] is None for i in values}
+        for i, v in values.items():
+            assert hid[i] or not 1 <= v <= 10
+
+        eqs = [(list(idx_group.values()), idx_all), (list(idx_loc.values()), idx_all)]
+        eqs += [([idx_loc[x] for x in locs if LOC_GROUP[x] == g], idx_group[g]) for g in groups]
+        ranges = _attacker_ranges_signed(values, hid, eqs)
+        for c, (lo, hi) in ranges.items():
+            assert values[c] == 0 or hi - lo > 10, (col, c, values[c], lo, hi)
+
+
+def _attacker_ranges_signed(values, hidden, equations):
+    """Like _attacker_ranges, but a hidden total is an unknown too: sum(members) - total = 0."""
+    unknown = sorted(c for c, h in hidden.items() if h)
+    pos = {c: k for k, c in enumerate(unknown)}
+    a, b = [], []
+    for members, t in equations:
+        row = np.zeros(len(unknown))
+        rhs = 0.0
+        for c, sign in [(m, 1.0) for m in members] + [(t, -1.0)]:
+            if hidden[c]:
+                row[pos[c]] += sign
+            else:
+                rhs -= sign * values[c]
+        if row.any():
+            a.append(row)
+            b.append(rhs)
+    out = {}
+    for c in unknown:
+        if not a:
+            out[c] = (0.0, np.inf)
+            continue
+        obj = np.zeros(len(unknown))
+        obj[pos[c]] = 1
+        lo = linprog(obj, A_eq=np.array(a), b_eq=np.array(b), bounds=(0, None), method="highs")
+        hi = linprog(-obj, A_eq=np.array(a), b_eq=np.array(b), bounds=(0, None), method="highs")
+        assert lo.status == 0
+        out[c] = (lo.fun, -hi.fun if hi.status == 0 else np.inf)
+    return out
