@@ -75,7 +75,19 @@ def build_parser(command: str | None) -> argparse.ArgumentParser:
         _common(sp, suppress=True)
         if name == command:
             importlib.import_module(module).__dict__[f"configure_{name}"](sp)
+            _common_everywhere(sp)
     return parser
+
+
+def _common_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Give nested sub-commands (``runs list``, ``definitions show``) the common options too,
+    so ``--warehouse`` works wherever the user puts it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if not any("--warehouse" in a.option_strings for a in child._actions):
+                    _common(child, suppress=True)
+                _common_everywhere(child)
 
 
 def _command_of(argv: Sequence[str]) -> str | None:
@@ -122,6 +134,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except KeyboardInterrupt:
         print("levelcare: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # output piped into `head` and the like: stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def entrypoint() -> None:

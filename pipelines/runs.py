@@ -137,3 +137,130 @@ def _has_registry(con: duckdb.DuckDBPyConnection) -> bool:
         ).fetchone()[0]
     )
 
+
+
+RAW_TABLES = ("raw_discharges", "raw_followups", "raw_teds_d")
+MANIFEST_FILE = "manifest.json"
+
+
+def _sha256_text(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def build_manifest(settings: Any, run_id: str, results: Mapping[str, Any], parameters: Mapping[str, Any]) -> dict:
+    """What a rerun needs: inputs by sha256, contract and definition versions (with the
+    definitions' full text), parameters, seed, package and code versions."""
+    from pipelines import contracts
+    from pipelines.definitions import registry
+
+    loaded = registry.load_registry(settings.definitions_dir)
+    definitions = []
+    for item in results.get("definitions", []):
+        d = loaded.get(item["id"])
+        text = d.path.read_text(encoding="utf-8") if d is not None and d.path else None
+        definitions.append({
+            "id": item["id"], "version": item["version"], "origin": d.origin if d else None,
+            "sha256": _sha256_text(text) if text is not None else None, "text": text,
+        })
+    return {
+        "run_id": run_id,
+        "created_at": results.get("created_at"),
+        "parameters": dict(parameters),
+        "seed": parameters.get("seed"),
+        "inputs": [
+            {k: row.get(k) for k in ("file_name", "file_sha256", "kind", "rows_loaded")}
+            for row in results.get("inputs", [])
+        ],
+        "contracts": {c.kind: c.version for c in contracts.all_contracts()},
+        "definitions": definitions,
+        "packages": package_versions(),
+        "code_version": code_version(),
+    }
+
+
+def record_analysis_run(settings: Any, run_id: str, out_dir: Path, parameters: Mapping[str, Any],
+                        command: str = "run") -> dict:
+    """Write ``manifest.json`` beside ``results.json`` and record the run in the warehouse."""
+    from pipelines.warehouse import connect
+
+    out_dir = Path(out_dir)
+    results = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
+    manifest = build_manifest(settings, run_id, results, parameters)
+    (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    with connect(settings.warehouse, timeout_seconds=settings.lock_timeout_seconds) as con:
+        record_run(con, run_id, command, manifest, out_dir=out_dir)
+    return manifest
+
+
+def snapshot_inputs(settings: Any, manifest: Mapping[str, Any], target: Path) -> None:
+    """Create warehouse ``target`` holding only the raw rows (and ledger, quarantine) of the
+    manifest's input files: the warehouse as that run saw it, whatever was loaded since."""
+    import duckdb
+
+    shas = [row["file_sha256"] for row in manifest.get("inputs", [])]
+    con = duckdb.connect(str(target))
+    try:
+        con.execute("attach ? as src (read_only)", [str(settings.warehouse)])
+        have = {r[0] for r in con.execute(
+            "select table_name from information_schema.tables where table_catalog = 'src'"
+        ).fetchall()}
+        missing = set(shas) - {r[0] for r in con.execute(
+            "select file_sha256 from src.ingest_ledger where status in ('loaded', 'partial')"
+        ).fetchall()} if "ingest_ledger" in have else set(shas)
+        if missing:
+            raise UserError(
+                f"cannot rerun: {len(missing)} input file(s) of the run are no longer in {settings.warehouse}"
+            )
+        for table in (*RAW_TABLES, "ingest_ledger", "ingest_quarantine"):
+            if table not in have:
+                continue
+            key = "_file_sha256" if table.startswith("raw_") else "file_sha256"
+            # table and column names come from the fixed tuples above, never from input
+            con.execute(
+                f"create table main.{table} as select * from src.{table} where {key} in (select unnest(?))",
+                [shas],
+            )
+        con.execute("detach src")
+    finally:
+        con.close()
+
+
+def rerun(settings: Any, run_id: str, out_dir: Path) -> dict:
+    """Reproduce run ``run_id``'s analysis into ``out_dir`` from the inputs it used."""
+    import dataclasses
+    import tempfile
+
+    from pipelines.analysis.command import analyze
+    from pipelines.definitions import registry
+    from pipelines.warehouse import connect
+
+    with connect(settings.warehouse, read_only=True) as con:
+        record = get_run(con, run_id)
+    manifest = record.manifest
+    builtins = registry.load_registry(None)
+    with tempfile.TemporaryDirectory(prefix="levelcare-rerun-") as tmp:
+        defs_dir = Path(tmp) / "definitions"
+        defs_dir.mkdir()
+        for d in manifest["definitions"]:
+            if d["text"] is None:
+                raise UserError(f"cannot rerun {run_id}: definition {d['id']!r} was stored without its text")
+            current = builtins.get(d["id"])
+            if d["origin"] == "built-in":
+                current_text = current.path.read_text(encoding="utf-8") if current and current.path else None
+                if current_text is None or _sha256_text(current_text) != d["sha256"]:
+                    raise UserError(
+                        f"cannot rerun {run_id}: built-in definition {d['id']!r} changed since the run "
+                        f"(version {d['version']}); rerun with levelcare {manifest['packages']['levelcare']}"
+                    )
+            else:
+                (defs_dir / f"{d['id']}.yaml").write_text(d["text"], encoding="utf-8")
+        snapshot = Path(tmp) / "snapshot.duckdb"
+        snapshot_inputs(settings, manifest, snapshot)
+        params = manifest["parameters"]
+        scratch = dataclasses.replace(settings, warehouse=snapshot, definitions_dir=defs_dir)
+        new_id = new_run_id()
+        analyze(scratch, Path(out_dir), [d["id"] for d in manifest["definitions"]], params.get("by"),
+                run_id=new_id)
+    return {"run_id": new_id, "rerun_of": run_id, "out_dir": str(out_dir)}

@@ -1,0 +1,122 @@
+"""``levelcare run | schedule | runs | rerun``: the quarterly flow and the run registry."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import UserError
+from pipelines.settings import Settings, prefect_environment
+
+FORMATS = "html,pdf,xlsx"
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _flow_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input", metavar="DIR", required=True, type=Path, help="folder of extracts to ingest")
+    parser.add_argument("--out", metavar="DIR", required=True, type=Path, help="folder for results and report")
+    parser.add_argument("--quarter", metavar="YYYYQN", help="report quarter (default: latest in the data)")
+    parser.add_argument("--definitions", metavar="IDS", type=_csv, help="definition ids (default: all)")
+    parser.add_argument("--by", metavar="GROUPS", type=_csv, help="rate groupings (default: level of care)")
+    parser.add_argument("--format", metavar="FORMATS", default=FORMATS, type=_csv, help=f"report formats ({FORMATS})")
+    parser.add_argument("--definitions-dir", metavar="DIR", help="folder of your own definition files")
+
+
+def configure_run(parser: argparse.ArgumentParser) -> None:
+    _flow_arguments(parser)
+
+
+def flow_parameters(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    if not args.input.is_dir():
+        raise UserError(f"--input {args.input}: not a folder")
+    defs = args.definitions_dir or (str(settings.definitions_dir) if settings.definitions_dir else None)
+    return {
+        "input_dir": str(args.input), "out_dir": str(args.out), "warehouse": str(settings.warehouse),
+        "quarter": args.quarter, "definitions": args.definitions, "by": args.by,
+        "formats": args.format, "definitions_dir": defs,
+    }
+
+
+def run_quarterly(parameters: dict[str, Any]) -> dict[str, Any]:
+    """Run the quarterly flow (embedded Prefect, or the server at PREFECT_API_URL)."""
+    os.environ.update(prefect_environment())
+    from pipelines.flows.quarterly import quarterly_flow
+
+    return quarterly_flow(**parameters)
+
+
+def run_run(args: argparse.Namespace, settings: Settings) -> int:
+    outcome = run_quarterly(flow_parameters(args, settings))
+    print(f"run {outcome['run_id']} finished; outputs in {outcome['out_dir']}:")
+    for f in outcome["files"]:
+        print(f"  {f}")
+    print(f"  {Path(outcome['out_dir']) / 'results.json'}")
+    return 0
+
+
+def configure_schedule(parser: argparse.ArgumentParser) -> None:
+    _flow_arguments(parser)
+    parser.add_argument("--cron", required=True, help='cron schedule, e.g. "0 6 1 1,4,7,10 *"')
+    parser.add_argument("--name", default="levelcare-quarterly", help="deployment name")
+
+
+def run_schedule(args: argparse.Namespace, settings: Settings) -> int:
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UserError("schedule needs a Prefect server: set PREFECT_API_URL (e.g. http://127.0.0.1:4200/api)")
+    try:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        CronSchedule(cron=args.cron)
+    except Exception:  # noqa: BLE001 - pydantic or croniter reject the text
+        raise UserError(f"--cron: not a valid cron expression: {args.cron!r}") from None
+    params = flow_parameters(args, settings)
+    params["warehouse"] = str(Path(params["warehouse"]).resolve())
+    os.environ.update(prefect_environment())
+    from pipelines.flows.quarterly import quarterly_flow
+
+    print(f"serving deployment quarterly/{args.name} on cron {args.cron!r} (Ctrl-C stops)")
+    quarterly_flow.serve(name=args.name, cron=args.cron, parameters=params)
+    return 0
+
+
+def configure_runs(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sub.add_parser("list", help="every recorded run")
+    show = sub.add_parser("show", help="one run's manifest")
+    show.add_argument("run_id", metavar="ID")
+
+
+def run_runs(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines import runs
+    from pipelines.warehouse import connect
+
+    with connect(settings.warehouse, read_only=True) as con:
+        if args.action == "list":
+            records = runs.list_runs(con)
+            if not records:
+                print("no runs recorded yet")
+            for r in records:
+                print(f"{r.run_id}  {r.created_at:%Y-%m-%d %H:%M}  {r.command:<6} {r.status:<9} "
+                      f"{len(r.manifest.get('inputs', []))} inputs  {r.out_dir or ''}")
+        else:
+            print(json.dumps(runs.get_run(con, args.run_id).manifest, indent=2, sort_keys=True))
+    return 0
+
+
+def configure_rerun(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run_id", metavar="ID", help="a run id from `levelcare runs list`")
+    parser.add_argument("--out", metavar="DIR", required=True, type=Path, help="folder for the reproduced results")
+
+
+def run_rerun(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines import runs
+
+    outcome = runs.rerun(settings, args.run_id, args.out)
+    print(f"reran {outcome['rerun_of']} as {outcome['run_id']}; results in {args.out / 'results.json'}")
+    return 0
