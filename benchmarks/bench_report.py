@@ -162,15 +162,16 @@ def main() -> None:
         (out / "results.json").write_text(json.dumps(results), encoding="utf-8")
         print(f"setup: {time.perf_counter() - t0:.1f} s ({args.episodes:,} episodes, {len(results['rates']):,} rate rows)")
         settings = Settings(warehouse=root / "w.duckdb")
-        t0 = time.perf_counter()
+        # CPU seconds beside wall seconds: on a shared machine the wall clock also counts waiting
+        t0, c0 = time.perf_counter(), time.process_time()
         write_report(settings, out, formats=("html",))
-        t_html = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t_html, c_html = time.perf_counter() - t0, time.process_time() - c0
+        t0, c0 = time.perf_counter(), time.process_time()
         paths = write_report(settings, out)
-        t_all = time.perf_counter() - t0
+        t_all, c_all = time.perf_counter() - t0, time.process_time() - c0
         sizes = {p.suffix: p.stat().st_size for p in paths}
-        print(f"report html only: {t_html:.1f} s")
-        print(f"report html+pdf+xlsx: {t_all:.1f} s (target < 60 s)")
+        print(f"report html only (first call, includes imports): {t_html:.1f} s wall, {c_html:.1f} s cpu")
+        print(f"report html+pdf+xlsx: {t_all:.1f} s wall, {c_all:.1f} s cpu (target < 60 s)")
         print(f"html size: {sizes['.html'] / 1e6:.2f} MB (target < 5 MB); pdf {sizes['.pdf'] / 1e6:.2f} MB; "
               f"xlsx {sizes['.xlsx'] / 1e6:.2f} MB")
 
