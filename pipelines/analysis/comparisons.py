@@ -38,8 +38,10 @@ Decisions, stated once
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -75,6 +77,7 @@ class ComparisonResult:
     reference: str
     n: int
     method: str = "levelcare-compare"
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,25 +154,28 @@ def compare(
     unknown = set(methods) - set(DEFAULT_METHODS)
     if unknown:
         raise ValueError(f"unknown methods: {sorted(unknown)}")
-    in_arm = _arm_mask(frame, arm)
-    in_ref = _arm_mask(frame, reference) & ~in_arm
-    sub = frame.filter(pl.Series(in_arm | in_ref))
-    treated = in_arm[in_arm | in_ref]
-    design = build_design(sub, tuple(covariates or DEFAULT_COVARIATES))
-    cl_values = None
-    if cluster and cluster in sub.columns:
-        cl_values = sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy()
     ctx = _Context(arm, reference, methods, min_arm, min_events, max_weight, confidence, primary)
-    tasks = _tasks(sub, definitions)
+    with ctx.timed("design"):
+        in_arm = _arm_mask(frame, arm)
+        in_ref = _arm_mask(frame, reference) & ~in_arm
+        sub = frame.filter(pl.Series(in_arm | in_ref))
+        treated = in_arm[in_arm | in_ref]
+        design = build_design(sub, tuple(covariates or DEFAULT_COVARIATES))
+        cl_values = None
+        if cluster and cluster in sub.columns:
+            cl_values = sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy()
+        tasks = _tasks(sub, definitions)
     by_pop: dict[str, list[_Task]] = {}
     for t in tasks:
         by_pop.setdefault(_key(t.mask), []).append(t)
     for pid, group in enumerate(by_pop.values(), start=1):
         ctx.run_population(f"p{pid}", group, design, treated, cl_values)
     if arms:
-        ctx.run_multinomial(frame, list(arms), definitions, tuple(covariates or DEFAULT_COVARIATES), cluster)
-    comparisons = _with_adjusted_p(pl.DataFrame(ctx.rows, schema=_polars_schema(_COMPARISON_SCHEMA), orient="row"))
-    ni = [_ni_row(r, margin_pp, arm, reference) for r in ctx.primary_rd]
+        with ctx.timed("multinomial"):
+            ctx.run_multinomial(frame, list(arms), definitions, tuple(covariates or DEFAULT_COVARIATES), cluster)
+    with ctx.timed("tables"):
+        comparisons = _with_adjusted_p(pl.DataFrame(ctx.rows, schema=_polars_schema(_COMPARISON_SCHEMA), orient="row"))
+        ni = [_ni_row(r, margin_pp, arm, reference) for r in ctx.primary_rd]
     return ComparisonResult(
         comparisons=comparisons,
         balance=pl.DataFrame(ctx.balance_rows, schema=_polars_schema(_BALANCE_SCHEMA), orient="row"),
@@ -178,6 +184,7 @@ def compare(
         arm=arm,
         reference=reference,
         n=sub.height,
+        timings=dict(ctx.timings),
     )
 
 
@@ -225,6 +232,16 @@ class _Context:
         self.balance_rows: list[tuple] = []
         self.diag_rows: list[tuple] = []
         self.primary_rd: list[tuple[Any, Any]] = []
+        self.timings: dict[str, float] = {}
+        self._followup_fits: dict[tuple[str, str], Any] = {}
+
+    @contextmanager
+    def timed(self, stage: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
 
     # -- rows -------------------------------------------------------------------------------
     def _row(self, d, method, scale, est, missing_data, pop_id, note_extra=None, ev=None):
@@ -268,20 +285,24 @@ class _Context:
         a = treated[mask]
         n1, n0 = int(a.sum()), int((~a).sum())
         adjusted = [m for m in self.methods if m != "crude"]
-        pop_design = design if mask.all() else (subset(design, mask) if mask.any() else None)
+        with self.timed("population subset"):
+            pop_design = design if mask.all() else (subset(design, mask) if mask.any() else None)
         cl = cluster_codes(cl_values[mask]) if cl_values is not None else None
         pop = None
         pop_reason = None
         if min(n1, n0) < self.min_arm:
             pop_reason = f"fewer than {self.min_arm} people in an arm ({self.arm}: {n1}, {self.reference}: {n0})"
         elif adjusted:
-            pop = prepare(pop_design, a, arms=(self.arm, self.reference), max_weight=self.max_weight)
-            pop_reason = self._diagnose(pop_id, tasks, pop, pop_design, a, balance_tables)
+            with self.timed("propensity + weights"):
+                pop = prepare(pop_design, a, arms=(self.arm, self.reference), max_weight=self.max_weight)
+            with self.timed("balance + diagnostics"):
+                pop_reason = self._diagnose(pop_id, tasks, pop, pop_design, a, balance_tables)
         for t in tasks:
             d = t.definition
             y = np.nan_to_num(t.y[mask])
             if t.kind == "followup":
-                self._followup(pop_id, t, pop, pop_reason, a, y, t.reached[mask], cl, Nuisance)
+                with self.timed("follow-up"):
+                    self._followup(pop_id, t, pop, pop_reason, a, y, t.reached[mask], cl, Nuisance)
                 continue
             if "crude" in self.methods:
                 e1, e0 = int(y[a].sum()), int(y[~a].sum())
@@ -290,13 +311,15 @@ class _Context:
             reason = pop_reason or self._events_reason(y, a)
             outcome = None
             if not reason and ({"gcomp", "aipw"} & set(adjusted)):
-                outcome = fit_outcome(pop, y)
+                with self.timed("outcome models"):
+                    outcome = fit_outcome(pop, y)
             for m in adjusted:
                 if reason:
                     na = NotEstimable(reason, m, n1 + n0)
                     eff = Effect(na, na, m, "ate", n1 + n0)
                 else:
-                    eff = estimate(pop, y, m, outcome=outcome, cluster=cl, confidence=self.confidence)
+                    with self.timed("estimators"):
+                        eff = estimate(pop, y, m, outcome=outcome, cluster=cl, confidence=self.confidence)
                 self._effect_rows(d, m, eff, t.missing_data, pop_id, e_values=True)
                 if m == self.primary:
                     self.primary_rd.append((d, eff.rd))
@@ -346,7 +369,7 @@ class _Context:
         return None
 
     def _followup(self, pop_id, t, pop, pop_reason, a, y, reached, cl, Nuisance):
-        from pipelines.stats.followup import followup_estimates
+        from pipelines.stats.followup import fit_followup, followup_estimates
         from pipelines.stats.results import Effect, NotEstimable
 
         d = t.definition
@@ -361,9 +384,14 @@ class _Context:
             self._effect_rows(d, "ipw_followup", eff, "ipfw", pop_id)
             return
         w = pop.weights["iptw_ate"]
+        # One follow-up model per (population, reached pattern): definitions of the same
+        # window share it.
+        key = (pop_id, _key(reached))
+        if key not in self._followup_fits:
+            self._followup_fits = {key: fit_followup(pop.Xa[:, :-1], a, reached)}
         fe = followup_estimates(
             y, reached, a, pop.Xa[:, :-1], w, Nuisance(pop.Xa[:, :-1], pop.propensity.fit),
-            cluster=cl, confidence=self.confidence,
+            followup_fit=self._followup_fits[key], cluster=cl, confidence=self.confidence,
         )  # fmt: skip
         other = fe.itt if t.missing_data == "itt" else fe.complete_case
         label = "itt: unreached counted as failure" if t.missing_data == "itt" else "cc: reached people only"

@@ -32,7 +32,12 @@ from pipelines.stats.design import with_column
 from pipelines.stats.inference import Nuisance
 from pipelines.stats.ipw import weighted_effect
 from pipelines.stats.logistic import fit_logistic
-from pipelines.stats.results import Effect, FollowupEstimates, NotEstimable, Weights
+from pipelines.stats.results import Effect, FollowupEstimates, LogisticFit, NotEstimable, Weights
+
+
+def fit_followup(X: np.ndarray, treated: np.ndarray, reached: np.ndarray) -> LogisticFit:
+    """Logistic model of P(reached | arm, covariates) on the whole population."""
+    return fit_logistic(with_column(X, np.asarray(treated, dtype=float)), np.asarray(reached, dtype=float))
 
 
 def followup_estimates(
@@ -43,6 +48,7 @@ def followup_estimates(
     weights: Weights | None = None,
     propensity: Nuisance | None = None,
     *,
+    followup_fit: LogisticFit | None = None,
     cluster: np.ndarray | None = None,
     confidence: float = 0.95,
 ) -> FollowupEstimates:
@@ -50,7 +56,8 @@ def followup_estimates(
 
     ``y`` is the outcome (1/0) where ``reached`` (anything elsewhere); ``X`` the covariate
     design of the whole population (intercept first); ``weights`` / ``propensity`` the
-    treatment weights and their model (None: unadjusted for confounding).
+    treatment weights and their model (None: unadjusted for confounding). ``followup_fit``
+    reuses a :func:`fit_followup` model of the same rows (definitions sharing a window share it).
     """
     a = np.asarray(treated).astype(bool)
     r = np.asarray(reached).astype(bool)
@@ -70,7 +77,7 @@ def followup_estimates(
         cluster=cluster, confidence=confidence, note="reached people only",
     )  # fmt: skip
     Xa = with_column(X, a.astype(float))
-    fu = fit_logistic(Xa, r.astype(float))
+    fu = followup_fit if followup_fit is not None else fit_logistic(Xa, r.astype(float))
     if not fu.converged:
         na = NotEstimable(f"follow-up model: {fu.note}", "ipw_followup", n)
         ipf = Effect(na, na, "ipw_followup", target, n)

@@ -32,12 +32,22 @@ _ETA_LIMIT = 30.0
 
 
 def xtwx(X: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """X' diag(w) X accumulated over row blocks (bounded extra memory)."""
+    """X' diag(w) X accumulated over row blocks (bounded extra memory).
+
+    With non-negative weights it forms (sqrt(w) X)'(sqrt(w) X), which numpy hands to BLAS
+    as a symmetric rank-k update (half the arithmetic of a general product).
+    """
     p = X.shape[1]
     out = np.zeros((p, p))
+    nonneg = bool(np.all(w >= 0))
+    sw = np.sqrt(w) if nonneg else None
     for s in range(0, X.shape[0], _BLOCK):
         xb = X[s : s + _BLOCK]
-        out += (xb * w[s : s + _BLOCK, None]).T @ xb
+        if nonneg:
+            xs = xb * sw[s : s + _BLOCK, None]
+            out += xs.T @ xs
+        else:
+            out += (xb * w[s : s + _BLOCK, None]).T @ xb
     return out
 
 
@@ -101,8 +111,11 @@ def fit_logistic(
             converged = True
             break
     mu = expit(eta)
-    wv = mu * (1 - mu) if f is None else mu * (1 - mu) * f
-    info = xtwx(X, wv)
+    if not converged:
+        wv = mu * (1 - mu) if f is None else mu * (1 - mu) * f
+        info = xtwx(X, wv)
+    # else: the information of the last iteration, at coefficients within `tol` of the
+    # final ones, serves for the sandwich (saves one X'WX pass per fit).
     note = None
     if not converged:
         note = f"did not converge in {max_iter} iterations"
