@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.definitions.expression import (
-    Binary,
     Column,
     InList,
     IsNull,
