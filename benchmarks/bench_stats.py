@@ -28,11 +28,11 @@ if __name__ == "__main__":  # must precede the numpy import
     _threads = sys.argv[sys.argv.index("--blas-threads") + 1] if "--blas-threads" in sys.argv else "1"
     os.environ.setdefault("OPENBLAS_NUM_THREADS", _threads)
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "stats"))
 
-import simulate  # noqa: E402
+import simulate
 
 
 def peak_rss_gib() -> float:
@@ -90,13 +90,17 @@ def main() -> None:
     frame = simulate.analysis_frame(args.n, args.definitions)
     defs = simulate.definitions(args.definitions)
     print(f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}, cores {os.cpu_count()}")
-    print(f"synthetic frame: {frame.height:,} episodes, {len(defs)} definitions ({time.perf_counter() - t0:.1f} s, not counted)")
+    print(
+        f"synthetic frame: {frame.height:,} episodes, {len(defs)} definitions ({time.perf_counter() - t0:.1f} s, not counted)"
+    )
     t0 = time.perf_counter()
     res = compare(frame, defs)
     total = time.perf_counter() - t0
     n_arm = res.comparisons.filter(res.comparisons["method"] == "crude")["n_arm"].max()
-    print(f"comparison population: {res.n:,} (iop {n_arm:,}); rows: {res.comparisons.height} comparisons, "
-          f"{res.balance.height} balance, {res.diagnostics.height} diagnostics")
+    print(
+        f"comparison population: {res.n:,} (iop {n_arm:,}); rows: {res.comparisons.height} comparisons, "
+        f"{res.balance.height} balance, {res.diagnostics.height} diagnostics"
+    )
     for stage, s in sorted(res.timings.items(), key=lambda kv: -kv[1]):
         print(f"  {stage:24} {s:8.2f} s")
     print(f"compare total            {total:8.2f} s   peak RSS {peak_rss_gib():.2f} GiB")

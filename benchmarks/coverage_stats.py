@@ -18,10 +18,17 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "stats"))
 
-import simulate  # noqa: E402
+import simulate
 
 METHODS = ("crude", "gcomp", "iptw_ate", "iptw_att", "overlap", "aipw")
-TARGET = {"crude": "ate", "gcomp": "ate", "iptw_ate": "ate", "iptw_att": "att", "overlap": "ato", "aipw": "ate"}
+TARGET = {
+    "crude": "ate",
+    "gcomp": "ate",
+    "iptw_ate": "ate",
+    "iptw_att": "att",
+    "overlap": "ato",
+    "aipw": "ate",
+}
 
 
 def replicate(n: int, rng: np.random.Generator) -> dict[str, tuple[float, float, float, float]]:
@@ -72,7 +79,9 @@ def main() -> None:
     t0 = time.perf_counter()
     s = run(args.reps, args.n, args.seed)
     print(f"{args.reps} replicates of n = {args.n} ({time.perf_counter() - t0:.1f} s)")
-    print(f"{'method':10} {'truth':>8} {'mean':>8} {'bias pp':>8} {'emp se':>8} {'mean se':>8} {'coverage':>9}")
+    print(
+        f"{'method':10} {'truth':>8} {'mean':>8} {'bias pp':>8} {'emp se':>8} {'mean se':>8} {'coverage':>9}"
+    )
     for m, r in s.items():
         print(
             f"{m:10} {r['truth']:8.4f} {r['mean']:8.4f} {r['bias_pp']:8.2f} {r['empirical_se']:8.4f}"

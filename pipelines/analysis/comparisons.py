@@ -3,6 +3,8 @@
 :func:`compare` takes the analysis frame (docs/interfaces.md: baseline columns of
 mart_episodes plus one Int8 column per definition id, 1 / 0 / null) and returns the rows of
 ``comparisons.csv``, ``balance.csv``, the diagnostics and the non-inferiority verdicts.
+:func:`compare_survival` gives time to readmission (weighted Kaplan–Meier per arm with
+numbers at risk, Cox hazard ratio with a proportional-hazards check, log-rank).
 
 Decisions, stated once
 ----------------------
@@ -172,9 +174,13 @@ def compare(
         ctx.run_population(f"p{pid}", group, design, treated, cl_values)
     if arms:
         with ctx.timed("multinomial"):
-            ctx.run_multinomial(frame, list(arms), definitions, tuple(covariates or DEFAULT_COVARIATES), cluster)
+            ctx.run_multinomial(
+                frame, list(arms), definitions, tuple(covariates or DEFAULT_COVARIATES), cluster
+            )
     with ctx.timed("tables"):
-        comparisons = _with_adjusted_p(pl.DataFrame(ctx.rows, schema=_polars_schema(_COMPARISON_SCHEMA), orient="row"))
+        comparisons = _with_adjusted_p(
+            pl.DataFrame(ctx.rows, schema=_polars_schema(_COMPARISON_SCHEMA), orient="row")
+        )
         ni = [_ni_row(r, margin_pp, arm, reference) for r in ctx.primary_rd]
     return ComparisonResult(
         comparisons=comparisons,
@@ -291,7 +297,9 @@ class _Context:
         pop = None
         pop_reason = None
         if min(n1, n0) < self.min_arm:
-            pop_reason = f"fewer than {self.min_arm} people in an arm ({self.arm}: {n1}, {self.reference}: {n0})"
+            pop_reason = (
+                f"fewer than {self.min_arm} people in an arm ({self.arm}: {n1}, {self.reference}: {n0})"
+            )
         elif adjusted:
             with self.timed("propensity + weights"):
                 pop = prepare(pop_design, a, arms=(self.arm, self.reference), max_weight=self.max_weight)
@@ -306,8 +314,13 @@ class _Context:
                 continue
             if "crude" in self.methods:
                 e1, e0 = int(y[a].sum()), int(y[~a].sum())
-                rd, rr = risk_difference(e1, n1, e0, n0, self.confidence), risk_ratio(e1, n1, e0, n0, self.confidence)
-                self._effect_rows(d, "crude", Effect(rd, rr, "crude", "crude", n1 + n0), t.missing_data, pop_id)
+                rd, rr = (
+                    risk_difference(e1, n1, e0, n0, self.confidence),
+                    risk_ratio(e1, n1, e0, n0, self.confidence),
+                )
+                self._effect_rows(
+                    d, "crude", Effect(rd, rr, "crude", "crude", n1 + n0), t.missing_data, pop_id
+                )
             reason = pop_reason or self._events_reason(y, a)
             outcome = None
             if not reason and ({"gcomp", "aipw"} & set(adjusted)):
@@ -347,7 +360,9 @@ class _Context:
             ))  # fmt: skip
             return reason
         overlap_ok = pm.equipoise >= MIN_EQUIPOISE and pm.c_statistic <= MAX_C_STATISTIC
-        weights = {m: pop.weights[m].weights for m in WEIGHTING_METHODS if m in self.methods or m == "iptw_ate"}
+        weights = {
+            m: pop.weights[m].weights for m in WEIGHTING_METHODS if m in self.methods or m == "iptw_ate"
+        }
         bal = balance_tables(pop_design, a, weights)
         for m, b in bal.items():
             for r in b.rows:
@@ -395,19 +410,21 @@ class _Context:
         )  # fmt: skip
         other = fe.itt if t.missing_data == "itt" else fe.complete_case
         label = "itt: unreached counted as failure" if t.missing_data == "itt" else "cc: reached people only"
-        self._effect_rows(d, "iptw_ate", other, t.missing_data, pop_id, f"follow-up sensitivity, {label}", True)
+        self._effect_rows(
+            d, "iptw_ate", other, t.missing_data, pop_id, f"follow-up sensitivity, {label}", True
+        )
         self._effect_rows(d, "ipw_followup", fe.ipw_followup, "ipfw", pop_id, None, True)
 
     # -- several arms -----------------------------------------------------------------------
     def run_multinomial(self, frame, arms, definitions, covariates, cluster):
+        import polars as pl
+
         from pipelines.stats.design import build_design, subset
         from pipelines.stats.inference import Nuisance, cluster_codes
         from pipelines.stats.ipw import multinomial_effect
         from pipelines.stats.propensity import fit_multinomial_propensity
         from pipelines.stats.results import Effect, NotEstimable
         from pipelines.stats.weighting import multinomial_weights
-
-        import polars as pl
 
         arms = [self.reference] + [x for x in arms if x != self.reference]
         codes = np.full(frame.height, -1)
@@ -461,7 +478,9 @@ class _Context:
                     else:
                         eff = multinomial_effect(y, c, k, 0, w, nu, cluster=cl, confidence=self.confidence)
                     note = f"multinomial propensity over {', '.join(arms)}"
-                    self._effect_rows(t.definition, "iptw_ate_multinomial", eff, t.missing_data, pop_id, note, True)
+                    self._effect_rows(
+                        t.definition, "iptw_ate_multinomial", eff, t.missing_data, pop_id, note, True
+                    )
         self.arm = saved
 
 
@@ -494,3 +513,71 @@ def _ni_row(item, margin_pp, arm, reference):
         r.ci95_high, r.ci90_low, r.ci90_high, r.noninferior, r.equivalent, r.p_noninferiority,
         r.p_equivalence, r.conclusion,
     )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SurvivalComparison:
+    """Time to readmission, arm vs reference: weighted KM per arm, Cox HR, log-rank."""
+
+    curves: dict[str, Any]
+    cox: Any
+    logrank: Any
+    weights: str
+    horizon_days: int
+    n: int
+    method: str = "survival-readmission"
+
+
+def compare_survival(
+    frame: pl.DataFrame,
+    arm: str = "iop",
+    reference: str = "residential",
+    *,
+    horizon_days: int = 180,
+    weights: str = "iptw_ate",
+    at: Sequence[float] = (30, 90, 180),
+    cluster: str | None = "site_id",
+    covariates: Sequence[str] | None = None,
+    max_weight: float | None = 10.0,
+) -> SurvivalComparison:
+    """Time to readmission within ``horizon_days`` after discharge, weighted for confounding.
+
+    People with ``readmit_{horizon}d`` known (not null: followed long enough) are included;
+    time is ``days_to_readmission`` when readmitted within the horizon, else censored at the
+    horizon. ``weights`` is ``"iptw_ate"``, ``"overlap"`` or ``"none"``; the propensity model
+    is fitted on this population. Numbers at risk are unweighted head counts.
+    """
+    import polars as pl
+
+    from pipelines.stats.adjusted import prepare
+    from pipelines.stats.design import DEFAULT_COVARIATES, build_design
+    from pipelines.stats.results import NotEstimable
+    from pipelines.stats.survival import cox_ph, kaplan_meier, logrank
+
+    flag = f"readmit_{horizon_days}d"
+    in_arm = _arm_mask(frame, arm)
+    in_ref = _arm_mask(frame, reference) & ~in_arm
+    known = frame.get_column(flag).is_not_null().to_numpy()
+    keep = (in_arm | in_ref) & known
+    sub = frame.filter(pl.Series(keep))
+    a = in_arm[keep]
+    event = sub.get_column(flag).cast(pl.Boolean).to_numpy().astype(bool)
+    days = sub.get_column("days_to_readmission").cast(pl.Float64).fill_null(float(horizon_days)).to_numpy()
+    event &= days <= horizon_days
+    time_ = np.where(event, days, float(horizon_days))
+    w = None
+    if weights != "none":
+        pop = prepare(build_design(sub, tuple(covariates or DEFAULT_COVARIATES)), a, max_weight=max_weight)
+        if not pop.propensity.fit.converged:
+            na = NotEstimable(f"propensity model: {pop.propensity.fit.note}", "survival", sub.height)
+            return SurvivalComparison({}, na, na, weights, horizon_days, sub.height)
+        w = np.asarray(pop.weights[weights].weights)
+    curves = {
+        name: kaplan_meier(time_[rows], event[rows], None if w is None else w[rows], at=at)
+        for name, rows in ((arm, a), (reference, ~a))
+    }
+    cl = None
+    if cluster and cluster in sub.columns:
+        cl = sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy()
+    cox = cox_ph(time_, event, a, w, cluster=cl)
+    return SurvivalComparison(curves, cox, logrank(time_, event, a), weights, horizon_days, sub.height)

@@ -149,7 +149,9 @@ def subset(design: Design, rows: np.ndarray) -> Design:
     varying = [0] + [j for j in range(1, X.shape[1]) if float(np.ptp(X[:, j])) > 0]
     keep_cols = [varying[k] for k in _independent_columns(np.asfortranarray(X[:, varying]))]
     dropped = list(design.dropped) + [
-        (design.columns[j], "constant or collinear in subset") for j in range(X.shape[1]) if j not in keep_cols
+        (design.columns[j], "constant or collinear in subset")
+        for j in range(X.shape[1])
+        if j not in keep_cols
     ]
     remap = {old: new for new, old in enumerate(keep_cols)}
     return Design(

@@ -30,7 +30,9 @@ from pipelines.stats.inference import Nuisance, contributions, effect
 from pipelines.stats.results import Effect, NotEstimable, Weights
 
 
-def _arm_mean(y: np.ndarray, mask: np.ndarray, w: np.ndarray, nuisances: Sequence[tuple[Nuisance, np.ndarray]]):
+def _arm_mean(
+    y: np.ndarray, mask: np.ndarray, w: np.ndarray, nuisances: Sequence[tuple[Nuisance, np.ndarray]]
+):
     wm = np.where(mask, w, 0.0)
     S = float(wm.sum())
     mu = float(wm @ y) / S

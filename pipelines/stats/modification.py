@@ -65,7 +65,9 @@ def effect_modification(
         groups.append((str(level), estimate(pop, yy, method, outcome=out, cluster=cl)))
     ok = [e.rd for _, e in groups if isinstance(e.rd, Estimate) and e.rd.se]
     if len(ok) < 2:
-        test: TestResult | NotEstimable = NotEstimable("fewer than two estimable subgroups", "cochran-q", len(ok))
+        test: TestResult | NotEstimable = NotEstimable(
+            "fewer than two estimable subgroups", "cochran-q", len(ok)
+        )
     else:
         d = np.array([e.estimate for e in ok])
         w = 1 / np.array([e.se for e in ok]) ** 2

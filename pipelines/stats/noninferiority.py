@@ -42,7 +42,9 @@ def noninferiority(
     m = margin_pp / 100.0
     method = "ni-ci95-tost-ci90"
     if isinstance(estimate, NotEstimable) or estimate.se is None or estimate.estimand != "rd":
-        reason = estimate.reason if isinstance(estimate, NotEstimable) else "no standard error on the RD scale"
+        reason = (
+            estimate.reason if isinstance(estimate, NotEstimable) else "no standard error on the RD scale"
+        )
         return NonInferiority(
             definition_id, margin_pp, None, None, None, None, None, None, None, None, None,
             f"not estimable: {reason}", method, estimate.n,

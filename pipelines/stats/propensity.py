@@ -59,7 +59,9 @@ def equipoise(preference: np.ndarray, bounds: tuple[float, float] = EQUIPOISE_BO
     return float(np.mean((preference >= bounds[0]) & (preference <= bounds[1])))
 
 
-def fit_propensity(X: np.ndarray, treated: np.ndarray, arms: tuple[str, str] = ("arm", "reference")) -> PropensityModel:
+def fit_propensity(
+    X: np.ndarray, treated: np.ndarray, arms: tuple[str, str] = ("arm", "reference")
+) -> PropensityModel:
     """Binary propensity model: logistic regression of ``treated`` (1 = arm) on ``X``."""
     a = np.asarray(treated, dtype=float)
     fit = fit_logistic(X, a)
@@ -94,6 +96,6 @@ def fit_multinomial_propensity(X: np.ndarray, codes: np.ndarray, arms: Sequence[
         c_statistic=None,
         preference=None,
         equipoise=None,
-        n=int(len(codes)),
+        n=len(codes),
         method="multinomial-logit",
     )

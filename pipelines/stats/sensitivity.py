@@ -51,7 +51,9 @@ def e_value(estimate: Estimate | NotEstimable) -> EValue | NotEstimable:
     if isinstance(estimate, NotEstimable):
         return estimate
     if estimate.estimand == "rr":
-        return EValue(*_fields(e_value_rr(estimate.estimate, estimate.ci_low, estimate.ci_high)), n=estimate.n)
+        return EValue(
+            *_fields(e_value_rr(estimate.estimate, estimate.ci_low, estimate.ci_high)), n=estimate.n
+        )
     if estimate.estimand == "rd":
         p1, p0 = estimate.risk_arm, estimate.risk_reference
         if p1 is None or p0 is None or p0 <= 0 or p1 <= 0:

@@ -50,7 +50,9 @@ def truth() -> Truth:
     rng = np.random.default_rng(20260101)
     e, p1, p0 = _probs(*_covariates(4_000_000, rng))
     d = p1 - p0
-    return Truth(float(d.mean()), float((e * d).sum() / e.sum()), float((e * (1 - e) * d).sum() / (e * (1 - e)).sum()))
+    return Truth(
+        float(d.mean()), float((e * d).sum() / e.sum()), float((e * (1 - e) * d).sum() / (e * (1 - e)).sum())
+    )
 
 
 def confounded(n: int, rng: np.random.Generator):
@@ -96,7 +98,9 @@ def analysis_frame(n: int, n_definitions: int = 25, seed: int = 7, n_sites: int 
     homeless = rng.random(n) < 0.12
     employed = rng.random(n) < 0.4
     sev = (use_days - 15) / 10 + 0.6 * co + 0.5 * homeless - 0.3 * employed
-    logits = np.column_stack([0.3 - 0.6 * sev, -0.6 + 0.0 * sev, -0.2 + 0.7 * sev, -0.9 + 0.8 * sev, -0.2 - 0.5 * sev])
+    logits = np.column_stack(
+        [0.3 - 0.6 * sev, -0.6 + 0.0 * sev, -0.2 + 0.7 * sev, -0.9 + 0.8 * sev, -0.2 - 0.5 * sev]
+    )
     p = np.exp(logits - logits.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     u = rng.random(n)[:, None]

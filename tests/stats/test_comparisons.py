@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 import pytest
+import simulate
 from statsmodels.stats.multitest import multipletests
 
-import simulate
 from pipelines.analysis.comparisons import compare
 
 
@@ -28,16 +28,28 @@ def test_rows_for_every_definition_method_and_scale(result):
     binary = c.filter(pl.col("method") != "iptw_ate_multinomial", pl.col("missing_data").is_null())
     for d in ("d01", "d02", "d03", "d04", "d06"):
         got = set(binary.filter(pl.col("definition_id") == d).select("method", "estimand").iter_rows())
-        assert got == {(m, s) for m in ("crude", "gcomp", "iptw_ate", "iptw_att", "overlap", "aipw") for s in ("rd", "rr")}
-    assert c.filter(pl.col("estimate").is_not_null())["ci_low"].le(c.filter(pl.col("estimate").is_not_null())["estimate"]).all()
+        assert got == {
+            (m, s)
+            for m in ("crude", "gcomp", "iptw_ate", "iptw_att", "overlap", "aipw")
+            for s in ("rd", "rr")
+        }
+    assert (
+        c.filter(pl.col("estimate").is_not_null())["ci_low"]
+        .le(c.filter(pl.col("estimate").is_not_null())["estimate"])
+        .all()
+    )
 
 
 def test_crude_matches_counts(frame, result):
     sub = frame.filter(pl.col("level_group").is_in(["iop", "residential"]), pl.col("d01").is_not_null())
-    counts = sub.group_by("level_group").agg(pl.col("d01").cast(pl.Float64).mean().alias("p"), pl.len().alias("n"))
+    counts = sub.group_by("level_group").agg(
+        pl.col("d01").cast(pl.Float64).mean().alias("p"), pl.len().alias("n")
+    )
     p = dict(counts.select("level_group", "p").iter_rows())
     n = dict(counts.select("level_group", "n").iter_rows())
-    row = result.comparisons.filter(pl.col("definition_id") == "d01", pl.col("method") == "crude", pl.col("estimand") == "rd")
+    row = result.comparisons.filter(
+        pl.col("definition_id") == "d01", pl.col("method") == "crude", pl.col("estimand") == "rd"
+    )
     assert row["estimate"][0] == pytest.approx(p["iop"] - p["residential"])
     assert row["n_arm"][0] == n["iop"] and row["n_reference"][0] == n["residential"]
 
@@ -85,7 +97,12 @@ def test_noninferiority_rows(result):
 
 
 def test_too_few_people_is_not_estimable(frame):
-    small = pl.concat([frame.filter(pl.col("level_group") == "residential"), frame.filter(pl.col("level_group") == "iop").head(15)])
+    small = pl.concat(
+        [
+            frame.filter(pl.col("level_group") == "residential"),
+            frame.filter(pl.col("level_group") == "iop").head(15),
+        ]
+    )
     r = compare(small, simulate.definitions(2), methods=("crude", "iptw_ate", "aipw"))
     adj = r.comparisons.filter(pl.col("method") != "crude")
     assert adj["estimate"].null_count() == adj.height
@@ -95,7 +112,9 @@ def test_too_few_people_is_not_estimable(frame):
 
 
 def test_too_few_events_is_not_estimable(frame):
-    f = frame.with_columns(pl.when(pl.col("level_group") == "iop").then(pl.lit(1, pl.Int8)).otherwise(pl.col("d01")).alias("d01"))
+    f = frame.with_columns(
+        pl.when(pl.col("level_group") == "iop").then(pl.lit(1, pl.Int8)).otherwise(pl.col("d01")).alias("d01")
+    )
     r = compare(f, simulate.definitions(1), methods=("crude", "gcomp"))
     g = r.comparisons.filter(pl.col("method") == "gcomp")
     assert g["estimate"].null_count() == 2 and "fewer than 5 successes or failures in iop" in g["note"][0]
@@ -129,3 +148,30 @@ def test_accepts_any_definition_like_object(frame):
     assert set(r.comparisons["definition_version"]) == {"2.1"}
     with pytest.raises(KeyError):
         compare(frame, [Other("nope", "1", None, None)], methods=("crude",))
+
+
+def test_compare_survival_recovers_hazard_ratio():
+    from pipelines.analysis.comparisons import compare_survival
+
+    rng = np.random.default_rng(12)
+    n = 20_000
+    sev = rng.normal(size=n)
+    iop = rng.random(n) < 1 / (1 + np.exp(sev))  # sicker people go residential
+    # hazard: exp(0.5 sev) for everyone, times HR 0.8 in IOP; exponential with mean 300 days
+    t = rng.exponential(300 / np.exp(0.5 * sev + np.log(0.8) * iop))
+    readmit = t <= 180
+    level = np.where(iop, "iop", "residential")
+    f = pl.DataFrame({
+        "level_group": level, "level_of_care": level, "use_days_admit": sev,
+        "readmit_180d": readmit, "days_to_readmission": pl.Series(np.where(readmit, np.ceil(t), np.nan), nan_to_null=True),
+    })  # fmt: skip
+    s = compare_survival(f, covariates=("use_days_admit",))
+    crude = compare_survival(f, covariates=("use_days_admit",), weights="none")
+    # the marginal HR of a conditional HR of 0.8 is attenuated toward 1, but not reversed,
+    # and far from the confounded crude HR (sicker people, more readmissions, are residential)
+    assert 0.75 < s.cox.hr.estimate < 0.9 and s.cox.hr.ci_high < 1
+    assert crude.cox.hr.estimate < s.cox.hr.estimate - 0.1
+    km = s.curves["iop"].at_times[180.0]
+    # at risk at day 180: censored at the horizon plus readmitted on day 180 itself
+    assert km["at_risk"] == int(((~readmit) & iop).sum() + (readmit & (np.ceil(t) == 180) & iop).sum())
+    assert s.curves["iop"].at_times[90.0]["survival"] > s.curves["residential"].at_times[90.0]["survival"]

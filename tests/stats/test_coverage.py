@@ -14,7 +14,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from coverage_stats import run  # noqa: E402
+from coverage_stats import run
 
 ADJUSTED = ("gcomp", "iptw_ate", "iptw_att", "overlap", "aipw")
 

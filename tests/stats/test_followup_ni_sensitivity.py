@@ -50,7 +50,9 @@ def test_noninferiority_and_equivalence_by_hand():
     z95, z90 = stats.norm.ppf(0.975), stats.norm.ppf(0.95)
     # RD -1 pp, se 1.5 pp: 95% lower -3.94 > -5 (non-inferior); 90% CI -3.47 .. 1.47 (equivalent)
     r = noninferiority(_rd(-0.01, 0.015), "d", 5.0)
-    assert r.ci95_low == pytest.approx(-0.01 - z95 * 0.015) and r.ci90_high == pytest.approx(-0.01 + z90 * 0.015)
+    assert r.ci95_low == pytest.approx(-0.01 - z95 * 0.015) and r.ci90_high == pytest.approx(
+        -0.01 + z90 * 0.015
+    )
     assert r.noninferior and r.equivalent and "equivalent" in r.conclusion
     assert r.p_noninferiority == pytest.approx(stats.norm.sf((-0.01 + 0.05) / 0.015))
     # RD -3 pp, se 1.5 pp: 95% lower -5.94 < -5: inconclusive

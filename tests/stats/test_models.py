@@ -94,7 +94,11 @@ def test_design_one_hot_missing_indicator_and_drops():
     assert num[1] == pytest.approx(fill) and num[4] == pytest.approx(fill)
     np.testing.assert_array_equal(d.matrix[:, d.columns.index("num__missing")], [0, 1, 0, 0, 1] + [0] * 7)
     reasons = dict(d.dropped)
-    assert reasons["const"] == "constant" and reasons["empty"] == "all missing" and reasons["absent"] == "not in frame"
+    assert (
+        reasons["const"] == "constant"
+        and reasons["empty"] == "all missing"
+        and reasons["absent"] == "not in frame"
+    )
     # flag: 0/1 with mean fill (6 true of 11 observed) and an indicator for the missing value
     assert d.matrix[5, d.columns.index("flag")] == pytest.approx(6 / 11)
     assert d.matrix[5, d.columns.index("flag__missing")] == 1.0

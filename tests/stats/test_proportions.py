@@ -13,8 +13,10 @@ from pipelines.stats.proportions import (
     odds_ratio,
     risk_difference,
     risk_ratio,
-    test_2x2 as table_test,
     wilson,
+)
+from pipelines.stats.proportions import (
+    test_2x2 as table_test,
 )
 from pipelines.stats.results import NotEstimable
 
@@ -40,7 +42,9 @@ def test_wilson_by_hand():
     assert w.ci_high == pytest.approx(0.5 + half, abs=1e-12)
 
 
-@pytest.mark.parametrize("row", REF["newcombe1998_method10"], ids=lambda r: f"{r['e1']}/{r['n1']}-{r['e0']}/{r['n0']}")
+@pytest.mark.parametrize(
+    "row", REF["newcombe1998_method10"], ids=lambda r: f"{r['e1']}/{r['n1']}-{r['e0']}/{r['n0']}"
+)
 def test_newcombe_hybrid_score_matches_published_table(row):
     r = risk_difference(row["e1"], row["n1"], row["e0"], row["n0"])
     assert r.method == "newcombe-hybrid-score"

@@ -37,7 +37,7 @@ def test_kaplan_meier_matches_statsmodels(surv):
 
 
 def test_cox_matches_phreg_with_robust_covariance(surv):
-    t, d, z, w = surv
+    t, d, z, _w = surv
     r = cox_ph(t, d, z)
     ref = PHReg(t, z[:, None].astype(float), status=d, ties="breslow").fit(groups=np.arange(t.size))
     assert np.log(r.hr.estimate) == pytest.approx(ref.params[0], abs=1e-8)
@@ -79,7 +79,9 @@ def test_effect_modification_detects_and_tests_by_hand():
     # IOP helps the less severe (+0.8 log-odds) and harms the severe (-0.8)
     y = (rng.random(n) < expit(0.2 * x + np.where(severe, -0.8, 0.8) * a)).astype(float)
     frame = pl.DataFrame({"x": x, "severe": severe})
-    res = effect_modification(y, a, build_design(frame, ("x", "severe")), np.where(severe, "yes", "no"), "severe")
+    res = effect_modification(
+        y, a, build_design(frame, ("x", "severe")), np.where(severe, "yes", "no"), "severe"
+    )
     ests = dict(res.subgroups)
     d_yes, d_no = ests["yes"].rd, ests["no"].rd
     assert d_yes.estimate < 0 < d_no.estimate

@@ -106,17 +106,27 @@ def estimators() -> dict:
     a = df["arm"].to_numpy().astype(float)
     y = df["y"].to_numpy().astype(float)
     n = len(y)
-    point, e, glm, m1, m0 = _point_estimates(X, a, y)
+    point, e, _glm, m1, m0 = _point_estimates(X, a, y)
     te = TreatmentEffect(sm.OLS(y, X), a.astype(int), results_select=sm.Logit(a, X).fit(disp=0, tol=1e-12))
     ate = te.ipw()
     att = te.ipw(effect_group=1)
-    se = {"iptw_ate": float(ate.summary_frame().iloc[0, 1]), "iptw_att": float(att.summary_frame().iloc[0, 1])}
-    ipw_point = {"iptw_ate": float(ate.summary_frame().iloc[0, 0]), "iptw_att": float(att.summary_frame().iloc[0, 0])}
+    se = {
+        "iptw_ate": float(ate.summary_frame().iloc[0, 1]),
+        "iptw_att": float(att.summary_frame().iloc[0, 1]),
+    }
+    ipw_point = {
+        "iptw_ate": float(ate.summary_frame().iloc[0, 0]),
+        "iptw_att": float(att.summary_frame().iloc[0, 0]),
+    }
     # g-computation: delta method, gradient of mean(m1) - mean(m0) in beta, HC0 covariance.
     Xa1 = np.column_stack([X, np.ones(n)])
     Xa0 = np.column_stack([X, np.zeros(n)])
     grad = (Xa1 * (m1 * (1 - m1))[:, None]).mean(0) - (Xa0 * (m0 * (1 - m0))[:, None]).mean(0)
-    cov = sm.GLM(y, np.column_stack([X, a]), family=sm.families.Binomial()).fit(tol=1e-12, cov_type="HC0").cov_params()
+    cov = (
+        sm.GLM(y, np.column_stack([X, a]), family=sm.families.Binomial())
+        .fit(tol=1e-12, cov_type="HC0")
+        .cov_params()
+    )
     d = m1 - m0
     se["gcomp"] = float(math.sqrt(grad @ cov @ grad + d.var() / n))
     phi = m1 - m0 + a * (y - m1) / e - (1 - a) * (y - m0) / (1 - e)
