@@ -15,7 +15,10 @@ def write_synthetic(out_dir, records: int, seed: int, fmt: str = "native", **opt
 
     ``fmt`` is ``native`` (discharges.csv, followups.csv, truth.json) or ``teds-d``
     (tedsd_puf.csv, truth.json). ``options`` are those of
-    :func:`pipelines.synth.model.generate` (effects, sites, quarters, end_quarter, ...).
+    :func:`pipelines.synth.model.generate`: ``effects`` and ``modification`` (dicts keyed by
+    definition id, on the probability scale here, e.g. ``{"completion": -0.10}``; the CLI's
+    ``--effect`` takes percentage points), ``sites``, ``quarters``, ``end_quarter``,
+    ``level_mix``, ``unmeasured``; and ``teds_year`` for ``teds-d``.
     """
     from pipelines.synth.command import write_files
 

@@ -286,5 +286,6 @@ def run_synth(args: argparse.Namespace, settings) -> int:
                         teds_year=args.teds_year, **options)
     what = ", ".join(truth["files"])
     extra = f" and {truth['followup_rows']} follow-up attempts" if args.fmt == "native" else ""
-    print(f"synth: wrote {args.records} episodes{extra} ({what}) to {os.fspath(args.out)}, seed {args.seed}")
+    noun = "episode" if args.records == 1 else "episodes"
+    print(f"synth: wrote {args.records} {noun}{extra} ({what}) to {os.fspath(args.out)}, seed {args.seed}")
     return 0
