@@ -117,13 +117,12 @@ def _check(records: int, seed: int, fmt: str, options: dict[str, Any]) -> None:
 def write_files(out_dir, records: int, seed: int, fmt: str = "native", teds_year: int = 2019,
                 **options: Any) -> dict:
     """Generate and write the files; return the truth dictionary (also in truth.json)."""
-    import numpy as np
-
-    from pipelines.synth import model
-
     _check(records, seed, fmt, options)
     if fmt == "teds-d" and not 2017 <= teds_year <= 2020:
         raise UserError("--teds-year must be 2017-2020 (the 76-column codebook)")
+    import numpy as np
+
+    from pipelines.synth import model
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
