@@ -480,11 +480,15 @@ def apply_comparisons(
         sizes = [_count(row.pop(k, None)) for k in ("n_arm", "n_reference")]
         hide = any(hidden_rates.get((d, str(row.get(k))), False) for k in ("arm", "reference"))
         hide |= any(n is not None and not r.stat_allowed(n) for n in sizes)
-        if hide:
-            row.update(estimate=None, ci_low=None, ci_high=None)
+        if hide:  # every number of the row: the arms' risks are the hidden rates themselves
+            row.update(dict.fromkeys(COMPARISON_STATS[:3] + tuple(c for c in COMPARISON_STATS if c in row)))
         row["suppressed"] = hide
         out.append(row)
     return out
+
+
+COMPARISON_STATS = ("estimate", "ci_low", "ci_high", "se", "p_value", "risk_arm", "risk_reference", "e_value",
+                    "e_value_ci")
 
 
 # --------------------------------------------------------------------------- Kaplan-Meier
@@ -621,3 +625,80 @@ def display(value: Any, rule: str | Rule = "cms") -> Any:
     if value is None or _isnan(value):
         return get_rule(rule).marker
     return value
+
+
+# --------------------------------------------------------------------------- analysis output
+def apply_comparative(
+    comparative: Mapping[str, Any], rates: Sequence[Mapping[str, Any]], rule: str | Rule = "cms"
+) -> dict[str, Any]:
+    """The comparative part of ``results.json`` (pipelines.analysis.comparative) made safe.
+
+    ``rates`` are the *disclosed* rate rows. Comparisons follow :func:`apply_comparisons` (arm
+    sizes shown only when the rule allows); a non-inferiority verdict goes with its comparison;
+    diagnostics' head counts and the propensity histogram's bins are protected like a table
+    with its margin (the arm's total is published); Kaplan–Meier curves and numbers at risk
+    follow :func:`apply_km` / :func:`apply_risk_table`; subgroup effects over too few people
+    are hidden.
+    """
+    import pandas as pd
+
+    r = get_rule(rule)
+    out = dict(comparative)
+    rows = comparative.get("comparisons") or []
+    sizes = [(row.get("n_arm"), row.get("n_reference")) for row in rows]
+    shown = apply_comparisons(rows, rates, r)
+    # An arm's size is its rate's denominator: shown only where the rates table shows that
+    # denominator, or complementary suppression there would be undone here.
+    dens = {(str(x.get("definition_id")), str(x.get("group"))): x.get("denominator")
+            for x in rates if x.get("group_by") == "level_group"}
+    for row, (n1, n0) in zip(shown, sizes):
+        d = str(row.get("definition_id"))
+        for key, n, group in (("n_arm", n1, row.get("arm")), ("n_reference", n0, row.get("reference"))):
+            ok = not row["suppressed"] and dens.get((d, str(group))) == _count(n)
+            row[key] = shown_count(n, r) if ok else None
+    out["comparisons"] = shown
+    hidden = {(x["definition_id"], x["method"]) for x in shown if x["suppressed"]}
+    out["noninferiority"] = [
+        {**x, "estimate": None, "ci95_low": None, "ci95_high": None, "ci90_low": None, "ci90_high": None,
+         "conclusion": "not shown: too few people to publish"}
+        if (x.get("definition_id"), x.get("method")) in hidden else dict(x)
+        for x in comparative.get("noninferiority") or []
+    ]
+    out["diagnostics"] = [
+        {**x, "n_arm": shown_count(x.get("n_arm"), r), "n_reference": shown_count(x.get("n_reference"), r)}
+        for x in comparative.get("diagnostics") or []
+    ]
+    prop = comparative.get("propensity")
+    if prop:
+        arms = list(prop["counts"])
+        df = pd.DataFrame({"bin": range(len(prop["bin_edges"]) - 1), **{a: prop["counts"][a] for a in arms}})
+        safe, _ = suppress_table(df, arms, margins="cols", rule=r)
+        safe = safe[safe["bin"] != "total"] if safe["bin"].dtype == object else safe.iloc[:-1]
+        out["propensity"] = {"bin_edges": prop["bin_edges"],
+                             "counts": {a: [_count(v) for v in safe[a]] for a in arms}}
+    survival = comparative.get("survival") or {}
+    if "readmission" in survival:
+        km = dict(survival["readmission"])
+        km["groups"] = {
+            g: {**c, **_columns(apply_km(c["time"], c["survival"], c["at_risk"], c.get("ci_low"), c.get("ci_high"),
+                                         rule=r))}
+            for g, c in km["groups"].items()
+        }
+        km["risk_table"] = {"times": km["risk_table"]["times"],
+                            "at_risk": {g: apply_risk_table(v, r) for g, v in km["risk_table"]["at_risk"].items()}}
+        km["events"] = {g: shown_count(v, r) for g, v in (km.get("events") or {}).items()}
+        survival = {**survival, "readmission": km}
+    out["survival"] = survival
+    out["modification"] = [
+        x if r.stat_allowed(x.get("n")) else {**x, "estimate": None, "ci_low": None, "ci_high": None, "n": None,
+                                              "note": "not shown: too few people to publish"}
+        for x in comparative.get("modification") or []
+    ]
+    return out
+
+
+def _columns(points: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """Kaplan–Meier grid points as columns; the per-step numbers at risk are not published."""
+    return {"time": [p["time"] for p in points], "survival": [p["survival"] for p in points],
+            "ci_low": [p["ci_low"] for p in points], "ci_high": [p["ci_high"] for p in points],
+            "at_risk": None}
