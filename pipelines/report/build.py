@@ -53,6 +53,47 @@ def report_quarter(results: Mapping[str, Any], agg: WarehouseAggregates, quarter
     return max(seen) if seen else None
 
 
+ADJUSTED_PREFERENCE = ("aipw", "gcomp", "iptw", "overlap")  # the headline adjusted method, in order
+
+
+def _forest_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Risk-difference rows (``estimand`` rd, or ``measure`` risk_difference); when a definition
+    has several missing-data approaches the method label names each."""
+    out = [dict(x) for x in rows
+           if str(x.get("estimand") or x.get("measure") or "rd") in ("rd", "risk_difference")]
+    variants: dict[str, set] = {}
+    for x in out:
+        variants.setdefault(str(x.get("definition_id")), set()).add(x.get("missing_data"))
+    for x in out:
+        if len(variants[str(x.get("definition_id"))]) > 1 and x.get("missing_data"):
+            x["method"] = f"{x.get('method')}, {x['missing_data']}"
+    return out
+
+
+def _ni_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Non-inferiority rows with ``margin`` (0-1 scale) and the 95% interval as ci_low/ci_high."""
+    out = []
+    for x in rows:
+        x = dict(x)
+        if x.get("margin") is None and x.get("margin_pp") is not None:
+            x["margin"] = x["margin_pp"] / 100
+        x.setdefault("ci_low", x.get("ci95_low"))
+        x.setdefault("ci_high", x.get("ci95_high"))
+        out.append(x)
+    return out
+
+
+def _preferred(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """One row per definition: the first adjusted method of ADJUSTED_PREFERENCE present."""
+    best: dict[str, Mapping[str, Any]] = {}
+    rank = {m: i for i, m in enumerate(ADJUSTED_PREFERENCE)}
+    for x in rows:
+        d = str(x.get("definition_id"))
+        if d not in best or rank.get(str(x.get("method")), 99) < rank.get(str(best[d].get("method")), 99):
+            best[d] = x
+    return list(best.values())
+
+
 def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
@@ -83,8 +124,8 @@ def build_report(
     ctx = _Context(results=results, agg=agg, quarter=q, rule=r, labels=labels, pairs=pairs,
                    marker=r.marker, data_docs=data_docs)
     ctx.facts["window"] = last_quarters(q) if q else []
-    comparisons = disclosure.apply_comparisons(results.get("comparisons") or [], shown_rates, rule=r)
-    noninferiority = disclosure.apply_comparisons(results.get("noninferiority") or [], shown_rates, rule=r)
+    comparisons = disclosure.apply_comparisons(_forest_rows(results.get("comparisons") or []), shown_rates, rule=r)
+    noninferiority = disclosure.apply_comparisons(_ni_rows(results.get("noninferiority") or []), shown_rates, rule=r)
     ctx.comparisons, ctx.noninferiority = comparisons, noninferiority
 
     sections = [
@@ -136,7 +177,7 @@ def _summary(ctx: _Context, sections: Sequence[Section]) -> Section:
                             f"residential {_rate_phrase(by.get(REFERENCE), ctx.marker)}.")
     if not heads:
         s.unavailable.append("not available: results.json holds no rates by level of care")
-    ni = [x for x in ctx.noninferiority if x.get("arm", ARM) == ARM]
+    ni = _preferred([x for x in ctx.noninferiority if x.get("arm", ARM) == ARM])
     if ni:
         for x in ni:
             s.paragraphs.append(_ni_sentence(x, ctx))
@@ -154,8 +195,8 @@ def _summary(ctx: _Context, sections: Sequence[Section]) -> Section:
 def _ni_sentence(x: Mapping[str, Any], ctx: _Context) -> str:
     label = ctx.labels.get(str(x.get("definition_id")), x.get("definition_id"))
     margin = x.get("margin")
-    if x.get("estimate") is None:
-        return f"Non-inferiority for {label}: not shown (small numbers)."
+    if x.get("estimate") is None or x.get("ci_low") is None:
+        return f"Non-inferiority for {label}: not shown ({x.get('conclusion') or 'small numbers'})."
     conclusion = x.get("conclusion")
     if not conclusion and margin is not None:
         lo, hi = x["ci_low"], x["ci_high"]
@@ -283,14 +324,16 @@ def _comparison(ctx: _Context) -> Section:
     else:
         margins = {str(x["definition_id"]): float(x["margin"]) for x in ctx.noninferiority
                    if x.get("margin") is not None}
+        rows = sorted(rows, key=lambda x: str(x.get("method")) != "crude")
         s.charts.append(charts.forest(rows, ctx.labels, margins))
         s.tables.append(tables.comparisons_table(rows, ctx.labels))
     if ctx.noninferiority:
         s.tables.append(tables.simple_table(
             "table-noninferiority", "Non-inferiority of IOP to residential",
             [{**x, "definition": ctx.labels.get(str(x.get("definition_id")))} for x in ctx.noninferiority],
-            ["definition", "measure", "method", "margin", "estimate", "ci_low", "ci_high", "conclusion"],
-            {"margin": "num3", "estimate": "num3", "ci_low": "num3", "ci_high": "num3"}))
+            ["definition", "method", "margin", "estimate", "ci_low", "ci_high", "conclusion"],
+            {"margin": "num3", "estimate": "num3", "ci_low": "num3", "ci_high": "num3"},
+            headers={"ci_low": "95% CI low", "ci_high": "95% CI high"}))
     balance = _balance_rows(ctx.results.get("balance") or [])
     if balance:
         s.charts.append(charts.love_plot(balance))
@@ -309,24 +352,49 @@ def _comparison(ctx: _Context) -> Section:
         s.charts.append(_overlap_chart(prop, ctx))
     else:
         s.unavailable.append("propensity overlap: not available: no propensity diagnostics in results.json")
-    facts = [(k, diag[k]) for k in ("equipoise", "truncated_share", "max_abs_smd_adjusted") if k in diag]
-    if facts:
-        s.tables.append(tables.simple_table("table-diagnostics", "Diagnostics",
-                                            [{"diagnostic": k, "value": v} for k, v in facts],
-                                            ["diagnostic", "value"], {"value": "num3"}))
-        if diag.get("equipoise") is not None and diag["equipoise"] < EQUIPOISE_MIN:
-            ctx.flags.append(f"equipoise {diag['equipoise']:.2f} is below {EQUIPOISE_MIN}: IOP and residential "
+    adjusted = [dict(x) for x in diag.get("adjusted") or []]
+    if not adjusted and any(k in diag for k in ("equipoise", "share_truncated", "max_abs_smd_after")):
+        adjusted = [{k: diag.get(k) for k in ("equipoise", "share_truncated", "max_abs_smd_after")}]
+    if adjusted:
+        cols = [c for c in ("population", "method", "c_statistic", "equipoise", "ess_arm", "ess_reference",
+                            "share_truncated", "max_abs_smd_after", "passed", "note")
+                if any(c in x for x in adjusted)]
+        s.tables.append(tables.simple_table("table-diagnostics", "Diagnostics of the adjusted comparison",
+                                            adjusted, cols, {c: "num3" for c in cols if c not in
+                                                             ("population", "method", "passed", "note")}))
+        low = [x["equipoise"] for x in adjusted if x.get("equipoise") is not None and x["equipoise"] < EQUIPOISE_MIN]
+        if low:
+            ctx.flags.append(f"equipoise {min(low):.2f} is below {EQUIPOISE_MIN}: IOP and residential "
                              "patients overlap too little for a trustworthy adjusted comparison.")
+    mod = [x for x in ctx.results.get("modification") or []]
+    if mod:
+        s.tables.append(tables.simple_table(
+            "table-modification", "Effect modification (adjusted risk difference within subgroups)",
+            [{**x, "definition": ctx.labels.get(str(x.get("definition_id")), x.get("definition_id"))} for x in mod],
+            ["definition", "modifier", "level", "estimate", "ci_low", "ci_high", "interaction_p_value"],
+            {"estimate": "num3", "ci_low": "num3", "ci_high": "num3", "interaction_p_value": "num3"},
+            note="Rychtarik 2000: heavier involvement may do better in residential care; a small interaction "
+                 "p-value says the IOP-residential difference varies across the subgroups."))
     return s
 
 
 def _balance_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    out = []
-    for x in rows:
-        out.append({"covariate": x.get("covariate") or x.get("term"),
-                    "smd_unadjusted": x.get("smd_unadjusted", x.get("smd_before")),
-                    "smd_adjusted": x.get("smd_adjusted", x.get("smd_after"))})
-    return out
+    """One row per covariate, from the first population and the preferred weighting method."""
+    if not rows:
+        return []
+    population = rows[0].get("population")
+    mine = [x for x in rows if x.get("population") == population]
+    methods = list(dict.fromkeys(x.get("method") for x in mine))
+    method = next((m for m in ("iptw", "overlap", *methods) if m in methods), None)
+    out: dict[str, dict[str, Any]] = {}
+    for x in mine:
+        if x.get("method") != method:
+            continue
+        cov = str(x.get("covariate") or x.get("term"))
+        out.setdefault(cov, {"covariate": cov, "method": method,
+                             "smd_unadjusted": x.get("smd_unadjusted", x.get("smd_before")),
+                             "smd_adjusted": x.get("smd_adjusted", x.get("smd_after"))})
+    return list(out.values())
 
 
 def _overlap_chart(prop: Mapping[str, Any], ctx: _Context):
@@ -350,11 +418,17 @@ def _survival(ctx: _Context) -> Section:
     km = (ctx.results.get("survival") or {}).get("readmission") or {}
     groups = km.get("groups") or {}
     if not groups:
-        s.unavailable.append("not available: results.json holds no readmission survival curves "
-                             "(TEDS-D data and data without person links have none)")
+        why = (ctx.results.get("survival") or {}).get("not_available")
+        s.unavailable.append(f"not available: {why or 'results.json holds no readmission survival curves'}")
         return s
     curves = {}
     for g, c in groups.items():
+        n = len(c.get("time") or [])
+        if c.get("at_risk") is None:  # disclosed by the analysis already: grid points only
+            curves[g] = [{"time": c["time"][i], "survival": c["survival"][i],
+                          "ci_low": (c.get("ci_low") or [None] * n)[i], "ci_high": (c.get("ci_high") or [None] * n)[i]}
+                         for i in range(n)]
+            continue
         curves[g] = disclosure.apply_km(c.get("time", []), c.get("survival", []), c.get("at_risk", []),
                                         c.get("ci_low"), c.get("ci_high"), rule=ctx.rule)
     risk = km.get("risk_table") or {}
@@ -370,6 +444,12 @@ def _survival(ctx: _Context) -> Section:
     t.count_cols = tuple(cols[1:])
     t.hidden = pd.DataFrame({c: [x.get(c) is None for x in recs] for c in cols[1:]})
     s.tables.append(t)
+    cox = km.get("cox") or {}
+    if cox.get("hazard_ratio") is not None:
+        s.paragraphs.append(
+            f"Hazard ratio of readmission, IOP vs residential ({cox.get('method', 'Cox')}): "
+            f"{cox['hazard_ratio']:.2f} (95% CI {cox.get('ci_low', float('nan')):.2f}–{cox.get('ci_high', float('nan')):.2f}); "
+            f"proportional-hazards check p = {cox.get('ph_test_p_value', float('nan')):.3f}.")
     return s
 
 

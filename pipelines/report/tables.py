@@ -216,7 +216,7 @@ def table_one(
 
 
 def comparisons_table(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> Table:
-    cols = ["definition", "definition_id", "arm", "reference", "measure", "method", "estimate", "ci_low", "ci_high"]
+    cols = ["definition", "definition_id", "arm", "reference", "estimand", "method", "estimate", "ci_low", "ci_high"]
     recs = [{**{c: r.get(c) for c in cols}, "definition": labels.get(str(r.get("definition_id")),
                                                                      r.get("definition_id"))} for r in rows]
     frame = pd.DataFrame(recs, columns=cols)

@@ -187,3 +187,33 @@ def test_kaplan_meier_points_stand_for_zero_or_many_events_and_stop_when_few_at_
     # it would give 1 back); day 45: 21 events since day 0 (shown); then 9 at risk: the curve stops.
     assert times == [0.0, 45.0]
     assert pts[-1]["survival"] == surv[1]
+
+
+def test_comparisons_follow_the_disclosed_rates():
+    from pipelines.disclosure import apply_comparative
+
+    rates = apply_rates([_rate("iop", 5, 40), _rate("php", 30, 80), _rate("residential", 60, 200),
+                         _rate("iop", 20, 40, definition="retention"),
+                         _rate("residential", 100, 200, definition="retention")])
+    comparative = {
+        "comparisons": [
+            {"definition_id": "completion", "arm": "iop", "reference": "residential", "method": "crude",
+             "estimate": 5 / 40 - 60 / 200, "ci_low": -0.3, "ci_high": 0.0, "risk_arm": 5 / 40,
+             "risk_reference": 0.3, "n_arm": 40, "n_reference": 200},
+            {"definition_id": "retention", "arm": "iop", "reference": "residential", "method": "crude",
+             "estimate": 0.0, "ci_low": -0.1, "ci_high": 0.1, "risk_arm": 0.5, "risk_reference": 0.5,
+             "n_arm": 40, "n_reference": 200},
+        ],
+        "noninferiority": [{"definition_id": "completion", "method": "crude", "estimate": -0.175,
+                            "ci95_low": -0.3, "ci95_high": 0.0, "conclusion": "inconclusive"}],
+    }
+    out = apply_comparative(comparative, rates)
+    hidden, shown = out["comparisons"]
+    # iop completion's rate (5/40) is hidden: the difference, its interval and the arm's risk
+    # would each give it back.
+    assert hidden["suppressed"] and hidden["estimate"] is None and hidden["risk_arm"] is None
+    assert hidden["ci_low"] is None and hidden["n_arm"] is None
+    assert out["noninferiority"][0]["estimate"] is None and out["noninferiority"][0]["ci95_low"] is None
+    # retention is shown whole; the arm sizes equal the shown denominators (40, 200)
+    assert not shown["suppressed"] and shown["estimate"] == 0.0 and shown["risk_arm"] == 0.5
+    assert (shown["n_arm"], shown["n_reference"]) == (40, 200)

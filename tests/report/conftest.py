@@ -67,16 +67,20 @@ def make_results() -> dict:
         (k1, n1), (k0, n0) = by_level["iop"], by_level["residential"]
         crude = k1 / n1 - k0 / n0
         se = math.sqrt(k1 / n1 * (1 - k1 / n1) / n1 + k0 / n0 * (1 - k0 / n0) / n0)
-        comparisons.append({"definition_id": d, "arm": "iop", "reference": "residential", "method": "crude",
-                            "measure": "risk_difference", "estimate": crude, "ci_low": crude - 1.96 * se,
-                            "ci_high": crude + 1.96 * se, "n_arm": n1, "n_reference": n0})
-        comparisons.append({"definition_id": d, "arm": "iop", "reference": "residential", "method": "iptw",
-                            "measure": "risk_difference", "estimate": crude + 0.02,
-                            "ci_low": crude + 0.02 - 2.2 * se, "ci_high": crude + 0.02 + 2.2 * se,
-                            "n_arm": n1, "n_reference": n0})
-    balance = [{"covariate": c, "smd_unadjusted": u, "smd_adjusted": a, "method": "iptw"}
+        common = {"definition_id": d, "definition_version": "1", "arm": "iop", "reference": "residential",
+                  "missing_data": "as_defined", "n_arm": n1, "n_reference": n0, "population": "p1",
+                  "risk_arm": k1 / n1, "risk_reference": k0 / n0}
+        comparisons.append({**common, "method": "crude", "estimand": "rd", "estimate": crude,
+                            "ci_low": crude - 1.96 * se, "ci_high": crude + 1.96 * se})
+        comparisons.append({**common, "method": "iptw", "estimand": "rd", "estimate": crude + 0.02,
+                            "ci_low": crude + 0.02 - 2.2 * se, "ci_high": crude + 0.02 + 2.2 * se})
+        # a risk ratio row: not on the forest plot's risk-difference scale
+        comparisons.append({**common, "method": "iptw", "estimand": "rr", "estimate": 1.3, "ci_low": 1.1,
+                            "ci_high": 1.5})
+    balance = [{"population": "p1", "covariate": c, "smd_before": u, "smd_after": a, "method": m}
                for c, u, a in (("age_band", 0.25, 0.04), ("co_occurring_mh", -0.31, 0.02),
-                               ("phq9_admit", 0.42, -0.06), ("primary_substance", 0.12, 0.03))]
+                               ("phq9_admit", 0.42, -0.06), ("primary_substance", 0.12, 0.03))
+               for m in ("iptw", "overlap")]
     survival = {}
     groups = {}
     for g, hazard, n0 in (("iop", 0.0012, 200), ("residential", 0.0018, 300)):
@@ -99,14 +103,19 @@ def make_results() -> dict:
                          "population": None, "success": "x", "missing": "failure", "window_days": None,
                          "references": [f"Reference for {d}."]} for d in COUNTS],
         "rates": rates, "comparisons": comparisons, "balance": balance,
-        "diagnostics": {"data_end_quarter": "2026Q3", "equipoise": 0.46, "truncated_share": 0.004,
+        "diagnostics": {"data_end_quarter": "2026Q3",
+                        "adjusted": [{"population": "p1", "method": "iptw", "n_arm": 200, "n_reference": 300,
+                                      "c_statistic": 0.71, "equipoise": 0.46, "ess_arm": 180.5,
+                                      "ess_reference": 270.2, "share_truncated": 0.004,
+                                      "max_abs_smd_after": 0.06, "passed": True}],
                         "propensity": {"bin_edges": [i / 10 for i in range(11)],
                                        "counts": {"iop": [2, 15, 30, 40, 45, 30, 20, 12, 4, 2],
                                                   "residential": [3, 40, 60, 70, 55, 40, 20, 6, 4, 2]}}},
         "survival": survival,
         "noninferiority": [{"definition_id": "abstinent_90d_itt", "arm": "iop", "reference": "residential",
-                            "measure": "risk_difference", "method": "iptw", "margin": 0.1, "estimate": 0.05,
-                            "ci_low": -0.04, "ci_high": 0.14, "conclusion": "non-inferior"}],
+                            "method": m, "margin_pp": 10.0, "estimate": 0.05, "ci95_low": -0.04,
+                            "ci95_high": 0.14, "ci90_low": -0.03, "ci90_high": 0.13, "noninferior": True,
+                            "equivalent": False, "conclusion": f"non-inferior ({m})"} for m in ("iptw", "crude")],
         "validation": {"checks": [{"check_id": "discharge_after_admit", "category": "plausibility",
                                    "status": "passed", "failing_rows": 0},
                                   {"check_id": "phq9_range", "category": "conformance", "status": "failed",

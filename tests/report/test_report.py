@@ -49,13 +49,23 @@ def test_summary_in_plain_words(html):
     summary = html[html.index('<section id="summary">'):html.index('<section id="data-quality">')]
     # completion, iop 120/200 = 60.0%, residential 150/300 = 50.0%
     assert "Treatment completed: IOP 60.0%" in summary and "residential 50.0%" in summary
-    assert "Non-inferior with a margin of 10.0 percentage points" in summary
+    # one verdict per definition, the preferred adjusted method (iptw over crude)
+    assert summary.count("Was IOP non-inferior") == 1
+    assert ("Non-inferior (iptw) with a margin of 10.0 percentage points: difference +5.0 points "
+            "(95% CI -4.0 to +14.0; iptw)") in summary
     # flags: a refused file; 46 of 450 rows quarantined = 10.2%; a failed validation check
     assert "1 file(s) refused whole" in summary
     assert "10.2% of rows read were quarantined" in summary
     assert "1 validation check(s) failed" in summary
     # follow-up: simulated reach of 75% per window is below the 80% target
     assert "follow-up response is below the 80% target" in summary
+
+
+def test_forest_plot_and_table_hold_risk_differences_only(html):
+    table = html[html.index('<table id="table-comparisons">'):]
+    table = table[:table.index("</table>")]
+    assert table.count("<tr>") == 1 + 2 * len(COUNTS)  # header + crude and iptw per definition
+    assert ">1.300<" not in table  # the risk ratio row stays out
 
 
 def test_small_cells_are_marked_never_zero(html):
