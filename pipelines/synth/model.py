@@ -1054,7 +1054,7 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
     mappable = np.isin(ep["level"], [OUTPATIENT, IOP, PHP, RES_SHORT, RES_HOSP, INPATIENT])
     ep["asam_only"] = mappable & (u < params["asam_only_share"])
     code = np.asarray(ASAM_OF_LEVEL)[ep["level"]]
-    short_code = np.array([3, 4, 5])[_categorical(rng, np.tile([0.3, 0.2, 0.5], (n, 1)))]
+    short_code = rng.choice(np.array([3, 4, 5]), size=n, p=[0.3, 0.2, 0.5])
     ep["asam_code"] = np.where(ep["level"] == RES_SHORT, short_code, code).astype(np.int8)
     ep["asam_given"] = (code >= 0) & (u < params["asam_only_share"] + params["asam_both_share"])
     ep["asam_given"] |= ep["asam_only"]

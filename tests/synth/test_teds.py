@@ -27,6 +27,16 @@ CODES = {
     "SUB3": set(range(1, 20)) | {-9}, "SUB1_D": set(range(1, 20)) | {-9}, "HLTHINS": {1, 2, 3, 4, -9},
     "PRIMPAY": set(range(1, 8)) | {-9}, "DAYWAIT": {0, 1, 2, 3, 4, -9},
 }
+# further codes from the 2017-2019 codebook (not spelled out in teds-d.md)
+CODEBOOK = {
+    "ROUTE1": {1, 2, 3, 4, 5, -9}, "ROUTE2": {1, 2, 3, 4, 5, -9}, "ROUTE3": {1, 2, 3, 4, 5, -9},
+    "FRSTUSE1": set(range(1, 8)) | {-9}, "FRSTUSE2": set(range(1, 8)) | {-9}, "FRSTUSE3": set(range(1, 8)) | {-9},
+    "FREQ2": {1, 2, 3, -9}, "FREQ3": {1, 2, 3, -9}, "FREQ2_D": {1, 2, 3, -9}, "FREQ3_D": {1, 2, 3, -9},
+    "EDUC": {1, 2, 3, 4, 5, -9}, "MARSTAT": {1, 2, 3, 4, -9}, "DETCRIM": set(range(1, 9)) | {-9},
+    "DETNLF": {1, 2, 3, 4, 5, -9}, "DETNLF_D": {1, 2, 3, 4, 5, -9}, "DSMCRIT": set(range(1, 20)) | {-9},
+    "PRIMINC": {1, 2, 3, 4, 5, -9}, "REGION": set(range(5)), "DIVISION": set(range(10)), "IDU": {0, 1, -9},
+    "ALCDRUG": {0, 1, 2, 3},
+}
 FLAG_SUB = {"ALCFLG": 2, "COKEFLG": 3, "MARFLG": 4, "HERFLG": 5, "METHFLG": 6, "OPSYNFLG": 7, "PCPFLG": 8,
             "HALLFLG": 9, "MTHAMFLG": 10, "AMPHFLG": 11, "STIMFLG": 12, "BENZFLG": 13, "TRNQFLG": 14,
             "BARBFLG": 15, "SEDHPFLG": 16, "INHFLG": 17, "OTCFLG": 18, "OTHERFLG": 19}
@@ -53,7 +63,7 @@ def test_columns_are_the_codebook_variables(teds):
 
 def test_codes_valid(teds):
     df, _ = teds
-    for name, allowed in CODES.items():
+    for name, allowed in {**CODES, **CODEBOOK}.items():
         seen = set(df[name].unique().to_list())
         assert seen <= allowed, (name, seen - allowed)
     for name in FLAG_SUB:
@@ -70,6 +80,14 @@ def test_codes_consistent(teds):
     assert (df.filter(pl.col("GENDER") == 1)["PREG"] == -9).all()
     assert (df.filter(pl.col("EMPLOY") != 4)["DETNLF"] == -9).all()
     assert (df.filter(pl.col("PSOURCE") != 7)["DETCRIM"] == -9).all()
+    # no secondary substance: no route, frequency or age at first use for it
+    none2 = df.filter(pl.col("SUB2") == 1)
+    assert (none2["ROUTE2"] == -9).all() and (none2["FREQ2"] == -9).all() and (none2["FRSTUSE2"] == -9).all()
+    # IDU is reported exactly when some route is injection (4)
+    inj = (df["ROUTE1"] == 4) | (df["ROUTE2"] == 4) | (df["ROUTE3"] == 4)
+    assert (df["IDU"] == inj.cast(pl.Int64)).all()
+    # age at first use never after the current age band (AGE 1 = 12-14 -> FRSTUSE at most 2)
+    assert (df.filter(pl.col("AGE") == 1)["FRSTUSE1"] <= 2).all()
     # LOS above 30 is a band: ambulatory care (6, 7) mostly lasts beyond a month
     amb = df.filter(pl.col("SERVICES_D").is_in([6, 7]))
     assert float((amb["LOS"] > 30).mean()) > 0.3
