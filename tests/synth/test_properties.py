@@ -18,7 +18,8 @@ def test_invariants(records, seed, sites, quarters):
     assert ep["level"].shape[0] == records  # exactly N discharge rows
     assert (ep["discharge_day"] >= ep["admit_day"]).all()
     assert ep["discharge_day"].max() <= d.data_end_day
-    start, end, labels = model.quarter_bounds("2026Q3", quarters)
+    start, _end, labels = model.quarter_bounds("2026Q3", quarters)
+    assert (ep["discharge_day"] >= (start - model.date(1970, 1, 1)).days).all()
     assert len(labels) == quarters and labels[-1] == "2026Q3"
     assert ep["site"].max() < sites
     # the observed outcome is the assigned arm's potential outcome
