@@ -677,7 +677,7 @@ def apply_comparative(
         out["propensity"] = {"bin_edges": prop["bin_edges"],
                              "counts": {a: [_count(v) for v in safe[a]] for a in arms}}
     survival = comparative.get("survival") or {}
-    if "readmission" in survival:
+    if "groups" in survival.get("readmission", {}):
         km = dict(survival["readmission"])
         km["groups"] = {
             g: {**c, **_columns(apply_km(c["time"], c["survival"], c["at_risk"], c.get("ci_low"), c.get("ci_high"),

@@ -69,13 +69,20 @@ def analyze(
     data_end_date: dt.date | None = None,
     disclose: Callable[[RateRows], RateRows] | None = None,
     run_id: str | None = None,
+    compare: bool = True,
+    arm: str = "iop",
+    reference: str = "residential",
+    arms: Sequence[str] | None = ("iop", "php", "residential"),
+    margin_pp: float = 5.0,
+    rule: str = "cms",
 ) -> dict[str, Any]:
-    """Build marts, compute every selected definition's rates, write rates.csv and results.json.
+    """Build marts, compute every selected definition's rates and the comparisons of ``arm``
+    with ``reference``; write rates.csv, comparisons.csv, balance.csv and results.json.
 
-    ``disclose`` is the hook for ``pipelines/disclosure.py``: it receives the rate rows (with
-    ``suppressed`` False) and returns them with small cells suppressed. Without it the rows
-    are written as computed, for use inside the warehouse's trust boundary only.
-    ``run_id`` is given by callers that record the run (flows, rerun); otherwise a new one.
+    Everything written passes :mod:`pipelines.disclosure` under ``rule`` (``cms`` by default,
+    or ``opensafely``). ``disclose`` sees (and may change) the rate rows before that step;
+    nothing bypasses it. ``run_id`` is given by callers that record the run
+    (flows, rerun); otherwise a new one.
     """
     import polars as pl
 
@@ -93,12 +100,22 @@ def analyze(
         marts.build(con, data_end_date=data_end_date)
         table = rates_mod.rates(con, definitions, groupings)
         inputs = _inputs(con)
+        comparative: dict[str, Any] = {}
+        if compare:
+            from pipelines.analysis.comparative import comparative_results
+
+            comparative = comparative_results(con, definitions, arm=arm, reference=reference, arms=arms,
+                                              margin_pp=margin_pp)
         end_date = data_end_date or con.execute(
             "select max(data_end_date) from mart_pathways"
         ).fetchall()[0][0]
+    from pipelines import disclosure
+
     rows: RateRows = table.to_dicts()
     if disclose is not None:
         rows = disclose(rows)
+    rows = disclosure.apply_rates(rows, rule)
+    comparative = disclosure.apply_comparative(comparative, rows, rule)
 
     not_applicable = [
         {"id": r["definition_id"], "note": r["note"]}
@@ -114,20 +131,47 @@ def analyze(
         "definitions": [d.as_dict() for d in definitions],
         "rates": rows,
         "not_applicable": not_applicable,
-        # filled by the comparisons / statistics modules (pipelines/analysis/comparisons.py)
-        "comparisons": [],
-        "balance": [],
+        "comparisons": comparative.get("comparisons", []),
+        "balance": comparative.get("balance", []),
         # dates leave the warehouse no finer than a quarter
-        "diagnostics": {"data_end_quarter": _quarter(end_date), "groupings": ["all", *groupings]},
-        "survival": {},
-        "noninferiority": [],
+        "diagnostics": {
+            "data_end_quarter": _quarter(end_date), "groupings": ["all", *groupings],
+            "disclosure_rule": rule, "arm": arm, "reference": reference, "margin_pp": margin_pp,
+            "adjusted": comparative.get("diagnostics", []),
+            "propensity": comparative.get("propensity"),
+            "not_estimable": comparative.get("not_estimable"),
+        },
+        "survival": comparative.get("survival", {}),
+        "noninferiority": comparative.get("noninferiority", []),
+        "modification": comparative.get("modification", []),
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     pl.DataFrame(rows, schema=table.schema).write_csv(out_dir / "rates.csv")
-    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    _write_csv(out_dir / "comparisons.csv", results["comparisons"], COMPARISON_COLUMNS)
+    _write_csv(out_dir / "balance.csv", results["balance"], BALANCE_COLUMNS)
+    disclosure.check_artifact(rows)
+    (out_dir / "results.json").write_text(
+        json.dumps(results, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     log.info("analyze: %d definitions, %d rate rows", len(definitions), len(rows))
     return results
+
+
+# comparisons.csv and balance.csv lead with the columns of issue 5's contract, then the rest.
+COMPARISON_COLUMNS = ("definition_id", "arm", "reference", "estimand", "method", "estimate", "ci_low",
+                      "ci_high", "p_value", "n_arm", "n_reference", "note")
+BALANCE_COLUMNS = ("covariate", "smd_before", "smd_after", "variance_ratio_after")
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]], leading: Sequence[str]) -> None:
+    import csv
+
+    extra = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in leading]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=[*leading, *extra], extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
 
 
 def _quarter(day: dt.date | None) -> str | None:

@@ -150,7 +150,14 @@ def test_analyze_writes_rates_csv_and_results_json(tmp_path):
     assert csv_lines[0] == ",".join(rates_mod.RATE_COLUMNS)
     # completion: all, iop, residential; phq9_response: one not-applicable row
     assert len(csv_lines) == 1 + 3 + 1
-    assert csv_lines[1].startswith("completion,1,all,,1,2,0.5,")
+    # the hook saw the computed counts (1 of 2 completed) ...
+    assert [(r["numerator"], r["denominator"]) for r in seen if r["definition_id"] == "completion"][0] == (1, 2)
+    # ... but counts of 1-10 never reach a file: the CMS rule suppresses the row
+    header = csv_lines[0].split(",")
+    first = dict(zip(header, csv_lines[1].split(",")))
+    assert first["definition_id"] == "completion" and first["group_by"] == "all"
+    assert first["numerator"] == first["denominator"] == first["rate"] == ""
+    assert first["suppressed"] == "true"
 
 
 def test_analyze_command_line(tmp_path, capsys):

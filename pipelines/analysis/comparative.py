@@ -1,0 +1,226 @@
+"""The comparative part of an analysis: IOP vs residential (or any pair), crude and adjusted.
+
+Wires the analysis frame (:mod:`pipelines.definitions.evaluate`) to the statistics
+(:mod:`pipelines.analysis.comparisons`, :mod:`pipelines.stats`) and returns JSON-ready tables
+for ``results.json``, ``comparisons.csv`` and ``balance.csv``:
+
+* ``comparisons`` / ``balance`` / ``diagnostics`` / ``noninferiority``: from ``compare``;
+* ``propensity``: a histogram of the propensity score by arm (the overlap chart), binned here
+  so that no individual score leaves the warehouse;
+* ``survival.readmission``: time to readmission by arm — Kaplan–Meier unweighted and
+  IPTW(ATE)-weighted, Cox hazard ratio (robust variance, proportional-hazards check) and the
+  log-rank test. Episodes are censored at the data end date (``days_observed``); step-downs
+  are not readmissions (docs/interfaces.md);
+* ``modification``: the AIPW risk difference of the headline definitions within subgroups of
+  baseline severity, co-occurring disorder and primary substance, with Cochran's Q.
+
+Nothing here is disclosed yet: :func:`pipelines.analysis.command.analyze` applies
+:mod:`pipelines.disclosure` before anything is written.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import duckdb
+    import polars as pl
+
+# Definitions whose subgroup effects are reported (when present in the analysis).
+MODIFICATION_DEFINITIONS = ("completion", "abstinent_90d_itt", "no_readmission_90d")
+PROPENSITY_BINS = 20
+KM_TIMES = (30, 90, 180, 365)
+# Pathway and follow-up columns compare needs beside the baseline columns of the frame.
+EXTRA_COLUMNS = ("fu30_reached", "fu90_reached", "fu180_reached", "fu365_reached",
+                 "days_observed", "days_to_readmission")
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe scalars: NaN and infinities become None, numpy scalars Python ones."""
+    if isinstance(value, (np.floating, float)):
+        return None if not math.isfinite(float(value)) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    return value
+
+
+def _records(df: pl.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _clean(v) for k, v in row.items()} for row in df.to_dicts()]
+
+
+def analysis_frame(con: duckdb.DuckDBPyConnection, definitions: Sequence[Any]) -> pl.DataFrame:
+    """The analysis frame plus the follow-up and pathway columns the comparisons use."""
+    from pipelines.definitions.evaluate import evaluate
+
+    frame = evaluate(con, definitions)
+    have = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_name = 'mart_episodes'"
+    ).fetchall()}
+    extra = [c for c in EXTRA_COLUMNS if c in have]
+    if not extra:
+        return frame
+    # column names come from the fixed tuple above, filtered by the mart's own columns
+    cols = ", ".join(f'"{c}"' for c in extra)
+    more = con.sql(f"select episode_key, {cols} from mart_episodes").pl()
+    return frame.join(more, on="episode_key", how="left")
+
+
+def comparative_results(
+    con: duckdb.DuckDBPyConnection,
+    definitions: Sequence[Any],
+    *,
+    arm: str = "iop",
+    reference: str = "residential",
+    arms: Sequence[str] | None = None,
+    margin_pp: float = 5.0,
+) -> dict[str, Any]:
+    """Every comparative table of ``results.json`` for ``arm`` vs ``reference``."""
+    import polars as pl
+
+    from pipelines.analysis.comparisons import _arm_mask, compare
+
+    frame = analysis_frame(con, definitions)
+    in_arm = _arm_mask(frame, arm)
+    in_ref = _arm_mask(frame, reference) & ~in_arm
+    out: dict[str, Any] = {"arm": arm, "reference": reference, "margin_pp": margin_pp}
+    if in_arm.sum() == 0 or in_ref.sum() == 0:
+        missing = arm if in_arm.sum() == 0 else reference
+        out["not_estimable"] = f"no episodes at level {missing!r} in the data"
+        return out
+    available_arms = [a for a in (arms or ()) if _arm_mask(frame, a).any()]
+    result = compare(frame, definitions, arm=arm, reference=reference,
+                     arms=available_arms if len(available_arms) >= 3 else None, margin_pp=margin_pp)
+    out["comparisons"] = _records(result.comparisons)
+    out["balance"] = _records(result.balance)
+    out["diagnostics"] = _records(result.diagnostics)
+    out["noninferiority"] = _records(result.noninferiority)
+    sub = frame.filter(pl.Series(in_arm | in_ref))
+    treated = in_arm[in_arm | in_ref]
+    weights, ps = _ate_weights(sub, treated)
+    if ps is not None:
+        out["propensity"] = _histogram(ps, treated, arm, reference)
+    out["survival"] = _survival(sub, treated, weights, arm, reference)
+    out["modification"] = _modification(sub, treated, definitions)
+    return out
+
+
+def _ate_weights(sub: pl.DataFrame, treated: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    from pipelines.stats.design import build_design
+    from pipelines.stats.propensity import fit_propensity
+    from pipelines.stats.weighting import iptw_weights
+
+    design = build_design(sub)
+    model = fit_propensity(design.matrix, treated)
+    if not model.fit.converged:
+        return None, None
+    return np.asarray(iptw_weights(model, "ate").weights), np.asarray(model.ps)
+
+
+def _histogram(ps: np.ndarray, treated: np.ndarray, arm: str, reference: str) -> dict[str, Any]:
+    edges = np.linspace(0.0, 1.0, PROPENSITY_BINS + 1)
+    return {
+        "bin_edges": [float(e) for e in edges],
+        "counts": {
+            arm: np.histogram(ps[treated], bins=edges)[0].astype(int).tolist(),
+            reference: np.histogram(ps[~treated], bins=edges)[0].astype(int).tolist(),
+        },
+    }
+
+
+def _survival(sub: pl.DataFrame, treated: np.ndarray, weights: np.ndarray | None,
+              arm: str, reference: str) -> dict[str, Any]:
+    from pipelines.stats.survival import cox_ph, kaplan_meier, logrank
+
+    if "days_observed" not in sub.columns or sub.get_column("days_observed").null_count() == sub.height:
+        return {"not_available": "no dates of readmission in these data (TEDS-D has none)"}
+    observed = sub.get_column("days_observed").cast(float).to_numpy()
+    to_readmit = sub.get_column("days_to_readmission").cast(float).to_numpy()
+    keep = ~np.isnan(observed)
+    event = ~np.isnan(to_readmit) & (to_readmit <= observed)
+    time = np.where(event, to_readmit, observed)
+    time, event, a = time[keep], event[keep], treated[keep]
+    w = weights[keep] if weights is not None else None
+    groups = {}
+    for name, rows in ((arm, a), (reference, ~a)):
+        curve = kaplan_meier(time[rows], event[rows], None if w is None else w[rows], at=KM_TIMES)
+        groups[name] = {
+            "time": curve.time.tolist(), "survival": curve.survival.tolist(),
+            "ci_low": curve.ci_low.tolist(), "ci_high": curve.ci_high.tolist(),
+            "at_risk": curve.at_risk.astype(int).tolist(), "weighted": w is not None,
+        }
+    risk = {
+        name: [int(((time >= t) & rows).sum()) for t in (0, *KM_TIMES)]
+        for name, rows in ((arm, a), (reference, ~a))
+    }
+    if event.sum() < 2 or a.sum() == 0 or (~a).sum() == 0:
+        return {"readmission": {"not_estimable": "fewer than 2 readmissions, or an arm without episodes"}}
+    cox = cox_ph(time, event, a, w)
+    try:
+        test = logrank(time, event, a)
+        logrank_result = {"statistic": _clean(test.statistic), "p_value": _clean(test.p_value)}
+    except np.linalg.LinAlgError:  # no information to compare (e.g. every event in one arm)
+        logrank_result = {"not_estimable": "the log-rank variance is singular for these data"}
+    survival: dict[str, Any] = {
+        "readmission": {
+            "groups": groups,
+            "risk_table": {"times": [0, *KM_TIMES], "at_risk": risk},
+            "events": {arm: int(event[a].sum()), reference: int(event[~a].sum())},
+            "logrank": logrank_result,
+            "weights": "iptw_ate" if w is not None else "none",
+        }
+    }
+    if hasattr(cox, "hr"):
+        survival["readmission"]["cox"] = {
+            "hazard_ratio": _clean(cox.hr.estimate), "ci_low": _clean(cox.hr.ci_low),
+            "ci_high": _clean(cox.hr.ci_high), "p_value": _clean(cox.hr.p_value),
+            "ph_test_p_value": _clean(cox.ph_test.p_value), "method": cox.method,
+        }
+    else:
+        survival["readmission"]["cox"] = {"not_estimable": getattr(cox, "reason", "not estimable")}
+    return survival
+
+
+def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[Any]) -> list[dict[str, Any]]:
+    import polars as pl
+
+    from pipelines.stats.design import build_design
+    from pipelines.stats.modification import effect_modification
+
+    modifiers: dict[str, np.ndarray] = {}
+    if "use_days_admit" in sub.columns and sub.get_column("use_days_admit").null_count() < sub.height:
+        days = sub.get_column("use_days_admit")
+        modifiers["severity"] = (
+            pl.select(pl.when(days >= 20).then(pl.lit("daily or near-daily use (20+ days)"))
+                      .when(days.is_not_null()).then(pl.lit("less than 20 days")).otherwise(None))
+            .to_series().to_numpy()
+        )
+    for col in ("co_occurring_mh", "primary_substance"):
+        if col in sub.columns:
+            modifiers[col] = sub.get_column(col).cast(pl.String).to_numpy()
+    rows = []
+    ids = {d.id for d in definitions}
+    for def_id in (d for d in MODIFICATION_DEFINITIONS if d in ids):
+        y = sub.get_column(def_id).cast(float).to_numpy()
+        has = ~np.isnan(y)
+        if has.sum() == 0:
+            continue
+        design = build_design(sub.filter(pl.Series(has)))
+        for name, values in modifiers.items():
+            result = effect_modification(y[has], treated[has], design, values[has], name)
+            p_value = _clean(getattr(result.test, "p_value", None))
+            for level, effect in result.subgroups:
+                rd = effect.rd
+                rows.append({
+                    "definition_id": def_id, "modifier": name, "level": level,
+                    "estimate": _clean(getattr(rd, "estimate", None)),
+                    "ci_low": _clean(getattr(rd, "ci_low", None)), "ci_high": _clean(getattr(rd, "ci_high", None)),
+                    "n": int(effect.n), "note": getattr(rd, "reason", None),
+                    "interaction_p_value": p_value,
+                })
+    return rows
