@@ -21,6 +21,9 @@ from prefect import flow, task
 from pipelines.errors import ValidationFailed
 from pipelines.settings import Settings
 
+# The quarterly report shows rates by level of care, trends by quarter and a site funnel.
+DEFAULT_BY = ["level_of_care", "level_group", "site", "quarter"]
+
 
 def progress(step: str, detail: str) -> None:
     """One progress line on stderr: step and what it did (files, counts)."""
@@ -123,10 +126,10 @@ def quarterly_flow(
     progress("run", f"{run_id}: input {input_dir}, warehouse {warehouse}")
     ledger = ingest_flow(warehouse, input_dir, run_id)
     validate_flow(ledger)
-    summary = analyze_flow(warehouse, out_dir, run_id, definitions, by, definitions_dir)
+    summary = analyze_flow(warehouse, out_dir, run_id, definitions, by or DEFAULT_BY, definitions_dir)
     files = report_flow(warehouse, out_dir, quarter, formats)
     record_task(warehouse, run_id, out_dir, {
-        "input_dir": input_dir, "quarter": quarter, "definitions": definitions, "by": by,
+        "input_dir": input_dir, "quarter": quarter, "definitions": definitions, "by": by or DEFAULT_BY,
         "formats": formats, "definitions_dir": definitions_dir,
     })
     return {"run_id": run_id, "out_dir": out_dir, "files": files, "analysis": summary}
