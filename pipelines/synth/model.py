@@ -287,10 +287,6 @@ def _expit(x):
     return expit(x)
 
 
-def _logit(p):
-    return np.log(p) - np.log1p(-p)
-
-
 def _categorical(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     """One draw per row of an (n, k) probability matrix (rows need not be normalized)."""
     cum = np.cumsum(probs, axis=1)
@@ -468,7 +464,7 @@ def _arm_probs(model, z, level, res_sub, base_shift, delta, gamma, extra=0.0):
     return p_iop, p_res, p_obs
 
 
-def _readmit_cdf(z, level_arr, base_shift, params, arm_iop_of=None):
+def _readmit_cdf(z, level_arr, base_shift, params):
     """Cumulative readmission probabilities at 30/90/180/365 days, shape (n, 4)."""
     m = OUTCOME_MODELS["readmit"]
     off = np.asarray(m["off"], dtype=float)
@@ -500,14 +496,15 @@ def _time_from_u(F, u):
     return np.where(j >= 4, np.inf, np.maximum(t, 1e-6))
 
 
-def _u_from_time(F, t):
-    """The CDF of the piecewise-uniform distribution at continuous time t."""
+def _u_from_time(F, t, v):
+    """The CDF of the piecewise-uniform distribution at continuous time t; for t = inf (no
+    readmission within a year) a uniform point of the remaining mass, from uniforms ``v``."""
     Fz = np.concatenate([np.zeros((F.shape[0], 1)), F], axis=1)
     tt = np.minimum(t, 365.0)
     j = np.clip(np.searchsorted(_W, tt, side="left") - 1, 0, 3)
     lo, hi = Fz[np.arange(len(t)), j], Fz[np.arange(len(t)), j + 1]
     u = lo + (hi - lo) * (tt - _W[j]) / (_W[j + 1] - _W[j])
-    return np.where(np.isinf(t), F[:, 3] + (1 - F[:, 3]) * 0.5, u)
+    return np.where(np.isinf(t), F[:, 3] + (1 - F[:, 3]) * v, u)
 
 
 def _gap_days(t):
@@ -634,7 +631,7 @@ def _outcomes(rng, c, params, site_eff):
     t_forced = np.where(np.isfinite(room), room - out["los"], np.inf)
     t_obs = np.where(forced, t_forced, t_obs)
     t_iop = np.where(forced, t_forced, t_iop)
-    t_res = np.where(forced, _time_from_u(F_res, _u_from_time(F_iop, t_forced)), t_res)
+    t_res = np.where(forced, _time_from_u(F_res, _u_from_time(F_iop, t_forced, u_t)), t_res)
     p_die = 0.012 * np.exp(0.7 * opi + 0.8 * older + 0.3 * z)
     raw_death = np.where(death, 0.0, np.where(rng.random(n) < p_die, 1 + 364 * rng.random(n), np.inf))
     raw_death = np.where(forced & np.isfinite(t_forced), np.inf, raw_death)
