@@ -15,11 +15,12 @@ Sites and time
 --------------
 ``sites`` sites (default 8, ``site-a`` ...). Site sizes are skewed: the big sites' weights
 fall geometrically (ratio 0.7) and, with 4 or more sites, the last two are tiny (0.10% and
-0.06% of index episodes: ~20 and ~12 episodes at 20,000 records), as new or small programs
-are. Each site has a random preference for residential care (normal, sd 0.4 on the log-odds
-of every residential level) and a random effect on outcomes (sd 0.15 on the log-odds). The
-fourth site (``site-d``, ~10% of episodes) does no follow-up interviews at all. ``quarters`` calendar quarters
-(default 10) end with ``end_quarter`` (default 2026Q3); index discharge dates are uniform
+0.06% of index episodes: about 10-20 episodes each at 20,000 records), as new or small
+programs are. Each site has a random preference for residential care (normal, sd 0.4 on the
+log-odds of every residential level) and a random effect on outcomes (sd 0.15 on the
+log-odds). The fourth site (``site-d``, ~10% of episodes) does no follow-up interviews at
+all. ``quarters`` calendar quarters (default 10) end with ``end_quarter`` (default 2026Q3);
+index discharge dates are uniform
 over the period and admit date = discharge date - length of stay. The data end date is the
 last day of the last quarter: later episodes (still open) and later contacts are not written.
 
@@ -30,9 +31,9 @@ other, 0.2% unknown); race and ethnicity (62% white, 19% black, 14% hispanic); p
 substance by age (overall ~30% alcohol, ~30% opioids, ~22% stimulants, ~12% cannabis;
 cannabis among the young, alcohol among the old). A latent severity ``s ~ N(0, 1)`` that is
 *not* written drives the observed severity markers so they correlate: use days in the 30
-days before admission (0 for ~20%, daily for ~40%), prior episodes (negative binomial; none
-for ~half of index episodes, ~30% of all), homelessness (~13%), co-occurring mental health disorder (~40%, more for women and
-opioid/sedative use), employment (~27%), arrests (~7%, mostly court referrals), PHQ-9 at
+days before admission (0 for ~20%, daily for ~40%), prior episodes (negative binomial;
+none for ~half of index episodes, ~30% of all), homelessness (~13%), co-occurring mental
+health disorder (~40%, more for women and opioid/sedative use), employment (~27%), arrests (~7%, mostly court referrals), PHQ-9 at
 admission (mean ~7 without and ~13 with a co-occurring disorder) and GAD-7 (0.55 x PHQ-9 +
 noise). Payer (Medicaid ~50%, Medicare for 65+) and referral source (~36% self, ~22% court).
 Scores and some fields are missing in small shares (``MISSING`` and
@@ -60,7 +61,7 @@ opioids (detox), court referral (long-term residential), plus the site preferenc
 ``unmeasured * u`` for residential levels (``u ~ N(0,1)``, not written). Intercepts are
 calibrated on (up to 50,000 of) the index episodes so the level mix matches ``level_mix``
 (native default: outpatient 22%, iop 24%, php 6%, residential short/long/hospital 15/9/3%,
-detox 16%, inpatient 5%). Sicker people therefore go residential, and crude IOP-residential
+detox 16%, inpatient 5%; for teds-d a mix that lands near the 2019 SERVICES_D shares). Sicker people therefore go residential, and crude IOP-residential
 differences favour IOP by several percentage points. Everyone also has a *potential
 residential subtype* R (the residential level they would get if sent to residential, from
 the same model restricted to residential levels; equal to the actual level for those in
@@ -102,7 +103,9 @@ covariates, so they do not confound.
   ``-delta`` of ``no_readmission_30d`` and ``no_readmission_90d``, the latter for 90, 180 and
   365 days). The next episode is written for every ``T`` that falls inside the period.
   *Counted* readmission follows the levelcare convention: after a 'transferred' discharge the
-  first admission within 14 days is continuity, not readmission.
+  first admission within 14 days is continuity, not readmission. (levelcare's SQL then also
+  counts the admission after the transfer destination; the model looks at the next
+  admission only: ~0.1% of episodes at 30 days, ~0.3% at 90.)
 * abstinence at 30/90/180/365 days after discharge, full data: alive and ``[U_w < p_w]``;
   effects ``abstinent_30d`` ... ``abstinent_365d``. Death after discharge (~1.2% per year,
   more for opioids and age 55+) is the same in both arms.
@@ -136,8 +139,9 @@ missing-as-failure definitions ``abstinent_<w>d_itt`` (reached, abstinence item 
 aims at.
 
 ``asam_level``: ~30% of rows carry it beside ``level_of_care``; 3% of the rows whose level
-has an unambiguous ASAM code (~2% of all rows) carry only ``asam_level`` (those levels: outpatient 1, iop 2.1, php 2.5,
-residential_short 3.5, residential_hospital 3.7, inpatient 4).
+has an unambiguous ASAM code (~2% of all rows) carry only ``asam_level`` (outpatient 1,
+iop 2.1, php 2.5, residential_short 3.1/3.3/3.5, residential_hospital 3.7, inpatient 4;
+never residential_long, which would need planned_los_days, nor detox).
 """
 
 from __future__ import annotations
