@@ -35,7 +35,8 @@ days before admission (0 for ~20%, daily for ~40%), prior episodes (negative bin
 none for ~half of index episodes, ~30% of all), homelessness (~13%), co-occurring mental
 health disorder (~40%, more for women and opioid/sedative use), employment (~27%), arrests
 (~7%, mostly court referrals), PHQ-9 at admission (mean ~7 without and ~13 with a
-co-occurring disorder) and GAD-7 (0.55 x PHQ-9 + noise). Payer (Medicaid ~50%, Medicare for 65+) and referral source (~36% self, ~22% court).
+co-occurring disorder) and GAD-7 (0.55 x PHQ-9 + noise). Payer (Medicaid ~50%, Medicare
+for 65+) and referral source (~36% self, ~22% court).
 Scores and some fields are missing in small shares (``MISSING`` and
 ``MISSING_SCORE_BY_REASON`` below: discharge scores are missing more after a dropout).
 
@@ -63,8 +64,8 @@ calibrated on (up to 50,000 of) the index episodes so the level mix matches ``le
 (native default: outpatient 22%, iop 24%, php 6%, residential short/long/hospital 15/9/3%,
 detox 16%, inpatient 5%; for teds-d a mix that lands near the 2019 SERVICES_D shares).
 Sicker people therefore go residential, and crude IOP-residential differences favour IOP
-by several percentage points. Everyone also has a *potential residential subtype* R (the residential level they would get if sent to residential, from
-the same model restricted to residential levels; equal to the actual level for those in
+by several percentage points. Everyone also has a *potential residential subtype* R (the
+residential level they would get if sent to residential, from the same model restricted to residential levels; equal to the actual level for those in
 residential). Readmissions use the same model. A readmission within 14 days of a residential
 discharge is never IOP (that would be a step-down by definition): its level becomes R.
 
