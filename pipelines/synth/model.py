@@ -65,8 +65,9 @@ calibrated on (up to 50,000 of) the index episodes so the level mix matches ``le
 detox 16%, inpatient 5%; for teds-d a mix that lands near the 2019 SERVICES_D shares).
 Sicker people therefore go residential, and crude IOP-residential differences favour IOP
 by several percentage points. Everyone also has a *potential residential subtype* R (the
-residential level they would get if sent to residential, from the same model restricted to residential levels; equal to the actual level for those in
-residential). Readmissions use the same model. A readmission within 14 days of a residential
+residential level they would get if sent to residential, from the same model restricted to
+residential levels; equal to the actual level for those in residential). Readmissions use
+the same model. A readmission within 14 days of a residential
 discharge is never IOP (that would be a step-down by definition): its level becomes R.
 
 Potential outcomes (IOP vs group residential)
