@@ -108,7 +108,8 @@ def build_design(frame: pl.DataFrame, covariates: Sequence[str] = DEFAULT_COVARI
     for j, c in enumerate(cols):
         X[:, j] = c
     del cols
-    keep = _independent_columns(X)
+    G = xtwx(X, np.ones(n))
+    keep = _independent_columns(G)
     if len(keep) < X.shape[1]:
         for j in sorted(set(range(X.shape[1])) - set(keep)):
             dropped.append((names[j], "collinear with other columns"))
@@ -122,20 +123,22 @@ def build_design(frame: pl.DataFrame, covariates: Sequence[str] = DEFAULT_COVARI
         groups={g: tuple(ix) for g, ix in groups.items()},
         references=references,
         dropped=tuple(dropped),
+        gram=G[np.ix_(keep, keep)],
     )
 
 
-def _independent_columns(X: np.ndarray, tol: float = 1e-9) -> list[int]:
-    """Indices of columns kept when each column must add variance beyond the earlier ones."""
-    G = xtwx(X, np.ones(X.shape[0]))
+def _independent_columns(G: np.ndarray, tol: float = 1e-9) -> list[int]:
+    """Columns kept, in order, when each must add variance beyond the earlier ones (from X'X).
+
+    With the intercept first, a column constant on the rows is a multiple of it and is dropped too.
+    """
     keep: list[int] = []
     for j in range(G.shape[0]):
         if G[j, j] <= 0:
             continue
         if keep:
-            Gs = G[np.ix_(keep, keep)]
             g = G[keep, j]
-            resid = G[j, j] - g @ np.linalg.solve(Gs, g)
+            resid = G[j, j] - g @ np.linalg.solve(G[np.ix_(keep, keep)], g)
         else:
             resid = G[j, j]
         if resid > tol * G[j, j]:
@@ -143,23 +146,38 @@ def _independent_columns(X: np.ndarray, tol: float = 1e-9) -> list[int]:
     return keep
 
 
+def _rows(X: np.ndarray, rows: np.ndarray, cols: list[int]) -> np.ndarray:
+    """X[rows][:, cols] as one Fortran-ordered copy, column by column."""
+    out = np.empty((int(rows.sum()), len(cols)), order="F")
+    for k, j in enumerate(cols):
+        out[:, k] = X[rows, j]
+    return out
+
+
 def subset(design: Design, rows: np.ndarray) -> Design:
-    """The same design restricted to ``rows`` (a boolean mask), with columns constant there dropped."""
-    X = design.matrix[rows]
-    varying = [0] + [j for j in range(1, X.shape[1]) if float(np.ptp(X[:, j])) > 0]
-    keep_cols = [varying[k] for k in _independent_columns(np.asfortranarray(X[:, varying]))]
+    """The same design restricted to ``rows`` (a boolean mask), with columns constant or
+    collinear there dropped. The subset's X'X comes from the full one minus the excluded rows'
+    share when fewer rows are excluded than kept (one pass over the small part only).
+    """
+    X = design.matrix
+    all_cols = list(range(X.shape[1]))
+    excluded = ~rows
+    if design.gram is not None and excluded.sum() < rows.sum():
+        G = design.gram - xtwx(_rows(X, excluded, all_cols), np.ones(int(excluded.sum())))
+    else:
+        G = xtwx(_rows(X, rows, all_cols), np.ones(int(rows.sum())))
+    keep_cols = _independent_columns(G)
     dropped = list(design.dropped) + [
-        (design.columns[j], "constant or collinear in subset")
-        for j in range(X.shape[1])
-        if j not in keep_cols
+        (design.columns[j], "constant or collinear in subset") for j in all_cols if j not in keep_cols
     ]
     remap = {old: new for new, old in enumerate(keep_cols)}
     return Design(
-        matrix=np.asfortranarray(X[:, keep_cols]),
+        matrix=_rows(X, rows, keep_cols),
         columns=tuple(design.columns[j] for j in keep_cols),
         groups={g: tuple(remap[j] for j in ix if j in remap) for g, ix in design.groups.items()},
         references=dict(design.references),
         dropped=tuple(dropped),
+        gram=G[np.ix_(keep_cols, keep_cols)],
     )
 
 

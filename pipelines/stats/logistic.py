@@ -7,7 +7,8 @@ design needs no second full-size copy.
 Notes
 -----
 Convergence: the fit stops when the largest absolute change of a coefficient is below
-``tol`` (1e-8) or the relative change of the deviance is below 1e-12, within ``max_iter``
+``tol`` (1e-8) or the relative change of the deviance is below 1e-10 (R's ``glm`` uses
+1e-8), within ``max_iter``
 (50) iterations; steps that increase the deviance are halved. A fit that does not converge,
 or whose linear predictor exceeds |30| (fitted probabilities of 1e-13: quasi-complete
 separation, where maximum likelihood estimates do not exist), is returned with
@@ -28,6 +29,7 @@ from scipy.special import expit, log_expit, logsumexp
 from pipelines.stats.results import LogisticFit, readonly
 
 _BLOCK = 1 << 17
+_WARM_ROWS = 100_000
 _ETA_LIMIT = 30.0
 
 
@@ -73,6 +75,16 @@ def fit_logistic(
     y = np.asarray(y, dtype=float)
     n, p = X.shape
     f = None if freq_weights is None else np.asarray(freq_weights, dtype=float)
+    if start is None and n >= 4 * _WARM_ROWS:
+        # Warm start from an evenly strided subsample: its estimate is within O(n_sub^-1/2)
+        # of the full one, so two full-data Newton steps (quadratic convergence) finish the job
+        # instead of four or five. The result is the full-data MLE either way.
+        k = n // _WARM_ROWS
+        warm = fit_logistic(
+            X[::k], y[::k], freq_weights=None if f is None else f[::k], max_iter=max_iter, tol=1e-6
+        )
+        if warm.converged:
+            start = warm.params
     beta = np.zeros(p) if start is None else np.asarray(start, dtype=float).copy()
     if start is None:
         # Start at the marginal log-odds: one fewer iteration and no overflow on step one.
@@ -107,7 +119,7 @@ def fit_logistic(
         change = float(np.max(np.abs(new_beta - beta)))
         rel = abs(dev - new_dev) / (abs(new_dev) + 0.1)
         beta, eta, dev = new_beta, new_eta, new_dev
-        if change < tol or rel < 1e-12:
+        if change < tol or rel < 1e-10:
             converged = True
             break
     mu = expit(eta)
@@ -184,7 +196,7 @@ def fit_multinomial(
         change = float(np.max(np.abs(newB - B)))
         rel = abs(dev - new_dev) / (abs(new_dev) + 0.1)
         B, P, dev = newB, newP, new_dev
-        if change < tol or rel < 1e-12:
+        if change < tol or rel < 1e-10:
             converged = True
             break
     info = _mnl_information(X, P)

@@ -114,6 +114,7 @@ class Design:
     groups: dict[str, tuple[int, ...]]
     references: dict[str, str]
     dropped: tuple[tuple[str, str], ...]
+    gram: np.ndarray | None = None  # X'X, kept so that subsets need not recompute it
 
     @property
     def n(self) -> int:

@@ -108,3 +108,18 @@ def test_design_drops_collinear_columns():
     frame = pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [2.0, 4.0, 6.0, 8.0]})
     d = build_design(frame, ("x", "y"))
     assert d.columns == ("(intercept)", "x") and ("y", "collinear with other columns") in d.dropped
+
+
+def test_subset_drops_columns_constant_there_and_keeps_gram_exact():
+    from pipelines.stats.design import subset
+
+    rng = np.random.default_rng(1)
+    n = 500
+    frame = pl.DataFrame({"x": rng.normal(size=n), "g": rng.choice(["a", "b", "c"], n)})
+    d = build_design(frame, ("x", "g"))
+    gone = next(x for x in "abc" if x != d.references["g"])  # a non-reference level
+    rows = frame["g"].to_numpy() != gone  # absent from the subset
+    s = subset(d, rows)
+    assert f"g={gone}" not in s.columns and (f"g={gone}", "constant or collinear in subset") in s.dropped
+    np.testing.assert_allclose(s.gram, s.matrix.T @ s.matrix, rtol=1e-10, atol=1e-8)
+    np.testing.assert_array_equal(s.matrix[:, s.columns.index("x")], frame["x"].to_numpy()[rows])
