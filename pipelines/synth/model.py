@@ -1006,7 +1006,11 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
     if mix[OUTPATIENT] <= 0 or mix.sum() <= 0:
         raise ValueError("level_mix needs a positive outpatient share")
     mix = mix / mix.sum()
-    ratio = 1.25
+    # episodes per person at the default parameters, by number of quarters (measured); a bit
+    # less is assumed so one pass almost always suffices without drawing many spare episodes
+    per_person = float(np.interp(int(params["quarters"]), [1, 2, 4, 8, 10, 16, 24, 40],
+                                 [1.136, 1.257, 1.386, 1.53, 1.568, 1.634, 1.667, 1.688]))
+    ratio = 1 + 0.85 * (per_person - 1) * (0.8 if fmt == "teds-d" else 1.0)
     for _attempt in range(6):
         rng = np.random.default_rng(np.random.PCG64(seed))
         site_w = site_weights(n_sites)
@@ -1037,7 +1041,8 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
         singles = np.flatnonzero(counts[k:] == 1)[:deficit] + k
         if have + singles.shape[0] == records:
             break
-        ratio = ratio * have / max(records, 1) * 0.9 if have else ratio * 0.5
+        # too few: retry from the same seed with the ratio actually seen, minus a margin
+        ratio = max(1.0, 0.9 * counts.sum() / n_index)
     else:  # pragma: no cover - the ratio adapts within a few attempts
         raise RuntimeError("could not draw the requested number of episodes")
     keep_person = np.zeros(n_index, dtype=bool)
