@@ -215,8 +215,6 @@ def _discharge_frame(data):
     valid = {key[: -len("__valid")]: ep[key] for key in ep if key.endswith("__valid")}
     valid["level_of_care"] = ~ep["asam_only"]
     valid["asam_level"] = ep["asam_given"]
-    # columns whose truth is known but which are not recorded for this row
-    valid["employed_admit"] = np.ones(n, dtype=bool)
     df = pl.DataFrame({k: cols[k].alias(k) for k in DISCHARGE_COLUMNS})
     exprs = []
     for key in DISCHARGE_COLUMNS:
