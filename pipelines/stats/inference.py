@@ -95,7 +95,8 @@ def effect(
     """RD and RR estimates from two arm means and their per-person contributions."""
     n = n_arm + n_reference
     if cluster is not None:
-        note = "; ".join(x for x in (note, "cluster-robust variance") if x)
+        g = int((np.bincount(cluster) > 0).sum())
+        note = "; ".join(x for x in (note, f"cluster-robust variance ({g} clusters)") if x)
     se_rd = math.sqrt(variance(c1 - c0, cluster))
     lo, hi, p = wald(mu1 - mu0, se_rd, confidence)
     rd = Estimate(
@@ -117,8 +118,14 @@ def effect(
 
 
 def cluster_codes(values) -> np.ndarray | None:
-    """Integer codes 0..G-1 for cluster labels (None passes through)."""
+    """Integer codes 0..G-1 for cluster labels; None for None or a single cluster.
+
+    With one cluster the contributions sum to zero and a cluster-robust variance would be
+    zero, so the person-level (HC0) sandwich is used instead.
+    """
     if values is None:
         return None
-    _, codes = np.unique(np.asarray(values), return_inverse=True)
+    uniq, codes = np.unique(np.asarray(values), return_inverse=True)
+    if uniq.size < 2:
+        return None
     return codes.astype(np.int64)

@@ -31,6 +31,7 @@ from scipy import stats
 
 from pipelines.stats.adjusted import estimate, fit_outcome, prepare
 from pipelines.stats.design import subset
+from pipelines.stats.inference import cluster_codes
 from pipelines.stats.results import Design, Effect, Estimate, Interaction, NotEstimable, TestResult
 
 
@@ -61,7 +62,7 @@ def effect_modification(
         pop = prepare(subset(design, rows), a[rows])
         yy = y[rows]
         out = fit_outcome(pop, yy) if method in ("gcomp", "aipw") else None
-        cl = None if cluster is None else np.unique(cluster[rows], return_inverse=True)[1]
+        cl = None if cluster is None else cluster_codes(np.asarray(cluster)[rows])
         groups.append((str(level), estimate(pop, yy, method, outcome=out, cluster=cl)))
     ok = [e.rd for _, e in groups if isinstance(e.rd, Estimate) and e.rd.se]
     if len(ok) < 2:

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from pipelines.stats.inference import variance, wald
+from pipelines.stats.inference import cluster_codes, variance, wald
 from pipelines.stats.results import CoxResult, Estimate, NotEstimable, SurvivalCurve, TestResult, readonly
 
 
@@ -136,14 +136,14 @@ def cox_ph(
     inc_b = np.cumsum(w * d * zbar / s0)
     last = np.searchsorted(t, t, side="right") - 1
     L = d * (z - zbar) - e * (z * inc_a[last] - inc_b[last])
-    codes = None if cl is None else np.unique(cl, return_inverse=True)[1]
+    codes = cluster_codes(cl)
     se = math.sqrt(variance(w * L / info, codes))
     lo, hi, p = wald(beta, se, confidence)
     hr = Estimate(
         math.exp(beta), math.exp(lo), math.exp(hi), n, "cox-ph-robust", "hr",
         "crude" if weights is None else "weighted", p_value=p, se=se,
         n_arm=int(z.sum()), n_reference=int(n - z.sum()), confidence=confidence,
-        note=None if cl is None else "cluster-robust variance",
+        note=None if codes is None else "cluster-robust variance",
     )  # fmt: skip
     ev = d > 0
     g = stats.rankdata(t[ev])

@@ -68,3 +68,10 @@ def test_cluster_robust_variance_by_hand():
     # Two clusters: G/(G-1) * (sum_1^2 + sum_2^2)
     cl = np.repeat([0, 1], 25)
     assert variance(c, cl) == pytest.approx(2 * (c[:25].sum() ** 2 + c[25:].sum() ** 2))
+
+
+def test_single_cluster_falls_back_to_person_level_variance():
+    from pipelines.stats.inference import cluster_codes
+
+    assert cluster_codes(np.array(["site-1"] * 5)) is None
+    np.testing.assert_array_equal(cluster_codes(np.array(["b", "a", "b"])), [1, 0, 1])
