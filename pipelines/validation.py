@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-GE_FULL_ROWS = 200_000
+GE_FULL_ROWS = 50_000
 RESULT_FORMAT: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 0}
 _LOCK = threading.Lock()
 _STATE: dict[str, Any] = {}
@@ -104,6 +104,10 @@ def _gx():
     os.environ.setdefault("TQDM_DISABLE", "1")
     import great_expectations as gx
 
+    # GE sets some of its loggers to INFO on import; its chatter is not the batch job's output
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")]:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
     return gx
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -87,6 +88,19 @@ class LedgerRow:
                 f"loaded {self.rows_loaded}, quarantined {self.rows_quarantined}; {self.message}")
 
 
+class _Clock:
+    """Seconds per ingest phase, for the report and the benchmark."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.laps[phase] = round(now - self._t, 3)
+        self._t = now
+
+
 class Refused(Exception):
     def __init__(self, message: str, field: str = "", check_id: str = "refused"):
         super().__init__(message)
@@ -101,12 +115,22 @@ def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(stmt)
 
 
+# Inside a folder only these are taken as record files (truth.json, README.md are skipped);
+# a file named explicitly is always attempted, whatever its name.
+RECORD_SUFFIXES = (".csv", ".tsv", ".txt", ".dat", ".parquet", ".xlsx", ".xlsm")
+
+
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and not any(
+            found = sorted(f for f in p.rglob("*") if f.is_file() and not any(
                 part.startswith(".") for part in f.relative_to(p).parts))
+            skipped = [f.name for f in found if f.suffix.lower() not in RECORD_SUFFIXES]
+            if skipped:
+                log.info("%s: skipped %d files that are not CSV, Parquet or XLSX: %s", p, len(skipped),
+                         ", ".join(skipped[:5]))
+            out += [f for f in found if f.suffix.lower() in RECORD_SUFFIXES]
         else:
             out.append(p)
     return out
@@ -180,18 +204,22 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, kind: str | None,
     try:
         return _ingest_source(con, path, facts.sha256, facts, kind, site, run_id, today, docs_root, docs)
     finally:
-        for t in ("_lc_ok", "_lc_existing", BATCH, FAILURES, "_lc_checks", "_lc_window_tolerance"):
+        con.execute("DROP VIEW IF EXISTS _lc_ok")
+        for t in ("_lc_okkeys", "_lc_hashkeys", "_lc_existing", BATCH, FAILURES, "_lc_checks",
+                  "_lc_window_tolerance"):
             con.execute(f"DROP TABLE IF EXISTS {t}")
         drop_source(con)
 
 
 def _refuse(con, name: str, sha: str, kind: str | None, message: str, field: str, check_id: str,
             run_id: str | None, site: str | None, rows_read: int, version: str | None) -> LedgerRow:
+    reason = message[len(name) + 2:] if message.startswith(f"{name}: ") else message
+    reason = reason if reason.startswith("refused") else f"refused: {reason}"
     with transaction(con):
         _forget(con, sha)
         if rows_read:
             con.execute(f"INSERT INTO ingest_quarantine SELECT ?, ?, _row_number, ?, ?, ? FROM {SRC_VIEW}",
-                        [sha, name, field or None, check_id, f"file refused: {message}"])
+                        [sha, name, field or None, check_id, f"file {reason}"])
         _insert_ledger(con, sha, name, kind, "refused", rows_read, 0, rows_read, message, version, site, run_id)
     return LedgerRow(name, sha, kind, "refused", rows_read, 0, rows_read, message, version, site)
 
@@ -212,9 +240,11 @@ def _ingest_source(con, path: Path, sha: str, facts, kind: str | None, site: str
     name = path.name
     rows_read = 0
     version = None
+    clock = _Clock()
     try:
         columns = load_source(con, path, facts)
         (rows_read,) = con.execute(f"SELECT count(*) FROM {SRC_TABLE}").fetchone()
+        clock.lap("read")
         detected = detect_kind(columns)
         if kind is None:
             kind = detected
@@ -225,6 +255,7 @@ def _ingest_source(con, path: Path, sha: str, facts, kind: str | None, site: str
         version = contract.version
         _gate_identifiers(con, name, contract, columns)
         _require_columns(name, contract, columns, site)
+        clock.lap("identifier_gate")
         if kind == "teds-d":
             from pipelines.ingest.teds import build_teds, detect_era
 
@@ -232,11 +263,15 @@ def _ingest_source(con, path: Path, sha: str, facts, kind: str | None, site: str
             checks = build_teds(con, contract, columns, era)
         else:
             checks = build_native(con, contract, columns, site)
+        clock.lap("typed_batch")
         collect_row_failures(con, checks)
         _tolerance(con, name, contract, rows_read)
+        clock.lap("row_checks")
         run_cross_checks(con, contract, today)
         _tolerance(con, name, contract, rows_read)
+        clock.lap("cross_checks")
         report = _validate(con, contract, rows_read, docs_root / sha[:16] if docs else None)
+        clock.lap("great_expectations")
         if report.errors:
             first = report.errors[0]
             raise Refused(f"{name}: validation could not evaluate {first.check_id} "
@@ -245,7 +280,7 @@ def _ingest_source(con, path: Path, sha: str, facts, kind: str | None, site: str
     except (ReadRefused, Refused) as exc:
         return _refuse(con, name, sha, kind, str(exc), getattr(exc, "field", ""),
                        getattr(exc, "check_id", "refused"), run_id, site, rows_read, version)
-    return _load(con, name, sha, contract, rows_read, site, run_id, report, docs_root / sha[:16])
+    return _load(con, name, sha, contract, rows_read, site, run_id, report, docs_root / sha[:16], clock)
 
 
 def _gate_identifiers(con, name: str, contract, columns: list[str]) -> None:
@@ -338,7 +373,7 @@ def _check_statuses(con, contract, rows_read: int, report) -> list[dict]:
 
 
 def _load(con, name: str, sha: str, contract, rows_read: int, site: str | None, run_id: str | None,
-          report, docs_dir: Path) -> LedgerRow:
+          report, docs_dir: Path, clock: _Clock) -> LedgerRow:
     cols = ", ".join(quote_ident(f.name) for f in contract.stored_fields)
     q_rows = [r[0] for r in con.execute(
         f"SELECT count(DISTINCT _row_number) FROM {FAILURES} WHERE severity = 'error'").fetchall()][0]
@@ -376,14 +411,17 @@ def _load(con, name: str, sha: str, contract, rows_read: int, site: str | None, 
             f"FROM {FAILURES} WHERE severity = 'error' ORDER BY _row_number, check_id, field", [sha, name])
         _insert_ledger(con, sha, name, contract.kind, status, rows_read, loaded, q_rows, message,
                        contract.version, site_id, run_id)
-    _write_report(docs_dir, name, sha, contract, status, rows_read, loaded, q_rows, statuses, report)
+    clock.lap("load")
+    log.info("%s: seconds per phase %s", name, clock.laps)
+    _write_report(docs_dir, name, sha, contract, status, rows_read, loaded, q_rows, statuses, report, clock.laps)
     return LedgerRow(name, sha, contract.kind, status, rows_read, loaded, q_rows, message, contract.version,
                      site_id, str(report.docs_path) if report.docs_path else None)
 
 
-def _write_report(docs_dir: Path, name, sha, contract, status, read, loaded, quarantined, statuses, report) -> None:
+def _write_report(docs_dir: Path, name, sha, contract, status, read, loaded, quarantined, statuses, report,
+                  timings) -> None:
     docs_dir.mkdir(parents=True, exist_ok=True)
     doc = {"file": name, "sha256": sha, "kind": contract.kind, "contract_version": contract.version,
            "status": status, "rows_read": read, "rows_loaded": loaded, "rows_quarantined": quarantined,
-           "checks": statuses, "great_expectations": report.as_dict()}
+           "checks": statuses, "great_expectations": report.as_dict(), "seconds": timings}
     (docs_dir / "validation.json").write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")

@@ -69,8 +69,14 @@ def _source(spec: dict[str, Any], era: str, cols: set[str]) -> str | None:
     return None
 
 
+def code_int(src: str) -> str:
+    """A TEDS code as INTEGER. Cheaper than the native int parse (one cast per cell matters on
+    1.7M x 25 cells); a fraction is refused rather than rounded as DuckDB's cast would."""
+    return f"CASE WHEN NOT contains({src}, '.') THEN TRY_CAST({src} AS INTEGER) END"
+
+
 def _code_expr(src: str, table: dict[Any, Any], labelled: bool, missing_labels: list[str]) -> str:
-    number = typed_expr("int", src)
+    number = code_int(src)
     if not labelled:
         return number
     whens = [f"WHEN {quote_lit(str(v[1]).strip().lower())} THEN {int(k)}"
