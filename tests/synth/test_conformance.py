@@ -9,9 +9,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-SPEC = Path("/work/shared/spec/records-v1.md")
-if not SPEC.exists():  # a checkout without the shared folder
-    SPEC = Path(__file__).resolve().parents[2] / ".." / "shared" / "spec" / "records-v1.md"
+# the project's shared specs sit beside the repository (as in CI); a bare clone skips these tests
+SPEC = Path(__file__).resolve().parents[2].parent / "shared" / "spec" / "records-v1.md"
+pytestmark = pytest.mark.skipif(not SPEC.exists(), reason=f"{SPEC} not found beside the repository")
 
 
 def _section(text: str, title: str) -> list[list[str]]:
