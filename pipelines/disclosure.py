@@ -250,11 +250,12 @@ def apply_rates(rows: Iterable[Mapping[str, Any]], rule: str | Rule = "cms") -> 
 def _suppress_definition(rows: list[dict[str, Any]], r: Rule) -> None:
     dens = [row["denominator"] or 0 for row in rows]
     nums = [row["numerator"] or 0 for row in rows]
-    upstream = [row["suppressed"] or row["denominator"] is None for row in rows]
-    den_hidden = [u or r.is_small(d) for u, d in zip(upstream, dens)]
+    # rows may arrive disclosed already (analyze applies the rule): keep what was hidden
+    den_hidden = [row["denominator"] is None or r.is_small(d) for row, d in zip(rows, dens)]
     num_hidden = [
-        dh or r.is_small(k) or r.is_small(d - k) or not r.stat_allowed(d)
-        for dh, k, d in zip(den_hidden, nums, dens)
+        dh or row["suppressed"] or row["numerator"] is None or r.is_small(k) or r.is_small(d - k)
+        or not r.stat_allowed(d)
+        for row, dh, k, d in zip(rows, den_hidden, nums, dens)
     ]
     den_hidden = _protect(dens, den_hidden, _rate_relations(rows, dens), r)
     # A rate beside a shown numerator gives the denominator back: hidden denominator, hidden row.

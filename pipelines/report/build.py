@@ -53,21 +53,30 @@ def report_quarter(results: Mapping[str, Any], agg: WarehouseAggregates, quarter
     return max(seen) if seen else None
 
 
-ADJUSTED_PREFERENCE = ("aipw", "gcomp", "iptw", "overlap")  # the headline adjusted method, in order
+ADJUSTED_PREFERENCE = ("aipw", "gcomp", "iptw_ate", "iptw", "overlap")  # the headline adjusted method, in order
 
 
-def _forest_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Risk-difference rows (``estimand`` rd, or ``measure`` risk_difference); when a definition
-    has several missing-data approaches the method label names each."""
-    out = [dict(x) for x in rows
-           if str(x.get("estimand") or x.get("measure") or "rd") in ("rd", "risk_difference")]
-    variants: dict[str, set] = {}
-    for x in out:
-        variants.setdefault(str(x.get("definition_id")), set()).add(x.get("missing_data"))
-    for x in out:
-        if len(variants[str(x.get("definition_id"))]) > 1 and x.get("missing_data"):
-            x["method"] = f"{x.get('method')}, {x['missing_data']}"
-    return out
+FOREST_METHODS = ("crude", "iptw_ate", "iptw", "overlap", "gcomp", "aipw")
+# a definition's missing-data policy -> the comparisons' name for the same approach
+POLICY_ROWS = {"failure": "itt", "exclude": "cc"}
+
+
+def _forest_rows(rows: Sequence[Mapping[str, Any]], definitions: Sequence[Mapping[str, Any]] = ()
+                 ) -> list[dict[str, Any]]:
+    """The risk-difference rows of the forest plot: crude and the average-treatment-effect
+    methods, under the definition's own missing-data policy (comparisons.csv keeps every row)."""
+    policy = {str(d.get("id")): POLICY_ROWS.get(str(d.get("missing"))) for d in definitions}
+    rd = [dict(x) for x in rows
+          if str(x.get("estimand") or x.get("measure") or "rd") in ("rd", "risk_difference")
+          and str(x.get("method")) in FOREST_METHODS]
+    chosen: dict[str, Any] = {}
+    for x in rd:
+        d, m = str(x.get("definition_id")), x.get("missing_data")
+        order = (policy.get(d), None, "as_defined", "itt", "cc")
+        rank = order.index(m) if m in order else 99
+        if d not in chosen or rank < chosen[d][0]:
+            chosen[d] = (rank, m)
+    return [x for x in rd if x.get("missing_data") == chosen[str(x.get("definition_id"))][1]]
 
 
 def _ni_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -124,7 +133,8 @@ def build_report(
     ctx = _Context(results=results, agg=agg, quarter=q, rule=r, labels=labels, pairs=pairs,
                    marker=r.marker, data_docs=data_docs)
     ctx.facts["window"] = last_quarters(q) if q else []
-    comparisons = disclosure.apply_comparisons(_forest_rows(results.get("comparisons") or []), shown_rates, rule=r)
+    comparisons = disclosure.apply_comparisons(_forest_rows(results.get("comparisons") or [], definitions),
+                                               shown_rates, rule=r)
     noninferiority = disclosure.apply_comparisons(_ni_rows(results.get("noninferiority") or []), shown_rates, rule=r)
     ctx.comparisons, ctx.noninferiority = comparisons, noninferiority
 
@@ -179,8 +189,12 @@ def _summary(ctx: _Context, sections: Sequence[Section]) -> Section:
         s.unavailable.append("not available: results.json holds no rates by level of care")
     ni = _preferred([x for x in ctx.noninferiority if x.get("arm", ARM) == ARM])
     if ni:
-        for x in ni:
+        head = [x for x in ni if str(x.get("definition_id")) in heads] or ni[:4]
+        for x in head:
             s.paragraphs.append(_ni_sentence(x, ctx))
+        if len(ni) > len(head):
+            s.paragraphs.append(f"Non-inferiority for all {len(ni)} definitions: see 'IOP compared with "
+                                "residential'.")
     else:
         s.paragraphs.append("Non-inferiority of IOP to residential: not available: no non-inferiority "
                             "analysis in these results.")
@@ -202,6 +216,8 @@ def _ni_sentence(x: Mapping[str, Any], ctx: _Context) -> str:
         lo, hi = x["ci_low"], x["ci_high"]
         conclusion = "non-inferior" if lo > -margin else "inferior" if hi < -margin else "inconclusive"
     m = f" with a margin of {100 * margin:.1f} percentage points" if margin is not None else ""
+    if conclusion and len(str(conclusion)) > 40:  # the analysis wrote the verdict as a sentence
+        return f"{label}: {str(conclusion)[0].upper()}{str(conclusion)[1:]} ({x.get('method', 'adjusted')})."
     return (f"Was IOP non-inferior to residential for {label}? {str(conclusion).capitalize()}{m}: "
             f"difference {100 * x['estimate']:+.1f} points (95% CI {100 * x['ci_low']:+.1f} to "
             f"{100 * x['ci_high']:+.1f}; {x.get('method', 'adjusted')}).")

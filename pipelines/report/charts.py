@@ -125,7 +125,8 @@ def forest(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], margins
     ax.set_xlabel("risk difference, IOP minus residential (95% interval); dashed: non-inferiority margin")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(k, 6), frameon=False)
     return _finish(fig, "chart-forest", "IOP vs residential across definitions (forest plot)",
-                   "Squares: crude; circles: adjusted. Right of zero favours IOP.")
+                   "Squares: crude; circles: adjusted. Right of zero favours IOP. Each definition under its "
+                   "own missing-data policy.")
 
 
 def love_plot(rows: Sequence[Mapping[str, Any]]) -> Chart:

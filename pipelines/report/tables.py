@@ -36,7 +36,9 @@ def level_order(v: Any) -> tuple:
 def _hidden_mask(before: Sequence[Mapping], after: Sequence[Mapping], cols: Sequence[str]) -> pd.DataFrame:
     """True where disclosure emptied a cell that had a value."""
     return pd.DataFrame(
-        [{c: a.get(c) is None and b.get(c) is not None for c in cols} for b, a in zip(before, after)],
+        # hidden here, or hidden upstream (the analysis may have disclosed the rows already)
+        [{c: a.get(c) is None and (b.get(c) is not None or bool(a.get("suppressed")))
+          for c in cols} for b, a in zip(before, after)],
         columns=list(cols),
     )
 
@@ -78,7 +80,8 @@ def rates_table(
              "definition": labels.get(str(shown[i].get("definition_id")), shown[i].get("definition_id"))}
             for i in idx]
     frame = pd.DataFrame(recs, columns=cols)
-    hidden = _hidden_mask([raw[i] for i in idx], [shown[i] for i in idx], cols)
+    hidden = _hidden_mask([raw[i] for i in idx], [shown[i] for i in idx],
+                          ["numerator", "denominator", "rate", "ci_low", "ci_high"])
     return Table(
         id=id, title=title, frame=frame, count_cols=("numerator", "denominator"), hidden=hidden,
         formats={"numerator": "int", "denominator": "int", "rate": "pct", "ci_low": "pct", "ci_high": "pct"},

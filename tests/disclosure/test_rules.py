@@ -217,3 +217,12 @@ def test_comparisons_follow_the_disclosed_rates():
     # retention is shown whole; the arm sizes equal the shown denominators (40, 200)
     assert not shown["suppressed"] and shown["estimate"] == 0.0 and shown["risk_arm"] == 0.5
     assert (shown["n_arm"], shown["n_reference"]) == (40, 200)
+
+
+def test_applying_the_rule_twice_changes_nothing():
+    # analyze discloses rates.csv; the report applies the rule again to the same rows
+    rows = [_rate(None, 215, 549, group_by="all"), _rate("detox", 0, 9), _rate("iop", 35, 40),
+            _rate("php", 30, 80), _rate("residential", 150, 420)]
+    once = apply_rates(rows)
+    twice = apply_rates(once)
+    assert twice == once
