@@ -7,7 +7,7 @@ import hashlib
 import json
 
 import pytest
-from conftest import LABELS, make_results, make_warehouse
+from report_fixtures import LABELS, make_results, make_warehouse
 
 from pipelines.cli import main
 from pipelines.errors import UserError

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import COUNTS, LABELS, make_results, make_warehouse
+from report_fixtures import COUNTS, LABELS, make_results, make_warehouse
 
 from pipelines.cli import main
 from pipelines.disclosure import DisclosureError
