@@ -142,7 +142,7 @@ def build_report(
         _data_quality(ctx), _cohort(ctx), _rates(ctx), _comparison(ctx), _survival(ctx), _trends(ctx),
         _sites(ctx), _stepdown(ctx), _appendix(ctx, definitions),
     ]
-    sections.insert(0, _summary(ctx, sections))
+    sections.insert(0, _summary(ctx))  # last: it reads the facts and flags the others found
     return Report(
         title="Outcomes after intensive outpatient and residential treatment",
         quarter=q, run_id=str(results.get("run_id", "")), created_at=str(results.get("created_at", "")),
@@ -163,7 +163,7 @@ class _Context:
 
 
 # --------------------------------------------------------------------------- sections
-def _summary(ctx: _Context, sections: Sequence[Section]) -> Section:
+def _summary(ctx: _Context) -> Section:
     s = Section("summary", "Summary")
     f = ctx.facts
     period = f"{f['first_quarter']} to {f['last_quarter']}" if f.get("first_quarter") else "the analysed period"
@@ -296,7 +296,7 @@ def _cohort(ctx: _Context) -> Section:
     frame = t.frame
     total_i = len(frame) - 1
     ctx.facts["episodes"] = t.text(total_i, "episodes", ctx.marker)
-    ctx.facts["sites"] = max((x["sites"] for x in agg.cohort), default=0)
+    ctx.facts["sites"] = agg.sites
     ctx.facts["by_level"] = ", ".join(f"{frame.iloc[i]['level_group']} {t.text(i, 'episodes', ctx.marker)}"
                                       for i in range(total_i))
     window = [q for q in ctx.facts["window"] if q in agg.quarters] or agg.quarters

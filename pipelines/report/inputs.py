@@ -84,6 +84,7 @@ class WarehouseAggregates:
     stepdown: list[dict[str, Any]] = field(default_factory=list)  # rates-like rows
     quarters: list[str] = field(default_factory=list)  # discharge quarters in the mart
     sources: list[str] = field(default_factory=list)
+    sites: int = 0  # distinct programs in the period (programs, not people)
     missing: dict[str, str] = field(default_factory=dict)  # part -> why it is not available
 
 
@@ -157,6 +158,7 @@ def _read_mart(con, agg: WarehouseAggregates, quarters: list[str] | None) -> Non
         params = list(quarters)
     base = f"from mart_episodes {where}"
     agg.sources = [r[0] for r in con.execute(f"select distinct source {base} order by 1", params).fetchall()]
+    agg.sites = con.execute(f"select count(distinct site_id) {base}", params).fetchone()[0]
     persons = "count(distinct person_id)" if "person_id" in cols else "null"
     agg.cohort = _dicts(con.execute(
         f"select level_group, count(*) as episodes, {persons} as persons, "

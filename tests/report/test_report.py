@@ -47,6 +47,8 @@ def test_sections_in_order_and_every_chart_present(html):
 
 def test_summary_in_plain_words(html):
     summary = html[html.index('<section id="summary">'):html.index('<section id="data-quality">')]
+    # the warehouse fixture: 400 discharges at sites s0, s1, s2
+    assert "Who was served: 400 discharges (2024Q4 to 2026Q3) from 3 programs" in summary
     # completion, iop 120/200 = 60.0%, residential 150/300 = 50.0%
     assert "Treatment completed: IOP 60.0%" in summary and "residential 50.0%" in summary
     # one verdict per definition, the preferred adjusted method (iptw over crude)
