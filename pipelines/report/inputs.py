@@ -9,16 +9,20 @@ results.json keys used (docs/interfaces.md), all optional except ``rates``:
 * ``rates``: rows of rates.csv. ``group_by`` names one or more comma-separated dimensions
   (``level_group``, ``level_of_care``, ``site_id``, ``discharge_quarter``); a multi-dimension
   row's ``group`` joins its values with ``|`` in the same order (``iop|2026Q3``).
-* ``comparisons``: ``definition_id, arm, reference, method`` (``crude`` or an adjusted
-  method), ``measure`` (e.g. ``risk_difference``), ``estimate, ci_low, ci_high, n_arm,
-  n_reference``.
-* ``balance``: ``covariate, smd_unadjusted, smd_adjusted`` (and ``method``).
-* ``diagnostics.propensity``: ``bin_edges`` and ``counts`` {arm: [count per bin]}; other
-  diagnostics (``equipoise``, ``ess``, ``truncated_share``) are shown as they are.
+* ``comparisons``: ``definition_id, arm, reference, method`` (``crude`` or an adjusted method),
+  ``estimand`` (``rd`` is plotted; ``rr`` rows stay in comparisons.csv), ``missing_data``
+  (None, ``itt``, ``cc``, ...), ``estimate, ci_low, ci_high``, ``n_arm, n_reference``.
+* ``balance``: ``population, method, covariate, smd_before, smd_after`` (first population,
+  preferred weighting method shown).
+* ``diagnostics``: ``data_end_quarter``; ``adjusted`` (rows with equipoise, ESS, share
+  truncated, max |SMD| after); ``propensity``: ``bin_edges`` and ``counts`` {arm: [per bin]}.
 * ``survival.readmission``: ``groups`` {group: {time, survival, ci_low, ci_high, at_risk}}
-  and ``risk_table`` {times, at_risk: {group: [...]}}.
-* ``noninferiority``: ``definition_id, arm, reference, measure, margin, estimate, ci_low,
-  ci_high, conclusion``.
+  (``at_risk`` None when the analysis already reduced the curve to disclosed grid points),
+  ``risk_table`` {times, at_risk: {group: [...]}}, ``cox``; or ``survival.not_available``.
+* ``noninferiority``: ``definition_id, arm, reference, method, margin_pp, estimate, ci95_low,
+  ci95_high, conclusion``.
+* ``modification``: subgroup effects (``definition_id, modifier, level, estimate, ci_low,
+  ci_high, interaction_p_value``).
 * ``validation``: {``checks``: [{check_id, category, status, failing_rows}], ``data_docs``}.
 """
 
