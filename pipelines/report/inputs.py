@@ -7,7 +7,7 @@ passes every one through :mod:`pipelines.disclosure`.
 results.json keys used (docs/interfaces.md), all optional except ``rates``:
 
 * ``rates``: rows of rates.csv. ``group_by`` names one or more comma-separated dimensions
-  (``level_group``, ``level_of_care``, ``site_id``, ``discharge_quarter``); a multi-dimension
+  (``level_group``, ``level_of_care``, ``site``, ``quarter``; mart column names work too); a multi-dimension
   row's ``group`` joins its values with ``|`` in the same order (``iop|2026Q3``).
 * ``comparisons``: ``definition_id, arm, reference, method`` (``crude`` or an adjusted method),
   ``estimand`` (``rd`` is plotted; ``rr`` rows stay in comparisons.csv), ``missing_data``
