@@ -74,7 +74,7 @@ def _failures(rows) -> list[tuple]:
         return con.execute("select _row_number, field, check_id, severity from _lc_failures").fetchall()
 
 
-fast = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+fast = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @fast
