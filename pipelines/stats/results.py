@@ -223,24 +223,6 @@ class Balance:
 
 
 @dataclass(frozen=True, slots=True)
-class Diagnostics:
-    """Diagnostics of one adjusted comparison."""
-
-    method: str
-    c_statistic: float | None
-    equipoise: float | None
-    ess_arm: float | None
-    ess_reference: float | None
-    share_truncated: float | None
-    converged: bool
-    max_abs_smd_after: float | None
-    balance_passed: bool | None
-    overlap_passed: bool | None
-    passed: bool
-    n: int
-
-
-@dataclass(frozen=True, slots=True)
 class FollowupEstimates:
     """ITT, complete-case and inverse-probability-of-follow-up weighted estimates side by side."""
 
