@@ -15,7 +15,9 @@ from __future__ import annotations
 import codecs
 import csv
 import hashlib
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +31,16 @@ SRC_TABLE = "_lc_src0"
 SRC_VIEW = "_lc_src"  # adds _row_number
 DELIMITERS = (",", ";", "\t", "|")
 _CHUNK = 1 << 22
+# Hostile-input bounds (tests/security): a header line longer than this, or with more columns,
+# is refused before any parser sees it; an XLSX package is refused from its zip directory when
+# it would inflate past XLSX_MAX_BYTES or an entry compresses suspiciously well (a zip bomb),
+# and while reading when the sheet holds more cells than XLSX_MAX_CELLS.
+MAX_HEADER_BYTES = 1 << 20
+MAX_COLUMNS = 1_024  # records-v1 and TEDS-D need under 100; 10,000 exhausts DuckDB's memory
+XLSX_MAX_BYTES = 256 << 20
+XLSX_MAX_RATIO = 200  # inflated / compressed, checked for entries above 16 MiB
+XLSX_MAX_ENTRIES = 10_000
+XLSX_MAX_CELLS = 30_000_000
 
 
 class ReadRefused(UserError):
@@ -78,7 +90,14 @@ def file_facts(path: Path) -> FileFacts:
     quotes = 0
     size = 0
     try:
-        with path.open("rb") as fh:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; anything but a regular file
+        # (FIFO, device such as /dev/zero, socket) is refused before a byte is read
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise ReadRefused(f"{path.name}: not a regular file (a pipe, device or socket); nothing read")
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "rb") as fh:
             head = fh.read(8)
             fh.seek(0)
             fmt = _format_of(path, head)
@@ -104,8 +123,18 @@ def file_facts(path: Path) -> FileFacts:
 
 def _header_line(path: Path, encoding: str) -> str:
     with path.open("r", encoding=encoding, newline="") as fh:
-        line = fh.readline()
+        line = fh.readline(MAX_HEADER_BYTES + 1)
+    if len(line) > MAX_HEADER_BYTES:
+        raise ReadRefused(f"{path.name}: the header line is longer than {MAX_HEADER_BYTES} characters",
+                          check_id="header")
     return line.lstrip("\ufeff").rstrip("\r\n")
+
+
+def _split_header(path: Path, header: str, delimiter: str) -> list[str]:
+    try:
+        return next(csv.reader([header], delimiter=delimiter))
+    except csv.Error:  # e.g. a column name longer than the csv module's field limit
+        raise ReadRefused(f"{path.name}: unreadable header line", check_id="header") from None
 
 
 def sniff_delimiter(header: str) -> str:
@@ -115,6 +144,9 @@ def sniff_delimiter(header: str) -> str:
 
 
 def _clean_names(path: Path, names: list[str]) -> list[str]:
+    if len(names) > MAX_COLUMNS:
+        raise ReadRefused(f"{path.name}: the header has {len(names)} columns (at most {MAX_COLUMNS})",
+                          check_id="header")
     cleaned = [n.replace("\ufeff", "").strip().lower() for n in names]
     for i, n in enumerate(cleaned, start=1):
         if not n:
@@ -133,7 +165,7 @@ def peek_columns(path: Path) -> list[str]:
     facts = file_facts(path)
     if facts.format == "csv":
         line = _header_line(path, facts.encoding)
-        return _clean_names(path, next(csv.reader([line], delimiter=sniff_delimiter(line))) if line else [])
+        return _clean_names(path, _split_header(path, line, sniff_delimiter(line)) if line else [])
     if facts.format == "parquet":
         import pyarrow.parquet as pq
 
@@ -162,7 +194,7 @@ def load_csv(con: duckdb.DuckDBPyConnection, path: Path, facts: FileFacts) -> li
     if not header.strip():
         raise ReadRefused(f"{path.name}: empty file (no header)")
     delim = sniff_delimiter(header)
-    names = _clean_names(path, next(csv.reader([header], delimiter=delim)))
+    names = _clean_names(path, _split_header(path, header, delim))
     columns = "{" + ", ".join(f"{quote_lit(n)}: 'VARCHAR'" for n in names) + "}"
     sql = (
         f"CREATE OR REPLACE TEMP TABLE {SRC_TABLE} AS SELECT * FROM read_csv({quote_lit(str(path))}, "
@@ -210,20 +242,56 @@ def _cell_text(value: object) -> str | None:
     return str(value)
 
 
+def _check_xlsx_package(path: Path) -> None:
+    """Refuse a zip bomb from the zip directory alone, before anything is inflated. Python's
+    zipfile never inflates an entry past its declared size, so the declared sizes bound the work."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ReadRefused(f"{path.name}: unreadable or truncated XLSX file", check_id="truncated") from None
+    total = sum(i.file_size for i in infos)
+    bomb = len(infos) > XLSX_MAX_ENTRIES or total > XLSX_MAX_BYTES or any(
+        i.file_size > 16 << 20 and i.file_size > XLSX_MAX_RATIO * max(i.compress_size, 1) for i in infos)
+    if bomb:
+        raise ReadRefused(f"{path.name}: XLSX package would inflate to {total >> 20} MiB in {len(infos)} parts "
+                          f"(at most {XLSX_MAX_BYTES >> 20} MiB, ratio {XLSX_MAX_RATIO}); refused unread "
+                          "(send large extracts as CSV or Parquet)", check_id="xlsx_too_large")
+
+
 def _xlsx_rows(path: Path, limit: int | None = None) -> list[tuple]:
+    _check_xlsx_package(path)
+    cells = 0
     try:
         import openpyxl
 
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
         try:
             ws = wb.worksheets[0]
+            # the sheet's declared dimension (A1:XFD1048576) would make openpyxl pad every row to
+            # that width and emit that many rows: read only the cells that are there
+            if hasattr(ws, "reset_dimensions"):
+                ws.reset_dimensions()
             rows = []
             for row in ws.iter_rows(values_only=True):
+                # rows without trailing empties; a bounded number of cells (and empty rows) kept
+                end = len(row)
+                while end and row[end - 1] is None:
+                    end -= 1
+                row = row[:end]
+                cells += end + 1
+                if cells > XLSX_MAX_CELLS:
+                    raise ReadRefused(f"{path.name}: the sheet has more than {XLSX_MAX_CELLS} cells; refused "
+                                      "(send large extracts as CSV or Parquet)", check_id="xlsx_too_large")
                 rows.append(row)
                 if limit is not None and len(rows) >= limit:
                     break
         finally:
             wb.close()
+    except ReadRefused:
+        raise
     except Exception:
         raise ReadRefused(f"{path.name}: unreadable or truncated XLSX file", check_id="truncated") from None
     return rows
