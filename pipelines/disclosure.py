@@ -621,13 +621,6 @@ def _as_number(v: Any) -> float | None:
     return None
 
 
-def display(value: Any, rule: str | Rule = "cms") -> Any:
-    """A cell for a text output: hidden cells (None) become the rule's marker, never zero."""
-    if value is None or _isnan(value):
-        return get_rule(rule).marker
-    return value
-
-
 # --------------------------------------------------------------------------- analysis output
 def apply_comparative(
     comparative: Mapping[str, Any], rates: Sequence[Mapping[str, Any]], rule: str | Rule = "cms"

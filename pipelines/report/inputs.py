@@ -29,14 +29,11 @@ results.json keys used (docs/interfaces.md), all optional except ``rates``:
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pipelines.errors import UserError
-
-log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.json"
 FOLLOWUP_WINDOWS = (30, 90, 180, 365)

@@ -15,9 +15,6 @@ import pandas as pd
 from pipelines import disclosure
 from pipelines.report.model import Table
 
-LEVEL_GROUPS = ("outpatient", "iop", "php", "residential", "inpatient", "detox")
-LEVELS_OF_CARE = ("outpatient", "iop", "php", "residential_short", "residential_long",
-                  "residential_hospital", "inpatient", "detox")
 # group_by spellings: the analysis writes short labels, the mart has column names
 SITE_KEYS = ("site", "site_id")
 QUARTER_KEYS = ("quarter", "discharge_quarter")
@@ -45,23 +42,6 @@ def _hidden_mask(before: Sequence[Mapping], after: Sequence[Mapping], cols: Sequ
 
 def definition_labels(definitions: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {str(d.get("id")): str(d.get("label") or d.get("id")) for d in definitions}
-
-
-def disclose_rates(rows: Sequence[Mapping[str, Any]], rule: str) -> list[dict[str, Any]]:
-    return disclosure.apply_rates(rows, rule=rule)
-
-
-def family(rows: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dict[str, Any]]:
-    """Rows whose group_by is one of ``keys`` (a one-dimension family)."""
-    return [dict(r) for r in rows if str(r.get("group_by")) in keys]
-
-
-def level_family(rows: Sequence[Mapping[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
-    for key in LEVEL_KEYS:
-        fam = family(rows, (key,))
-        if fam:
-            return key, fam
-    return None, []
 
 
 def rates_table(

@@ -9,7 +9,6 @@ from pipelines.disclosure import (
     DisclosureError,
     apply_rates,
     check_artifact,
-    display,
     shown_count,
     suppress_table,
 )
@@ -147,10 +146,10 @@ def test_check_artifact_refuses_small_counts_and_complements():
     check_artifact([{"n": 11, "mean": 3.0}])
 
 
-def test_display_marks_hidden_cells_never_zero():
-    assert display(None) == "*"
-    assert display(None, "opensafely") == "[REDACTED]"
-    assert display(0) == 0
+def test_markers_and_stand_alone_counts():
+    from pipelines.disclosure import get_rule
+
+    assert get_rule("cms").marker == "*" and get_rule("opensafely").marker == "[REDACTED]"
     assert shown_count(4) is None and shown_count(0) == 0 and shown_count(11) == 11
     assert shown_count(12, "opensafely") == 10
 
