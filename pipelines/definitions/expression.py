@@ -40,6 +40,11 @@ class ExpressionError(UserError):
 # ---------------------------------------------------------------------------- tokens
 
 _KEYWORDS = {"and", "or", "not", "in", "is", "null", "true", "false"}
+# Bounds that keep hostile text a one-line error (tests/security): the built-in definitions use
+# under 60 tokens; nesting deeper than Python's recursion limit, or a number too long to convert,
+# would otherwise escape as RecursionError / ValueError.
+MAX_TOKENS = 500
+MAX_NUMBER_CHARS = 30
 
 _TOKEN = re.compile(
     r"""
@@ -83,6 +88,8 @@ def tokenize(text: str) -> list[Token]:
             else:
                 tokens.append(Token(kind, value, i + 1))
         i = match.end()
+        if len(tokens) > MAX_TOKENS:
+            raise ExpressionError(f"expression too long (more than {MAX_TOKENS} tokens)", i + 1)
     tokens.append(Token("end", "", len(text) + 1))
     return tokens
 
@@ -252,6 +259,8 @@ class _Parser:
     def primary(self) -> Node:
         tok = self.advance()
         if tok.kind == "number":
+            if len(tok.text) > MAX_NUMBER_CHARS or not tok.text.replace(".", "").isascii():
+                raise ExpressionError("number too long or not written with the digits 0-9", tok.position)
             value = float(tok.text) if "." in tok.text else int(tok.text)
             return Literal(value, tok.position)
         if tok.kind == "string":
@@ -279,7 +288,12 @@ def _describe(tok: Token) -> str:
 
 def parse(text: str) -> Node:
     """Parse ``text`` into a syntax tree; raise :class:`ExpressionError` on bad syntax."""
-    return _Parser(text).parse()
+    if not isinstance(text, str):
+        raise ExpressionError("expected text", 1)
+    try:
+        return _Parser(text).parse()
+    except RecursionError:
+        raise ExpressionError("expression nested too deeply", 1) from None
 
 
 # ---------------------------------------------------------------------------- checking
