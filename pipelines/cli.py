@@ -19,7 +19,7 @@ import sys
 from collections.abc import Mapping, Sequence
 
 from pipelines import __version__
-from pipelines.errors import UserError
+from pipelines.errors import UserError, one_line
 
 # command -> (module, one-line help). Order is the order shown by --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         module = importlib.import_module(COMMANDS[command][0])
         return int(module.__dict__[f"run_{command}"](args, settings) or 0)
     except UserError as exc:
-        print(f"levelcare: error: {exc}", file=sys.stderr)
+        print(f"levelcare: error: {one_line(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("levelcare: interrupted", file=sys.stderr)

@@ -20,3 +20,9 @@ class ValidationFailed(UserError):
     """Error-severity validation failed; nothing from the offending file was loaded (exit code 4)."""
 
     exit_code = 4
+
+
+def one_line(text: object) -> str:
+    """``text`` as one printable line: control characters (a newline in a file name, an escape
+    sequence) are shown escaped, so an error stays one line and cannot drive the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))

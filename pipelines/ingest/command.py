@@ -10,7 +10,7 @@ import json
 import sys
 from typing import TYPE_CHECKING
 
-from pipelines.errors import UserError
+from pipelines.errors import UserError, one_line
 
 if TYPE_CHECKING:
     from pipelines.settings import Settings
@@ -50,13 +50,13 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     if not rows:
         raise UserError("ingest: no files found under the given paths")
     for row in rows:
-        print(row.to_json() if args.json else row.line())
+        print(row.to_json() if args.json else one_line(row.line()))
     if not args.json:
         _print_top_reasons(settings, [r.sha256 for r in rows if r.rows_quarantined])
     refused = [r for r in rows if r.status == "refused"]
     if refused:
-        print(f"levelcare: error: {len(refused)} of {len(rows)} files refused (first: {refused[0].message})",
-              file=sys.stderr)
+        print(f"levelcare: error: {len(refused)} of {len(rows)} files refused (first: "
+              f"{one_line(refused[0].message)})", file=sys.stderr)
         return 4
     return 0
 
@@ -74,7 +74,7 @@ def _print_top_reasons(settings: Settings, shas: list[str]) -> None:
     if top:
         print("top quarantine reasons:")
         for check_id, field, reason, n in top:
-            print(f"  {n:>8}  {check_id:<24} {field or '-':<22} {reason}")
+            print(one_line(f"  {n:>8}  {check_id:<24} {field or '-':<22} {reason}"))
 
 
 def configure_quarantine(parser: argparse.ArgumentParser) -> None:
