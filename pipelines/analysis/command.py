@@ -147,10 +147,15 @@ def analyze(
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    pl.DataFrame(rows, schema=table.schema).write_csv(out_dir / "rates.csv")
+    disclosure.check_artifact(rows, name="rates.csv")  # the last guard comes before the file, not after
+    frame = pl.DataFrame(rows, schema=table.schema)
+    # group labels come from the data (site ids): a spreadsheet must not run "=..." as a formula
+    frame = frame.with_columns(
+        pl.when(pl.col(c).str.contains(r"^[=+\-@\t\r]")).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
+        for c, t in frame.schema.items() if t == pl.String)
+    frame.write_csv(out_dir / "rates.csv")
     _write_csv(out_dir / "comparisons.csv", results["comparisons"], COMPARISON_COLUMNS)
     _write_csv(out_dir / "balance.csv", results["balance"], BALANCE_COLUMNS)
-    disclosure.check_artifact(rows)
     (out_dir / "results.json").write_text(
         json.dumps(results, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     log.info("analyze: %d definitions, %d rate rows", len(definitions), len(rows))
@@ -166,12 +171,14 @@ BALANCE_COLUMNS = ("covariate", "smd_before", "smd_after", "variance_ratio_after
 def _write_csv(path: Path, rows: list[dict[str, Any]], leading: Sequence[str]) -> None:
     import csv
 
+    from pipelines.report.xlsx import safe_cell
+
     extra = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in leading]
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.DictWriter(fh, fieldnames=[*leading, *extra], extrasaction="ignore")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+            writer.writerow({k: ("" if v is None else safe_cell(v)) for k, v in row.items()})
 
 
 def _quarter(day: dt.date | None) -> str | None:
