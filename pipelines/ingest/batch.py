@@ -13,7 +13,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from pipelines.contracts import Contract, Field
+from pipelines.contracts import Contract
 from pipelines.ingest.readers import SRC_VIEW, quote_ident, quote_lit
 from pipelines.warehouse import load_sql
 
@@ -215,9 +215,10 @@ def run_cross_checks(con: duckdb.DuckDBPyConnection, contract: Contract, today: 
         "HAVING count(*) > 1 UNION SELECT _key FROM _lc_existing"
     )
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW _lc_ok AS SELECT b.*, k._key, CASE WHEN k._key IN "
-        f"(SELECT _key FROM _lc_hashkeys) THEN {row_hash_expr(contract, 'b')} END AS _row_hash "
-        f"FROM {BATCH} AS b JOIN _lc_okkeys AS k ON k._row_number = b._row_number"
+        f"CREATE OR REPLACE TEMP VIEW _lc_ok AS SELECT b.*, k._key, CASE WHEN h._key IS NOT NULL "
+        f"THEN {row_hash_expr(contract, 'b')} END AS _row_hash "
+        f"FROM {BATCH} AS b JOIN _lc_okkeys AS k ON k._row_number = b._row_number "
+        "LEFT JOIN _lc_hashkeys AS h ON h._key = k._key"
     )
     tol = contract.extra.get("window_tolerance")
     if tol:

@@ -24,8 +24,16 @@ from typing import TYPE_CHECKING
 from pipelines import contracts
 from pipelines.ingest import identifiers
 from pipelines.ingest.batch import BATCH, FAILURES, build_native, collect_row_failures, run_cross_checks
-from pipelines.ingest.readers import (SRC_TABLE, SRC_VIEW, ReadRefused, drop_source, file_facts, load_source,
-                                      peek_columns, quote_ident)
+from pipelines.ingest.readers import (
+    SRC_TABLE,
+    SRC_VIEW,
+    ReadRefused,
+    drop_source,
+    file_facts,
+    load_source,
+    peek_columns,
+    quote_ident,
+)
 from pipelines.warehouse import transaction
 
 if TYPE_CHECKING:

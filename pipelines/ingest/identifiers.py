@@ -53,7 +53,7 @@ ADDRESS = (r"(?i)\d{1,6}\s+([A-Za-z0-9.'-]+\s+){1,4}(street|st|avenue|ave|road|r
            r"drive|dr|court|ct|way|place|pl|terrace|ter|circle|cir|highway|hwy|parkway|pkwy)\.?(\s.*)?")
 PERSON_NAME = r"[A-Z][a-z]+(\s[A-Z]\.?)?\s[A-Z][a-z]+(-[A-Z][a-z]+)?"
 ZIP5 = r"\d{5}(-\d{4})?"
-FULL_DATE = r"\d{4}-\d{1,2}-\d{1,2}.*|\d{1,2}/\d{1,2}/\d{2,4}"
+FULL_DATE = r"\d{4}-\d{1,2}-\d{1,2}.*|\d{1,2}/\d{1,2}/\d{2,4}|(19|20)\d{6}"
 # Organisations' names look like people's ("North Clinic"); such columns are not name-probed.
 ORG_NAME = (r"(^|_)(site|program|programme|facility|clinic|provider|agency|organi[sz]ation|org|county|state|"
             r"city|region|payer|plan|unit|team)(_|$)")
@@ -103,11 +103,22 @@ def scan(
     rest = [c for c in columns if c not in flagged]
     if not rest:
         return findings
-    lengths = con.execute(
-        "SELECT " + ", ".join(f"max(length({quote_ident(c)}))" for c in rest) + f" FROM {table}"
+    stats = con.execute(
+        "SELECT " + ", ".join(
+            f"max(length({quote_ident(c)})), "
+            f"count_if({quote_ident(c)} IS NOT NULL AND TRY_CAST(trim({quote_ident(c)}) AS BIGINT) IS NULL)"
+            for c in rest) + f" FROM {table}"
     ).fetchone()
-    # shortest identifier shape: a 5-digit ZIP; anything shorter cannot be one
-    long_cols = [c for c, m in zip(rest, lengths, strict=True) if m is not None and m >= 5]
+    # Shortest identifier shape: a 5-digit ZIP; anything shorter cannot be one. A column of plain
+    # integers cannot hold an SSN, e-mail, phone (shapes with separators), address or name, so
+    # only ZIP- or birth-named ones need the value probes (TEDS-D codes and CASEID skip them).
+    long_cols = []
+    for i, c in enumerate(rest):
+        longest, non_integers = stats[2 * i], stats[2 * i + 1]
+        n = _norm(c)
+        if longest is not None and longest >= 5 and (
+                non_integers or re.search(ZIP_NAME, n) or re.search(BIRTH_NAME, n)):
+            long_cols.append(c)
     if not long_cols:
         return findings
     name_checked = set(name_checked)

@@ -344,5 +344,13 @@ def drop_source(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"DROP TABLE IF EXISTS {SRC_TABLE}")
 
 
-__all__ = ["FileFacts", "ReadRefused", "file_facts", "load_source", "peek_columns", "drop_source",
-           "quote_ident", "quote_lit"]
+__all__ = [
+    "FileFacts",
+    "ReadRefused",
+    "drop_source",
+    "file_facts",
+    "load_source",
+    "peek_columns",
+    "quote_ident",
+    "quote_lit",
+]

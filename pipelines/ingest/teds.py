@@ -13,13 +13,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pipelines.contracts import Contract, teds_codes
-from pipelines.ingest.batch import BATCH, RowCheck, _generic_checks, literal, typed_expr
+from pipelines.ingest.batch import BATCH, RowCheck, _generic_checks, literal
 from pipelines.ingest.readers import SRC_TABLE, SRC_VIEW, ReadRefused, quote_ident, quote_lit
 
 if TYPE_CHECKING:
     import duckdb
 
 _LABEL_PROBES = ("reason", "services_d", "servsetd", "gender")
+BAD = -99999  # parse-failure sentinel for a code (no TEDS code is negative except -9)
 
 
 def _labelled(con: duckdb.DuckDBPyConnection, columns: set[str]) -> bool:
@@ -127,10 +128,9 @@ def build_teds(con: duckdb.DuckDBPyConnection, contract: Contract, columns: list
             outer.append(f"false AS _bad_{target}")
             continue
         if output == "year":
-            inner.append(f"{typed_expr('int', src)} AS _c_{target}")
-            inner.append(f"{src} IS NOT NULL AND {typed_expr('int', src)} IS NULL AS _bad_{target}")
-            outer.append(f"_c_{target} AS {target}")
-            outer.append(f"_bad_{target}")
+            inner.append(f"coalesce({code_int(src)}, CASE WHEN {src} IS NOT NULL THEN {BAD} END) AS _c_{target}")
+            outer.append(f"CASE WHEN _c_{target} <> {BAD} THEN _c_{target} END AS {target}")
+            outer.append(f"coalesce(_c_{target} = {BAD}, false) AS _bad_{target}")
             if src_col and "type" in conformance:
                 c = conformance["type"]
                 checks.append(RowCheck(c.id, target, c.severity, c.category,
@@ -140,14 +140,14 @@ def build_teds(con: duckdb.DuckDBPyConnection, contract: Contract, columns: list
         table = codes["tables"][by_era.get(era, spec["table"])]
         keys = [int(k) for k in table if k != "missing"]
         code = _code_expr(src, table, labelled, missing_labels)
-        inner.append(f"{code} AS _c_{target}")
-        inner.append(f"{src} IS NOT NULL AND {code} IS NULL AS _bad_{target}")
+        # one evaluation of the parse per cell: text that does not parse becomes the BAD sentinel
+        inner.append(f"coalesce({code}, CASE WHEN {src} IS NOT NULL THEN {BAD} END) AS _c_{target}")
         value = f"CASE WHEN _c_{target} IN ({', '.join(map(str, keys))}) THEN _c_{target} END" \
             if output == "code" else _value_expr(f"_c_{target}", table, output)
         outer.append(f"{value} AS {target}")
-        outer.append(f"_bad_{target}")
-        outer.append(f"_c_{target} IS NOT NULL AND _c_{target} <> -9 AND _c_{target} NOT IN "
-                     f"({', '.join(map(str, keys))}) AS _unk_{target}")
+        outer.append(f"coalesce(_c_{target} = {BAD}, false) AS _bad_{target}")
+        outer.append(f"coalesce(_c_{target} NOT IN ({', '.join(map(str, [*keys, -9, BAD]))}), false) "
+                     f"AS _unk_{target}")
         if src_col and src_col not in seen_sources:
             seen_sources.add(src_col)
             what = "a known label" if labelled else "a code"

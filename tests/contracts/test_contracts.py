@@ -10,10 +10,7 @@ from pipelines.resources import contracts_dir
 from pipelines.warehouse import load_sql
 
 # docs/interfaces.md: raw_teds_d columns, written out by hand
-TEDS_COLUMNS = """episode_id site_id discharge_year teds_era services_d level_of_care discharge_reason los_code
-age_band sex race ethnicity primary_substance co_occurring_mh has_prior_episodes use_frequency_admit
-use_frequency_discharge employed_admit employed_discharge homeless_admit homeless_discharge arrests_admit
-arrests_discharge referral_source payer mat _file_sha256 _row_number""".split()
+TEDS_COLUMNS = ["episode_id", "site_id", "discharge_year", "teds_era", "services_d", "level_of_care", "discharge_reason", "los_code", "age_band", "sex", "race", "ethnicity", "primary_substance", "co_occurring_mh", "has_prior_episodes", "use_frequency_admit", "use_frequency_discharge", "employed_admit", "employed_discharge", "homeless_admit", "homeless_discharge", "arrests_admit", "arrests_discharge", "referral_source", "payer", "mat", "_file_sha256", "_row_number"]
 
 
 def test_committed_dictionary_is_generated():

@@ -16,7 +16,7 @@ QUARANTINE_COLUMNS = ["file_sha256", "file_name", "row_number", "field", "check_
 
 def test_tables_have_the_interface_columns(tmp_path):
     ingest(tmp_path, write(tmp_path / "d.csv", csv_text([discharge("e1")])))
-    cols = lambda t: [r[0] for r in query(tmp_path, f"select column_name from information_schema.columns "  # noqa: E731
+    cols = lambda t: [r[0] for r in query(tmp_path, f"select column_name from information_schema.columns "
                                                     f"where table_name = '{t}' order by ordinal_position")]
     assert cols("ingest_ledger") == LEDGER_COLUMNS
     assert cols("ingest_quarantine") == QUARANTINE_COLUMNS
@@ -58,7 +58,7 @@ def test_refused_file_can_be_sent_again(tmp_path):
 
 
 def test_crash_mid_load_leaves_no_trace(tmp_path, monkeypatch):
-    import pipelines.ingest.core as core
+    from pipelines.ingest import core
 
     def boom(*args, **kwargs):
         raise RuntimeError("simulated crash after the raw rows were inserted")

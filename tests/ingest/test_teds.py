@@ -37,7 +37,7 @@ def test_2019_codes_and_2021_labels_load_identically(tmp_path):
     _, coded = _load(tmp_path / "a", "tedsd_puf_2019.csv", teds_csv(records, "2017-2020"))
     _, labelled = _load(tmp_path / "b", "tedsd_puf_2021.csv", teds_csv(records, "2021"), encoding="latin-1")
     assert len(coded) == len(labelled) == 40
-    strip = lambda rows: [{k: r[k] for k in HARMONISED} for r in rows]  # noqa: E731
+    strip = lambda rows: [{k: r[k] for k in HARMONISED} for r in rows]
     assert strip(coded) == strip(labelled)
 
 

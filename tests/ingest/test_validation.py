@@ -94,7 +94,7 @@ def test_data_docs_per_file_without_row_values(tmp_path):
 
 def test_validation_error_refuses_the_file(tmp_path, monkeypatch):
     # force GE to see a column it cannot evaluate: the file must be refused, not loaded
-    import pipelines.ingest.core as core
+    from pipelines.ingest import core
 
     real = core._validate
 
