@@ -40,6 +40,12 @@ def configure_analyze(parser: argparse.ArgumentParser) -> None:
         "(default: level_of_care,level_group; the overall rate is always included)",
     )
     parser.add_argument("--definitions-dir", metavar="DIR", help="folder of your own definition files")
+    parser.add_argument("--arm", default="iop", help="level of care or group compared (default iop)")
+    parser.add_argument("--reference", default="residential", help="comparison level or group (default residential)")
+    parser.add_argument("--margin", metavar="PP", type=float, default=5.0,
+                        help="non-inferiority margin in percentage points (default 5)")
+    parser.add_argument("--disclosure", choices=("cms", "opensafely"), default="cms",
+                        help="small-cell rule for everything written (default cms: no count 1-10)")
     parser.add_argument(
         "--data-end-date", metavar="YYYY-MM-DD", type=dt.date.fromisoformat, default=None,
         help="last day the data cover (default: latest admission or discharge date)",
@@ -50,7 +56,8 @@ def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.definitions.command import with_definitions_dir
 
     settings = with_definitions_dir(settings, args.definitions_dir)
-    results = analyze(settings, args.out, args.definitions, args.by, data_end_date=args.data_end_date)
+    results = analyze(settings, args.out, args.definitions, args.by, data_end_date=args.data_end_date,
+                      arm=args.arm, reference=args.reference, margin_pp=args.margin, rule=args.disclosure)
     not_applicable = len(results["not_applicable"])
     print(
         f"wrote {args.out / 'rates.csv'} and {args.out / 'results.json'}: "
@@ -147,7 +154,7 @@ def analyze(
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    disclosure.check_artifact(rows, name="rates.csv")  # the last guard comes before the file, not after
+    disclosure.check_artifact(rows, rule=rule, name="rates.csv")  # the last guard comes before the file, not after
     frame = pl.DataFrame(rows, schema=table.schema)
     # group labels come from the data (site ids): a spreadsheet must not run "=..." as a formula
     frame = frame.with_columns(
