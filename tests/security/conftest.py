@@ -20,7 +20,7 @@ import pytest
 # helpers sit beside the tests; the folder has no package file, like the other test folders
 sys.path.insert(0, str(Path(__file__).parent))
 
-from sec_helpers import CANARY, CliResult, run_cli  # noqa: E402
+from sec_helpers import CANARY, CliResult, run_cli
 
 FORMULA_SITE = '=HYPERLINK("http://evil.example/x","site")'
 SQL_SITE = "x'; DROP TABLE ingest_ledger; --"

@@ -45,9 +45,8 @@ def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = 
     return buf.getvalue()
 
 
-def _limits() -> None:  # runs in the child before exec
+def _limits() -> None:  # runs in the child between fork and exec: one system call, no locks taken
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    os.setsid()  # own process group: a timeout kills the child and anything it started
 
 
 @dataclass
@@ -77,7 +76,8 @@ def run_cli(args: Sequence[str], *, timeout: float = 300, env: Mapping[str, str]
     full_env.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     cmd = [sys.executable, "-m", "pipelines", *map(str, args)]
     proc = subprocess.Popen(cmd, cwd=str(cwd or REPO), env=full_env, stdin=stdin, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, preexec_fn=_limits)
+                            stderr=subprocess.PIPE, preexec_fn=_limits,  # noqa: PLW1509 - setrlimit only
+                            start_new_session=True)  # own process group: a timeout kills it and its children
     timed_out = False
     try:
         out, err = proc.communicate(timeout=timeout)
