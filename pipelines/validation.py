@@ -121,7 +121,7 @@ def _context():
                 from great_expectations.data_context.types.base import ProgressBarsConfig
 
                 ctx.variables.progress_bars = ProgressBarsConfig(globally=False)
-            except Exception:  # older/newer GE without the knob: tqdm is silenced above
+            except Exception:  # noqa: BLE001, S110 - GE without the knob: tqdm is silenced above
                 pass
             _STATE["ctx"] = ctx
             _STATE["ds"] = ctx.data_sources.add_pandas("levelcare")

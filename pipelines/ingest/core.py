@@ -161,7 +161,7 @@ def _order(paths: list[Path], kind: str | None) -> list[Path]:
     def rank(p: Path) -> int:
         try:
             return KIND_ORDER.get(detect_kind(peek_columns(p)) or "", 3)
-        except Exception:  # unreadable: its turn comes and it is refused then
+        except Exception:  # noqa: BLE001 - unreadable: its turn comes and it is refused then
             return 3
     return sorted(paths, key=rank)  # stable: files of one kind keep their order
 
@@ -383,8 +383,8 @@ def _check_statuses(con, contract, rows_read: int, report) -> list[dict]:
 def _load(con, name: str, sha: str, contract, rows_read: int, site: str | None, run_id: str | None,
           report, docs_dir: Path, clock: _Clock) -> LedgerRow:
     cols = ", ".join(quote_ident(f.name) for f in contract.stored_fields)
-    q_rows = [r[0] for r in con.execute(
-        f"SELECT count(DISTINCT _row_number) FROM {FAILURES} WHERE severity = 'error'").fetchall()][0]
+    (q_rows,) = con.execute(
+        f"SELECT count(DISTINCT _row_number) FROM {FAILURES} WHERE severity = 'error'").fetchone()
     loaded = rows_read - q_rows
     top = con.execute(
         f"SELECT check_id, field, count(DISTINCT _row_number) AS n FROM {FAILURES} WHERE severity = 'error' "

@@ -103,22 +103,23 @@ def scan(
     rest = [c for c in columns if c not in flagged]
     if not rest:
         return findings
-    stats = con.execute(
-        "SELECT " + ", ".join(
-            f"max(length({quote_ident(c)})), "
-            f"count_if({quote_ident(c)} IS NOT NULL AND TRY_CAST(trim({quote_ident(c)}) AS BIGINT) IS NULL)"
-            for c in rest) + f" FROM {table}"
-    ).fetchone()
     # Shortest identifier shape: a 5-digit ZIP; anything shorter cannot be one. A column of plain
     # integers cannot hold an SSN, e-mail, phone (shapes with separators), address or name, so
     # only ZIP- or birth-named ones need the value probes (TEDS-D codes and CASEID skip them).
-    long_cols = []
-    for i, c in enumerate(rest):
-        longest, non_integers = stats[2 * i], stats[2 * i + 1]
-        n = _norm(c)
-        if longest is not None and longest >= 5 and (
-                non_integers or re.search(ZIP_NAME, n) or re.search(BIRTH_NAME, n)):
-            long_cols.append(c)
+    # Lengths first (cheap), the integer test only on the few long columns.
+    lengths = con.execute(
+        "SELECT " + ", ".join(f"max(length({quote_ident(c)}))" for c in rest) + f" FROM {table}"
+    ).fetchone()
+    wide = [c for c, m in zip(rest, lengths, strict=True) if m is not None and m >= 5]
+    long_cols = [c for c in wide if re.search(ZIP_NAME, _norm(c)) or re.search(BIRTH_NAME, _norm(c))]
+    others = [c for c in wide if c not in long_cols]
+    if others:
+        non_integers = con.execute(
+            "SELECT " + ", ".join(
+                f"count_if({quote_ident(c)} IS NOT NULL AND TRY_CAST(trim({quote_ident(c)}) AS BIGINT) IS NULL)"
+                for c in others) + f" FROM {table}"
+        ).fetchone()
+        long_cols += [c for c, n in zip(others, non_integers, strict=True) if n]
     if not long_cols:
         return findings
     name_checked = set(name_checked)

@@ -171,7 +171,7 @@ def peek_columns(path: Path) -> list[str]:
 
         try:
             return _clean_names(path, list(pq.read_schema(path).names))
-        except Exception:
+        except Exception:  # noqa: BLE001 - any pyarrow failure means the same to the sender
             raise ReadRefused(f"{path.name}: unreadable or truncated Parquet file") from None
     rows = _xlsx_rows(path, limit=1)
     return _clean_names(path, [str(v) if v is not None else "" for v in rows[0]]) if rows else []
@@ -292,7 +292,7 @@ def _xlsx_rows(path: Path, limit: int | None = None) -> list[tuple]:
             wb.close()
     except ReadRefused:
         raise
-    except Exception:
+    except Exception:  # noqa: BLE001 - any openpyxl/zip failure means the same to the sender
         raise ReadRefused(f"{path.name}: unreadable or truncated XLSX file", check_id="truncated") from None
     return rows
 
