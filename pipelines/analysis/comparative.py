@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipelines.stats.blas import single_blas_thread
+
 if TYPE_CHECKING:
     import duckdb
     import polars as pl
@@ -71,6 +73,7 @@ def analysis_frame(con: duckdb.DuckDBPyConnection, definitions: Sequence[Any]) -
     return frame.join(more, on="episode_key", how="left")
 
 
+@single_blas_thread()
 def comparative_results(
     con: duckdb.DuckDBPyConnection,
     definitions: Sequence[Any],

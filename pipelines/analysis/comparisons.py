@@ -48,6 +48,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from pipelines.stats.blas import single_blas_thread
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -125,6 +127,7 @@ def _tasks(frame: pl.DataFrame, definitions: Iterable[DefinitionLike]) -> list[_
     return tasks
 
 
+@single_blas_thread()
 def compare(
     frame: pl.DataFrame,
     definitions: Sequence[DefinitionLike],
@@ -528,6 +531,7 @@ class SurvivalComparison:
     method: str = "survival-readmission"
 
 
+@single_blas_thread()
 def compare_survival(
     frame: pl.DataFrame,
     arm: str = "iop",

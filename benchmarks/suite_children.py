@@ -1,0 +1,260 @@
+"""Child programs of ``bench_suite.py``: each runs in a fresh process and prints one JSON line.
+
+    python benchmarks/suite_children.py ROLE [ARGS...]
+
+Roles: ``startup`` (imports + great-expectations context, what every levelcare process pays
+before its first row), ``ingest`` (ingest + validation of a folder), ``analyze`` (marts,
+rates of every definition, comparative statistics, as ``levelcare run``'s analyze step
+calls them, each sub-stage timed with its own peak RSS), ``baseline`` (the compare() models
+fitted directly with statsmodels ``Logit`` on in-memory arrays), ``report``, ``floor`` (plain
+DuckDB SQL) and ``peer`` (an analyst's pandas + great-expectations + statsmodels script).
+
+Timings inside a child start after its imports: the start-up is measured once, by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# The groupings levelcare run's analyze step uses (pipelines.flows.quarterly.DEFAULT_BY,
+# repeated here so that the child does not import Prefect).
+RUN_BY = ["level_of_care", "level_group", "site", "quarter"]
+# Crude rates every baseline computes by level of care.
+FLOOR_DEFINITIONS = ("completion", "completion_or_transfer", "abstinent_90d_itt", "abstinent_90d_cc",
+                     "no_readmission_30d")
+
+
+class Probe:
+    """Wall and CPU seconds and peak RSS (this process and its children) per named stage."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self._peak = 0
+        self._stop = False
+        self.stages: dict[str, dict[str, float]] = {}
+        self._thread = threading.Thread(target=self._sample, args=(interval,), daemon=True)
+        self._thread.start()
+
+    def rss(self) -> int:
+        import psutil
+
+        total = self._proc.memory_info().rss
+        for child in self._proc.children(recursive=True):
+            with suppress(psutil.Error):  # a child that just ended
+                total += child.memory_info().rss
+        return total
+
+    def _sample(self, interval: float) -> None:
+        while not self._stop:
+            self._peak = max(self._peak, self.rss())
+            time.sleep(interval)
+
+    @contextmanager
+    def stage(self, name: str):
+        self._peak = self.rss()
+        t, c = time.perf_counter(), time.process_time()
+        try:
+            yield
+        finally:
+            self._peak = max(self._peak, self.rss())
+            self.stages[name] = {"seconds": time.perf_counter() - t, "cpu_seconds": time.process_time() - c,
+                                 "peak_mib": self._peak / 2**20}
+
+
+def _emit(payload: dict) -> None:
+    print(json.dumps(payload, default=str))
+
+
+def startup() -> None:
+    probe = Probe()
+    with probe.stage("startup"):
+        import duckdb  # noqa: F401
+        import polars  # noqa: F401
+
+        import pipelines.analysis.command
+        import pipelines.ingest.core  # noqa: F401
+        from pipelines.validation import _context
+
+        _context()
+    _emit(probe.stages)
+
+
+def ingest(data: str, warehouse: str) -> None:
+    from pipelines.ingest.core import ingest_paths
+    from pipelines.settings import Settings
+    from pipelines.validation import _context
+
+    _context()  # paid once per process: the start-up, measured by itself
+    probe = Probe()
+    with probe.stage("ingest+validate"):
+        rows = ingest_paths(Settings(warehouse=Path(warehouse)), [data])
+    phases: dict[str, float] = {}
+    for row in rows:
+        if row.docs:
+            doc = Path(row.docs.replace("index.html", "validation.json"))
+            if doc.exists():
+                for k, v in json.loads(doc.read_text()).get("seconds", {}).items():
+                    phases[k] = phases.get(k, 0.0) + v
+    _emit({**probe.stages, "phases": phases,
+           "files": [{"file": r.file, "status": r.status, "rows_loaded": r.rows_loaded,
+                      "rows_quarantined": r.rows_quarantined} for r in rows]})
+
+
+def analyze(warehouse: str, out: str) -> None:
+    """analyze() as the flow calls it, with marts, rates and statistics timed one by one."""
+    import pipelines.analysis.rates as rates_mod
+    from pipelines import marts
+    from pipelines.analysis import comparative, comparisons
+    from pipelines.analysis.command import analyze as run_analyze
+    from pipelines.settings import Settings
+
+    probe = Probe()
+
+    def timed(module, attr: str, stage: str):
+        inner = getattr(module, attr)
+
+        def wrapper(*args, **kwargs):
+            with probe.stage(stage):
+                return inner(*args, **kwargs)
+
+        setattr(module, attr, wrapper)
+
+    timed(marts, "build", "marts")
+    timed(rates_mod, "rates", "definitions (crude rates)")
+    timed(comparative, "comparative_results", "adjusted statistics")
+    timed(comparisons, "compare", "compare()")
+    with probe.stage("analyze (total)"):
+        results = run_analyze(Settings(warehouse=Path(warehouse)), Path(out), None, RUN_BY)
+    rates = [r for r in results["rates"] if r["group_by"] == "level_of_care" and r["definition_id"] in FLOOR_DEFINITIONS]
+    _emit({**probe.stages, "rates": {f"{r['definition_id']}|{r['group']}": [r["numerator"], r["denominator"]]
+                                     for r in rates}})
+
+
+def fit_baseline(frame, definitions, arm: str = "iop", reference: str = "residential") -> tuple[float, int]:
+    """statsmodels ``Logit`` fits of compare()'s models on the same arrays: (seconds, fits).
+
+    As ``benchmarks/bench_stats.py``'s baseline (one propensity model per distinct population,
+    one outcome model per definition, one follow-up model per follow-up definition), skipping
+    what compare() does not fit either (an arm under 20 people, fewer than 5 successes or
+    failures); a fit statsmodels cannot finish (singular Hessian) still counts its time.
+    """
+    import warnings
+
+    import numpy as np
+    import polars as pl
+    import statsmodels.api as sm
+
+    from pipelines.analysis.comparisons import MIN_ARM, MIN_EVENTS, _arm_mask, _key, _tasks
+    from pipelines.stats.design import DEFAULT_COVARIATES, build_design, subset, with_column
+
+    in_arm = _arm_mask(frame, arm)
+    keep = in_arm | (_arm_mask(frame, reference) & ~in_arm)
+    sub = frame.filter(pl.Series(keep))
+    a = in_arm[keep]
+    design = build_design(sub, DEFAULT_COVARIATES)
+
+    def enough(y, m):
+        return all(min(int(y[r].sum()), int(r.sum()) - int(y[r].sum())) >= MIN_EVENTS for r in (m, ~m))
+
+    def fit(y, X):
+        try:
+            sm.Logit(y, X).fit(disp=0)
+        except np.linalg.LinAlgError:
+            pass
+
+    warnings.simplefilter("ignore")
+    t0 = time.perf_counter()
+    fits = 0
+    groups: dict[str, list] = {}
+    for t in _tasks(sub, definitions):
+        groups.setdefault(_key(t.mask), []).append(t)
+    for tasks in groups.values():
+        mask = tasks[0].mask
+        am = a[mask]
+        if min(int(am.sum()), int((~am).sum())) < MIN_ARM:
+            continue
+        d = design if mask.all() else subset(design, mask)
+        fit(am.astype(float), d.matrix)
+        fits += 1
+        Xa = with_column(d.matrix, am.astype(float))
+        for t in tasks:
+            y = np.nan_to_num(t.y[mask])
+            if t.kind == "followup":
+                if not enough(np.where(t.reached[mask], y, 0.0), am):
+                    continue
+                fit(t.reached[mask].astype(float), Xa)
+            else:
+                if not enough(y, am):
+                    continue
+                fit(y, Xa)
+            fits += 1
+    return time.perf_counter() - t0, fits
+
+
+def baseline(warehouse: str) -> None:
+    """The models of compare() fitted directly with statsmodels on in-memory arrays."""
+    import duckdb
+
+    from pipelines.analysis.comparative import analysis_frame
+    from pipelines.definitions import registry
+
+    con = duckdb.connect(warehouse, read_only=True)
+    definitions = list(registry.load_registry(None).values())
+    frame = analysis_frame(con, definitions)
+    con.close()
+    from pipelines.stats.blas import single_blas_thread
+
+    probe = Probe()
+    # the BLAS setting levelcare's statistics run with, so that the two compare like with like
+    with probe.stage("statsmodels baseline"), single_blas_thread():
+        seconds, fits = fit_baseline(frame, definitions)
+    _emit({**probe.stages, "fit_seconds": seconds, "fits": fits})
+
+
+def report(warehouse: str, out: str) -> None:
+    from pipelines.report.command import write_report
+    from pipelines.settings import Settings
+
+    probe = Probe()
+    with probe.stage("report"):
+        write_report(Settings(warehouse=Path(warehouse)), Path(out))
+    _emit(probe.stages)
+
+
+def floor(data: str) -> None:
+    import duckdb
+    from suite_floor import FLOOR_SQL
+
+    probe = Probe()
+    with probe.stage("floor"):
+        con = duckdb.connect()
+        con.execute("set enable_progress_bar = false")
+        rows = con.execute(FLOOR_SQL.replace("$DATA", data.replace("'", "''"))).fetchall()
+        con.close()
+    _emit({**probe.stages, "rates": {f"{d}|{g}": [k, n] for d, g, k, n in rows}})
+
+
+def peer(data: str) -> None:
+    from suite_peer import run_peer
+
+    probe = Probe()
+    with probe.stage("peer"):
+        out = run_peer(Path(data), probe)
+    _emit({**probe.stages, **out})
+
+
+if __name__ == "__main__":
+    role, *rest = sys.argv[1:]
+    {"startup": startup, "ingest": ingest, "analyze": analyze, "baseline": baseline, "report": report,
+     "floor": floor, "peer": peer}[role](*rest)
