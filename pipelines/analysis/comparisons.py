@@ -153,6 +153,7 @@ def compare(
     import polars as pl
 
     from pipelines.stats.design import DEFAULT_COVARIATES, build_design
+    from pipelines.stats.inference import label_codes
 
     if arm == reference:
         raise ValueError("arm and reference must differ")
@@ -168,7 +169,8 @@ def compare(
         design = build_design(sub, tuple(covariates or DEFAULT_COVARIATES))
         cl_values = None
         if cluster and cluster in sub.columns:
-            cl_values = sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy()
+            # labels sorted once; each population's cluster_codes then sorts integers
+            cl_values = label_codes(sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy())
         tasks = _tasks(sub, definitions)
     by_pop: dict[str, list[_Task]] = {}
     for t in tasks:
@@ -423,7 +425,7 @@ class _Context:
         import polars as pl
 
         from pipelines.stats.design import build_design, subset
-        from pipelines.stats.inference import Nuisance, cluster_codes
+        from pipelines.stats.inference import Nuisance, cluster_codes, label_codes
         from pipelines.stats.ipw import multinomial_effect
         from pipelines.stats.propensity import fit_multinomial_propensity
         from pipelines.stats.results import Effect, NotEstimable
@@ -439,7 +441,7 @@ class _Context:
         full = build_design(sub, covariates)
         cl_all = None
         if cluster and cluster in sub.columns:
-            cl_all = sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy()
+            cl_all = label_codes(sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy())
         by_pop: dict[str, list[_Task]] = {}
         for t in _tasks(sub, definitions):
             if t.kind == "standard":

@@ -147,10 +147,15 @@ def _independent_columns(G: np.ndarray, tol: float = 1e-9) -> list[int]:
 
 
 def _rows(X: np.ndarray, rows: np.ndarray, cols: list[int]) -> np.ndarray:
-    """X[rows][:, cols] as one Fortran-ordered copy, column by column."""
-    out = np.empty((int(rows.sum()), len(cols)), order="F")
+    """X[rows][:, cols] as one Fortran-ordered copy, column by column.
+
+    The mask becomes row indices once: masking every column again scanned the whole mask per
+    column (four times slower at 200,000 rows x 45 columns).
+    """
+    idx = np.flatnonzero(rows)
+    out = np.empty((idx.size, len(cols)), order="F")
     for k, j in enumerate(cols):
-        out[:, k] = X[rows, j]
+        np.take(X[:, j], idx, out=out[:, k])
     return out
 
 
