@@ -2,7 +2,9 @@
 
 Writers take an advisory lock on ``<warehouse>.lock`` before opening the database, so a second
 writer waits (up to ``Settings.lock_timeout_seconds``) and then stops with "warehouse busy"
-instead of failing inside DuckDB. Readers open the file read-only and need no lock.
+instead of failing inside DuckDB; a writer also waits, within the same time, for readers that
+hold the file open. Readers open the file read-only and need no lock; a reader arriving while
+a writer has the file open is told "warehouse busy" at once.
 """
 
 from __future__ import annotations
@@ -73,10 +75,17 @@ def connect(
     with write_lock(warehouse, timeout_seconds):
         warehouse.parent.mkdir(parents=True, exist_ok=True)
         new = not warehouse.exists()
-        try:
-            con = duckdb.connect(str(warehouse))
-        except duckdb.IOException as exc:
-            raise WarehouseBusy(f"warehouse busy: {warehouse} ({_first_line(exc)})") from None
+        # A reader (a notebook, `levelcare quarantine`) holding the file open keeps DuckDB's own
+        # lock: a writer waits for it as it waits for another writer, then stops "busy".
+        deadline = time.monotonic() + max(timeout_seconds, 0.0)
+        while True:
+            try:
+                con = duckdb.connect(str(warehouse))
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise WarehouseBusy(f"warehouse busy: {warehouse} ({_first_line(exc)})") from None
+                time.sleep(0.2)
         if new:
             os.chmod(warehouse, 0o600)
         try:

@@ -64,13 +64,21 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def _print_top_reasons(settings: Settings, shas: list[str]) -> None:
     if not shas:
         return
+    from pipelines.errors import WarehouseBusy
     from pipelines.warehouse import connect
 
-    with connect(settings.warehouse, read_only=True) as con:
-        top = con.execute(
-            "SELECT check_id, field, any_value(reason) AS reason, count(*) AS n FROM ingest_quarantine "
-            "WHERE list_contains(?, file_sha256) GROUP BY check_id, field ORDER BY n DESC, check_id, field LIMIT 10",
-            [shas]).fetchall()
+    try:
+        with connect(settings.warehouse, read_only=True) as con:
+            top = con.execute(
+                "SELECT check_id, field, any_value(reason) AS reason, count(*) AS n FROM ingest_quarantine "
+                "WHERE list_contains(?, file_sha256) GROUP BY check_id, field ORDER BY n DESC, check_id, field "
+                "LIMIT 10", [shas]).fetchall()
+    except WarehouseBusy:
+        # the load is done and committed; another writer took the warehouse the moment this one
+        # let go. The summary is not worth failing a successful ingest for.
+        print("top quarantine reasons: not shown, another levelcare process is writing "
+              "(see `levelcare quarantine`)")
+        return
     if top:
         print("top quarantine reasons:")
         for check_id, field, reason, n in top:
