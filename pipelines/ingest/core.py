@@ -26,7 +26,6 @@ from pipelines.ingest import identifiers
 from pipelines.ingest.batch import BATCH, FAILURES, build_native, collect_row_failures, run_cross_checks
 from pipelines.ingest.readers import (
     SRC_TABLE,
-    SRC_VIEW,
     ReadRefused,
     drop_source,
     file_facts,
@@ -174,21 +173,32 @@ def ingest_paths(settings: Settings, paths: Sequence[str | Path], kind: str | No
     great-expectations validates every file; ``docs=False`` only skips writing its Data Docs
     HTML (the validation.json report is always written).
     """
-    from pipelines.warehouse import connect
-
     if kind is not None and kind not in contracts.KINDS:
         raise ValueError(f"unknown kind {kind!r}")
     files = _order(expand_paths(paths), kind)
     today = today or dt.date.today()
-    docs_root = Path(settings.warehouse).resolve().parent / "levelcare-docs"
+    docs_root = docs_root_of(settings)
+    return write_each(settings, files, lambda con, path, seen: ingest_file(
+        con, path, kind=kind, site=site, run_id=run_id, today=today, docs_root=docs_root, seen=seen, docs=docs))
+
+
+def docs_root_of(settings: Settings) -> Path:
+    """Where validation reports and Data Docs go: beside the warehouse."""
+    return Path(settings.warehouse).resolve().parent / "levelcare-docs"
+
+
+def write_each(settings: Settings, items: Iterable, ingest_one) -> list[LedgerRow]:
+    """The writer's loop: one warehouse connection under the write lock, and
+    ``ingest_one(con, item, seen)`` for each item in order (``seen``: sha256 of this call's files)."""
+    from pipelines.warehouse import connect
+
     rows: list[LedgerRow] = []
     with connect(settings.warehouse, timeout_seconds=settings.lock_timeout_seconds) as con:
         with transaction(con):
             ensure_tables(con)
         seen: set[str] = set()
-        for path in files:
-            row = ingest_file(con, path, kind=kind, site=site, run_id=run_id, today=today,
-                              docs_root=docs_root, seen=seen, docs=docs)
+        for item in items:
+            row = ingest_one(con, item, seen)
             seen.add(row.sha256)
             log.info("%s", row.line())
             rows.append(row)
@@ -205,18 +215,29 @@ def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, kind: str | None,
         # no bytes, no sha256 to key a ledger row by: reported, not recorded
         return LedgerRow(name, "", kind, "refused", 0, 0, 0, str(exc))
     sha = facts.sha256
-    prior = con.execute("SELECT status FROM ingest_ledger WHERE file_sha256 = ?", [sha]).fetchall()
-    if sha in seen or any(s in ("loaded", "partial") for (s,) in prior):
-        return LedgerRow(name, sha, kind, "duplicate", 0, 0, 0,
-                         "already loaded (same sha256); nothing loaded again")
+    if _already_loaded(con, sha, seen):
+        return _duplicate(name, sha, kind)
     try:
         return _ingest_source(con, path, facts.sha256, facts, kind, site, run_id, today, docs_root, docs)
     finally:
-        con.execute("DROP VIEW IF EXISTS _lc_ok")
-        for t in ("_lc_okkeys", "_lc_hashkeys", "_lc_existing", BATCH, FAILURES, "_lc_checks",
-                  "_lc_window_tolerance"):
-            con.execute(f"DROP TABLE IF EXISTS {t}")
-        drop_source(con)
+        _drop_work_tables(con)
+
+
+def _already_loaded(con, sha: str, seen: set[str]) -> bool:
+    prior = con.execute("SELECT status FROM ingest_ledger WHERE file_sha256 = ?", [sha]).fetchall()
+    return sha in seen or any(s in ("loaded", "partial") for (s,) in prior)
+
+
+def _duplicate(name: str, sha: str, kind: str | None) -> LedgerRow:
+    return LedgerRow(name, sha, kind, "duplicate", 0, 0, 0, "already loaded (same sha256); nothing loaded again")
+
+
+def _drop_work_tables(con) -> None:
+    con.execute("DROP VIEW IF EXISTS _lc_ok")
+    for t in ("_lc_okkeys", "_lc_hashkeys", "_lc_existing", BATCH, FAILURES, "_lc_checks",
+              "_lc_window_tolerance"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+    drop_source(con)
 
 
 def _refuse(con, name: str, sha: str, kind: str | None, message: str, field: str, check_id: str,
@@ -226,8 +247,9 @@ def _refuse(con, name: str, sha: str, kind: str | None, message: str, field: str
     with transaction(con):
         _forget(con, sha)
         if rows_read:
-            con.execute(f"INSERT INTO ingest_quarantine SELECT ?, ?, _row_number, ?, ?, ? FROM {SRC_VIEW}",
-                        [sha, name, field or None, check_id, f"file {reason}"])
+            # every row the file had (data rows are numbered 1..rows_read, as in the source view)
+            con.execute("INSERT INTO ingest_quarantine SELECT ?, ?, range, ?, ?, ? FROM range(1, ? + 1)",
+                        [sha, name, field or None, check_id, f"file {reason}", rows_read])
         _insert_ledger(con, sha, name, kind, "refused", rows_read, 0, rows_read, message, version, site, run_id)
     return LedgerRow(name, sha, kind, "refused", rows_read, 0, rows_read, message, version, site)
 
@@ -243,52 +265,90 @@ def _insert_ledger(con, sha, name, kind, status, read, loaded, quarantined, mess
                 [sha, name, kind, status, read, loaded, quarantined, message, version, site, run_id])
 
 
-def _ingest_source(con, path: Path, sha: str, facts, kind: str | None, site: str | None,
-                   run_id: str | None, today: dt.date, docs_root: Path, docs: bool = True) -> LedgerRow:
-    name = path.name
-    rows_read = 0
-    version = None
-    clock = _Clock()
-    try:
-        columns = load_source(con, path, facts)
-        (rows_read,) = con.execute(f"SELECT count(*) FROM {SRC_TABLE}").fetchone()
-        clock.lap("read")
-        detected = detect_kind(columns)
-        if kind is None:
-            kind = detected
-            if kind is None:
-                raise Refused(f"{name}: unknown kind: the header matches no record format "
-                              "(discharges, followups, teds-d); give --kind", check_id="unknown_kind")
-        contract = contracts.load(kind)
-        version = contract.version
-        _gate_identifiers(con, name, contract, columns)
-        _require_columns(name, contract, columns, site)
-        clock.lap("identifier_gate")
-        if kind == "teds-d":
-            from pipelines.ingest.teds import build_teds, detect_era
+@dataclass
+class _Parsed:
+    """What the warehouse-independent steps learned of a file (filled as they go, so a refusal
+    half-way still knows the kind, contract version and rows read)."""
 
-            era = detect_era(con, columns, name)
-            checks = build_teds(con, contract, columns, era)
-        else:
-            checks = build_native(con, contract, columns, site)
-        clock.lap("typed_batch")
-        collect_row_failures(con, checks)
-        _tolerance(con, name, contract, rows_read)
-        clock.lap("row_checks")
+    kind: str | None
+    clock: _Clock
+    rows_read: int = 0
+    contract: contracts.Contract | None = None
+
+    @property
+    def version(self) -> str | None:
+        return self.contract.version if self.contract is not None else None
+
+
+def _parse_and_check(con, path: Path, facts, site: str | None, parsed: _Parsed) -> None:
+    """Read, identifier gate, typed batch and row checks: everything that needs only the file.
+
+    Leaves ``_lc_batch`` and ``_lc_failures`` on ``con`` (any connection: the warehouse's, or an
+    in-memory one on a Dask worker); raises ReadRefused / Refused.
+    """
+    name = path.name
+    clock = parsed.clock
+    columns = load_source(con, path, facts)
+    (parsed.rows_read,) = con.execute(f"SELECT count(*) FROM {SRC_TABLE}").fetchone()
+    clock.lap("read")
+    detected = detect_kind(columns)
+    if parsed.kind is None:
+        parsed.kind = detected
+        if parsed.kind is None:
+            raise Refused(f"{name}: unknown kind: the header matches no record format "
+                          "(discharges, followups, teds-d); give --kind", check_id="unknown_kind")
+    contract = parsed.contract = contracts.load(parsed.kind)
+    _gate_identifiers(con, name, contract, columns)
+    _require_columns(name, contract, columns, site)
+    clock.lap("identifier_gate")
+    if parsed.kind == "teds-d":
+        from pipelines.ingest.teds import build_teds, detect_era
+
+        era = detect_era(con, columns, name)
+        checks = build_teds(con, contract, columns, era)
+    else:
+        checks = build_native(con, contract, columns, site)
+    clock.lap("typed_batch")
+    collect_row_failures(con, checks)
+    _tolerance(con, name, contract, parsed.rows_read)
+    clock.lap("row_checks")
+
+
+def _finish(con, name: str, sha: str, parsed: _Parsed, site: str | None, run_id: str | None,
+            today: dt.date, docs_root: Path, docs: bool, report=None) -> LedgerRow:
+    """Cross-record checks against the warehouse, validation verdict, load (the writer's part).
+
+    ``report`` is the great-expectations report when a worker already validated the batch;
+    otherwise validation runs here, after the cross-record checks (as it always did).
+    """
+    contract, rows_read, clock = parsed.contract, parsed.rows_read, parsed.clock
+    try:
         run_cross_checks(con, contract, today)
         _tolerance(con, name, contract, rows_read)
         clock.lap("cross_checks")
-        report = _validate(con, contract, rows_read, docs_root / sha[:16] if docs else None)
-        clock.lap("great_expectations")
+        if report is None:
+            report = _validate(con, contract, rows_read, docs_root / sha[:16] if docs else None)
+            clock.lap("great_expectations")
         if report.errors:
             first = report.errors[0]
             raise Refused(f"{name}: validation could not evaluate {first.check_id} "
                           f"({len(report.errors)} expectations errored); nothing loaded", field=first.column or "",
                           check_id="validation_error")
     except (ReadRefused, Refused) as exc:
-        return _refuse(con, name, sha, kind, str(exc), getattr(exc, "field", ""),
-                       getattr(exc, "check_id", "refused"), run_id, site, rows_read, version)
+        return _refuse(con, name, sha, parsed.kind, str(exc), getattr(exc, "field", ""),
+                       getattr(exc, "check_id", "refused"), run_id, site, rows_read, parsed.version)
     return _load(con, name, sha, contract, rows_read, site, run_id, report, docs_root / sha[:16], clock)
+
+
+def _ingest_source(con, path: Path, sha: str, facts, kind: str | None, site: str | None,
+                   run_id: str | None, today: dt.date, docs_root: Path, docs: bool = True) -> LedgerRow:
+    parsed = _Parsed(kind, _Clock())
+    try:
+        _parse_and_check(con, path, facts, site, parsed)
+    except (ReadRefused, Refused) as exc:
+        return _refuse(con, path.name, sha, parsed.kind, str(exc), getattr(exc, "field", ""),
+                       getattr(exc, "check_id", "refused"), run_id, site, parsed.rows_read, parsed.version)
+    return _finish(con, path.name, sha, parsed, site, run_id, today, docs_root, docs)
 
 
 def _gate_identifiers(con, name: str, contract, columns: list[str]) -> None:
