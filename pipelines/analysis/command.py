@@ -82,6 +82,7 @@ def analyze(
     arms: Sequence[str] | None = ("iop", "php", "residential"),
     margin_pp: float = 5.0,
     rule: str = "cms",
+    offload: Callable[[bytes, Sequence[Any], dict[str, Any]], Any] | None = None,
 ) -> dict[str, Any]:
     """Build marts, compute every selected definition's rates and the comparisons of ``arm``
     with ``reference``; write rates.csv, comparisons.csv, balance.csv and results.json.
@@ -90,6 +91,13 @@ def analyze(
     or ``opensafely``). ``disclose`` sees (and may change) the rate rows before that step;
     nothing bypasses it. ``run_id`` is given by callers that record the run
     (flows, rerun); otherwise a new one.
+
+    ``offload`` runs the comparative statistics in another process (a Dask worker) while the
+    rates are computed here: it is called with ``mart_episodes`` as Parquet bytes, the
+    definitions and the options of ``comparative_results``, and returns a future whose
+    ``result()`` is :func:`comparative_from_marts` of them. The comparisons couple the
+    definitions (one propensity fit per population, Holm/BH across definitions), so they
+    leave as one unit; the numbers are those computed here.
     """
     import polars as pl
 
@@ -105,14 +113,17 @@ def analyze(
 
     with connect(settings.warehouse, timeout_seconds=settings.lock_timeout_seconds) as con:
         marts.build(con, data_end_date=data_end_date)
+        options = {"arm": arm, "reference": reference, "arms": arms, "margin_pp": margin_pp}
+        pending = offload(_marts_parquet(con), definitions, options) if compare and offload else None
         table = rates_mod.rates(con, definitions, groupings)
         inputs = _inputs(con)
         comparative: dict[str, Any] = {}
-        if compare:
+        if pending is not None:
+            comparative = pending.result()
+        elif compare:
             from pipelines.analysis.comparative import comparative_results
 
-            comparative = comparative_results(con, definitions, arm=arm, reference=reference, arms=arms,
-                                              margin_pp=margin_pp)
+            comparative = comparative_results(con, definitions, **options)
         end_date = data_end_date or con.execute(
             "select max(data_end_date) from mart_pathways"
         ).fetchall()[0][0]
@@ -167,6 +178,36 @@ def analyze(
         json.dumps(results, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
     log.info("analyze: %d definitions, %d rate rows", len(definitions), len(rows))
     return results
+
+
+def _marts_parquet(con) -> bytes:
+    """``mart_episodes`` (all the comparative statistics read) as Parquet bytes, rows in table order."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="levelcare-marts-") as tmp:
+        path = Path(tmp) / "mart_episodes.parquet"
+        con.execute("copy mart_episodes to ? (format parquet)", [str(path)])
+        return path.read_bytes()
+
+
+def comparative_from_marts(marts: bytes, definitions: Sequence[Any], options: dict[str, Any]) -> dict[str, Any]:
+    """``comparative_results`` over ``mart_episodes`` given as Parquet bytes, in an in-memory
+    DuckDB of this process (a Dask worker never opens the warehouse)."""
+    import tempfile
+
+    import duckdb
+
+    from pipelines.analysis.comparative import comparative_results
+
+    with tempfile.TemporaryDirectory(prefix="levelcare-marts-") as tmp:
+        path = Path(tmp) / "mart_episodes.parquet"
+        path.write_bytes(marts)
+        con = duckdb.connect()
+        try:
+            con.execute("create table mart_episodes as select * from read_parquet(?)", [str(path)])
+            return comparative_results(con, definitions, **options)
+        finally:
+            con.close()
 
 
 # comparisons.csv and balance.csv lead with the columns of issue 5's contract, then the rest.
