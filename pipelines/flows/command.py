@@ -26,6 +26,11 @@ def _flow_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", metavar="GROUPS", type=_csv, help="rate groupings (default: level of care)")
     parser.add_argument("--format", metavar="FORMATS", default=FORMATS, type=_csv, help=f"report formats ({FORMATS})")
     parser.add_argument("--definitions-dir", metavar="DIR", help="folder of your own definition files")
+    parser.add_argument("--task-runner", choices=("default", "dask"), default="default",
+                        help="where independent tasks run: in this process (default) or on a Dask cluster "
+                             "(per-file parsing and validation, the comparative statistics)")
+    parser.add_argument("--dask-address", metavar="tcp://HOST:PORT",
+                        help="Dask scheduler for --task-runner dask (default: a local cluster of 2 processes)")
 
 
 def configure_run(parser: argparse.ArgumentParser) -> None:
@@ -35,12 +40,29 @@ def configure_run(parser: argparse.ArgumentParser) -> None:
 def flow_parameters(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if not args.input.is_dir():
         raise UserError(f"--input {args.input}: not a folder")
+    if args.dask_address and args.task_runner != "dask":
+        raise UserError("--dask-address needs --task-runner dask")
     defs = args.definitions_dir or (str(settings.definitions_dir) if settings.definitions_dir else None)
     return {
         "input_dir": str(args.input), "out_dir": str(args.out), "warehouse": str(settings.warehouse),
         "quarter": args.quarter, "definitions": args.definitions, "by": args.by,
         "formats": args.format, "definitions_dir": defs,
+        "task_runner": args.task_runner, "dask_address": args.dask_address,
     }
+
+
+def check_dask_address(address: str | None, timeout_seconds: float = 10.0) -> None:
+    """Stop with one line, before any work, when the Dask scheduler cannot be reached."""
+    if not address:
+        return
+    import distributed
+
+    try:
+        with distributed.Client(address, timeout=timeout_seconds, set_as_default=False):
+            pass
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise UserError(f"--dask-address {address}: cannot reach a Dask scheduler there "
+                        f"({type(exc).__name__})") from None
 
 
 def run_quarterly(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -52,7 +74,9 @@ def run_quarterly(parameters: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_run(args: argparse.Namespace, settings: Settings) -> int:
-    outcome = run_quarterly(flow_parameters(args, settings))
+    parameters = flow_parameters(args, settings)
+    check_dask_address(parameters["dask_address"])
+    outcome = run_quarterly(parameters)
     print(f"run {outcome['run_id']} finished; outputs in {outcome['out_dir']}:")
     for f in outcome["files"]:
         print(f"  {f}")
@@ -77,6 +101,7 @@ def run_schedule(args: argparse.Namespace, settings: Settings) -> int:
         raise UserError(f"--cron: not a valid cron expression: {args.cron!r}") from None
     params = flow_parameters(args, settings)
     params["warehouse"] = str(Path(params["warehouse"]).resolve())
+    check_dask_address(params["dask_address"])
     os.environ.update(prefect_environment())
     from pipelines.flows.quarterly import quarterly_flow
 
