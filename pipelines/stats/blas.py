@@ -66,6 +66,11 @@ def single_blas_thread() -> Iterator[None]:
         return
     import numpy  # noqa: F401  loads numpy's OpenBLAS, so that it is found
 
+    try:  # and scipy's, which statsmodels and scipy.linalg use, if it is not loaded yet
+        import scipy.linalg  # noqa: F401
+    except ImportError:
+        pass
+
     with _lock:
         if _depth == 0:
             _saved.clear()
