@@ -9,7 +9,10 @@ rows_loaded + rows_quarantined), every raw and quarantine row belongs to a file 
 records with matching counts, no raw row appears twice, and the stale ``<warehouse>.lock``
 left by the dead process can be locked at once (fcntl locks die with their process). The next
 process of the chain is the rerun; a chain ends when a process runs to completion (or, after
-the last trial, with one more run to completion). At every completion the warehouse is
+the last trial, with one more run to completion). Should four kills in a row leave the
+warehouse where it was (a machine grown busier than during the clean run makes every process
+slower than T), the next process runs uncut, ending the chain, and T becomes the longest
+whole-job duration seen. At every completion the warehouse is
 compared with the clean run's, table by table: same tables, same columns, same row count and
 the same sum of row hashes (an order-free checksum of the content), plus the per-file ledger
 figures derived from the input files themselves. A new chain starts on a fresh warehouse.
@@ -58,6 +61,7 @@ sys.path.insert(0, str(REPO / "tests" / "functional"))
 from test_prefect_server import prefect_server  # noqa: F401 - a fixture, shared
 
 SEED = 20261123
+STALL = 4  # kills in a row that leave the warehouse as it was before one runs uncut
 LOCK_TIMEOUT = "3"  # a stale lock that blocked would surface as exit 3 within seconds
 BAD_DISCHARGE_ROWS = (4, 57, 188)  # 0-based data rows given an invalid sex: quarantined
 RAW_TABLES = ("raw_discharges", "raw_followups", "raw_teds_d")
@@ -340,6 +344,7 @@ class Tally:
     kills: int = 0
     completions: int = 0
     kill_seconds: list[float] = field(default_factory=list)
+    states: dict[str, int] = field(default_factory=dict)  # what the kills left, by progress
     clean_seconds: float = 0.0
     clean_warehouse: Path | None = None
 
@@ -365,17 +370,22 @@ def run_chains(launcher, make_argv, inputs: Inputs, root: Path, trials: int, del
         after_completion(clean_wh, 1)
     clean = checksums(clean_wh)
     tally.clean_warehouse = clean_wh
-    draw = delays(first.seconds)
+    lifetime = first.seconds  # the longest run to completion seen: on a machine growing busier,
+    # delays drawn from a stale, shorter lifetime would all fall early and the chain never advance
 
-    chain, started, warehouse = 0, 0, None
+    chain, started, stalled, state, warehouse = 0, 0, 0, "", None
     for i in range(trials + 1):
+        last = i == trials
+        if last and warehouse is None:
+            break  # the last trial ran to completion: nothing left to recover
         if warehouse is None:
             chain += 1
-            started = 0
+            started, stalled, state = 0, 0, ""
             warehouse = root / f"chain-{chain}" / "w.duckdb"
             warehouse.parent.mkdir(parents=True)
-        last = i == trials
-        delay = None if last else draw()
+        # after STALL kills without progress one process runs uncut: it ends the chain and
+        # measures the lifetime anew
+        delay = None if last or stalled >= STALL else delays(lifetime, first.seconds)
         outcome = launcher.launch(make_argv(warehouse), delay)
         started += 1
         label = f"trial {i + 1} (chain {chain}, delay {delay})"
@@ -385,10 +395,15 @@ def run_chains(launcher, make_argv, inputs: Inputs, root: Path, trials: int, del
         if outcome.killed:
             tally.kills += 1
             tally.kill_seconds.append(outcome.seconds)
-            check_consistent(warehouse, inputs)
+            now = _progress(warehouse, check_consistent(warehouse, inputs), inputs)
+            tally.states[now] = tally.states.get(now, 0) + 1
+            stalled = stalled + 1 if now == state else 0
+            state = now
             continue
         assert outcome.returncode in ok_codes, f"{label}: exit {outcome.returncode}\n{outcome.log[-3000:]}"
         tally.completions += 1
+        if not state or state.startswith(("no warehouse", "0 of")):  # it did the whole job
+            lifetime = max(lifetime, outcome.seconds)
         check_complete(warehouse, inputs, clean, label)
         if after_completion:
             after_completion(warehouse, started)
@@ -397,8 +412,23 @@ def run_chains(launcher, make_argv, inputs: Inputs, root: Path, trials: int, del
     return tally
 
 
+def _progress(warehouse: Path, ledger: dict, inputs: Inputs) -> str:
+    """How far a killed process got, as the warehouse shows it."""
+    if not warehouse.exists():
+        return "no warehouse yet"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        tables = set(_tables(con))
+        registered = con.execute("select count(*) from run_registry").fetchone()[0] if "run_registry" in tables else 0
+    state = f"{len(ledger)} of {len(inputs.expected)} files recorded"
+    if any(t.startswith("mart_") for t in tables):
+        state += ", marts built"
+    if registered:
+        state += f", {registered} run(s) registered"
+    return state
+
+
 def _uniform(rng: random.Random):
-    return lambda total: (lambda: rng.uniform(0.0, total))
+    return lambda lifetime, _clean: rng.uniform(0.0, lifetime)
 
 
 def _ingest_trials(tmp_path_factory, launcher_kind: str, trials: int, records: int,
@@ -420,7 +450,7 @@ def _report(name: str, tally: Tally, seconds: float) -> None:
     kills = sorted(tally.kill_seconds)
     print(f"\n{name}: {tally.trials} trials, {tally.kills} killed, {tally.completions} completions "
           f"(plus the clean run, {tally.clean_seconds:.1f} s); kill times {kills[0]:.2f}-{kills[-1]:.2f} s; "
-          f"{seconds:.0f} s in all")
+          f"{seconds:.0f} s in all; the kills left: {dict(sorted(tally.states.items()))}")
 
 
 def _checks_catch_damage(tally: Tally, inputs: Inputs, root: Path) -> None:
@@ -497,11 +527,11 @@ def _run_trials(tmp_path_factory, prefect_api, launcher_kind: str, trials: int, 
         return ["run", "--input", inputs.folder, "--out", wh.parent / "out", "--warehouse", wh, "--format", "html",
                 "--definitions", "completion,no_readmission_30d"]
 
-    def delays(total: float):
+    def delays(lifetime: float, clean: float) -> float:
         # three kills in four fall in ingest-validate-analyze (the stages that write the warehouse);
         # the rest anywhere in the run, report and run registry included
-        writing = stages.get("analyze", total)
-        return lambda: rng.uniform(0.0, writing if rng.random() < 0.75 else total)
+        writing = stages.get("analyze", clean) * lifetime / clean
+        return rng.uniform(0.0, writing if rng.random() < 0.75 else lifetime)
 
     def registry(wh: Path, started: int) -> None:
         with duckdb.connect(str(wh), read_only=True) as con:
