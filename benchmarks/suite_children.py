@@ -242,7 +242,11 @@ def floor(data: str) -> None:
     with probe.stage("floor"):
         con = duckdb.connect()
         con.execute("set enable_progress_bar = false")
-        rows = con.execute(FLOOR_SQL.replace("$DATA", data.replace("'", "''"))).fetchall()
+        with Path(data, "discharges.csv").open(encoding="utf-8") as fh:
+            header = fh.readline().strip().split(",")
+        sql = FLOOR_SQL.replace("$DATA", data.replace("'", "''")).replace(
+            "$PLANNED", "planned_los_days" if "planned_los_days" in header else "NULL")
+        rows = con.execute(sql).fetchall()
         con.close()
     _emit({**probe.stages, "rates": {f"{d}|{g}": [k, n] for d, g, k, n in rows}})
 

@@ -4,17 +4,29 @@ No validation, no marts, no statistics: read discharges.csv and followups.csv an
 crude rates of completion, completion_or_transfer, abstinent_90d_itt, abstinent_90d_cc and
 no_readmission_30d by level of care, with the definitions' own conventions (best follow-up
 attempt per window; step-downs and transfers are not readmissions; data end date = latest
-admission or discharge). The synthetic extracts give contact dates (not days after
+admission or discharge; a missing level of care comes from asam_level as the contract maps it).
+The synthetic extracts give contact dates (not days after
 discharge), so the floor reads contact_date as it is. Rows are (definition_id, level_of_care, numerator, denominator).
 """
 
 FLOOR_SQL = """
 with
+raw as (
+    select *, coalesce(lower(level_of_care), case
+        when asam_level in ('3.1', '3.3', '3.5') and planned > 30 then 'residential_long'
+        else case asam_level when '1' then 'outpatient' when '2.1' then 'iop' when '2.5' then 'php'
+            when '3.1' then 'residential_short' when '3.3' then 'residential_short'
+            when '3.5' then 'residential_short' when '3.7' then 'residential_hospital' when '4' then 'inpatient'
+            when '1-wm' then 'detox' when '2-wm' then 'detox' when '3.2-wm' then 'detox' when '3.7-wm' then 'detox'
+            when '4-wm' then 'detox' end end) as loc
+    from (select *, $PLANNED as planned
+          from read_csv('$DATA/discharges.csv', types = {'asam_level': 'VARCHAR'}))
+),
 d as (
-    select site_id || ':' || episode_id as k, person_id, lower(level_of_care) as loc,
-           case when lower(level_of_care) like 'residential%' then 'residential' else lower(level_of_care) end as grp,
+    select site_id || ':' || episode_id as k, person_id, loc,
+           case when loc like 'residential%' then 'residential' else loc end as grp,
            admit_date, discharge_date, lower(discharge_reason) as reason
-    from read_csv('$DATA/discharges.csv')
+    from raw
 ),
 f as (
     select site_id || ':' || episode_id as k, followup_id, lower(status) as status, contact_date, abstinent_30d

@@ -14,6 +14,9 @@ from pathlib import Path
 
 LEVELS = ["outpatient", "iop", "php", "residential_short", "residential_long", "residential_hospital",
           "inpatient", "detox"]
+ASAM = {"1": "outpatient", "2.1": "iop", "2.5": "php", "3.1": "residential_short", "3.3": "residential_short",
+        "3.5": "residential_short", "3.7": "residential_hospital", "4": "inpatient", "1-wm": "detox",
+        "2-wm": "detox", "3.2-wm": "detox", "3.7-wm": "detox", "4-wm": "detox"}
 FORMULA = ("iop ~ C(age_band) + C(sex) + C(primary_substance) + co_occurring_mh + prior_episodes"
            " + use_days_admit + homeless_admit + employed_admit + phq9_admit + gad7_admit + C(payer)"
            " + C(referral_source) + C(site_id)")
@@ -62,7 +65,8 @@ def run_peer(data: Path, probe) -> dict:
     timings["imports"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    d = pd.read_csv(data / "discharges.csv", parse_dates=["admit_date", "discharge_date"])
+    d = pd.read_csv(data / "discharges.csv", parse_dates=["admit_date", "discharge_date"],
+                    dtype={"asam_level": str})
     f = pd.read_csv(data / "followups.csv", parse_dates=["contact_date"])
     timings["read"] = time.perf_counter() - t
 
@@ -71,6 +75,8 @@ def run_peer(data: Path, probe) -> dict:
     timings["great_expectations"] = time.perf_counter() - t
 
     t = time.perf_counter()
+    # a missing level of care from the ASAM level (the records-v1 table)
+    d["level_of_care"] = d["level_of_care"].fillna(d["asam_level"].map(ASAM))
     d["key"] = d["site_id"] + ":" + d["episode_id"]
     d["group"] = np.where(d["level_of_care"].str.startswith("residential"), "residential", d["level_of_care"])
     end = max(d["admit_date"].max(), d["discharge_date"].max())
