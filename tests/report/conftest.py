@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from report_fixtures import make_results, make_warehouse
+from xdist_shared import built_once
 
 
 @pytest.fixture(scope="session")
@@ -15,13 +16,15 @@ def written(tmp_path_factory):
     from pipelines.report.command import write_report
     from pipelines.settings import Settings
 
-    root = tmp_path_factory.mktemp("report")
-    wh = make_warehouse(root / "w.duckdb")
-    out = root / "out"
-    out.mkdir()
-    (out / "results.json").write_text(json.dumps(make_results()), encoding="utf-8")
-    paths = write_report(Settings(warehouse=wh), out)
-    return {p.suffix: p for p in paths}
+    def build(root):
+        wh = make_warehouse(root / "w.duckdb")
+        out = root / "out"
+        out.mkdir()
+        (out / "results.json").write_text(json.dumps(make_results()), encoding="utf-8")
+        paths = write_report(Settings(warehouse=wh), out)
+        return {p.suffix: p for p in paths}
+
+    return built_once(tmp_path_factory, "report-written", build)  # once, also under pytest-xdist
 
 
 @pytest.fixture(scope="session")

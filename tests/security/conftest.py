@@ -21,6 +21,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from sec_helpers import CANARY, CliResult, run_cli
+from xdist_shared import built_once
 
 FORMULA_SITE = '=HYPERLINK("http://evil.example/x","site")'
 SQL_SITE = "x'; DROP TABLE ingest_ledger; --"
@@ -74,7 +75,12 @@ def _sites(row: dict) -> None:
 
 @pytest.fixture(scope="session")
 def small_run(tmp_path_factory) -> Run:
-    root = tmp_path_factory.mktemp("small-run")
+    # once per test run, also under pytest-xdist; pickled as plain fields (Run lives in a conftest)
+    fields = built_once(tmp_path_factory, "security-small-run", lambda root: vars(_small_run(root)))
+    return Run(**fields)
+
+
+def _small_run(root: Path) -> Run:
     run = Run(root, root / "input", root / "out", root / "wh" / "levelcare.duckdb", root / "prefect",
               root / "definitions")
     run.prefect_home.mkdir()
