@@ -71,10 +71,16 @@ def variance(c: np.ndarray, cluster: np.ndarray | None = None) -> float:
     return float(factor * np.dot(sums, sums))
 
 
+# A standard error below this is rounding noise, not sampling variation (e.g. a difference that
+# is exactly 0 by construction, computed as -1e-16 with se 6e-17): it gets no p-value, which would
+# otherwise be a random number entering the Holm / Benjamini-Hochberg families.
+DEGENERATE_SE = 1e-10
+
+
 def wald(estimate: float, se: float, confidence: float = 0.95) -> tuple[float, float, float]:
-    """Wald interval and two-sided p-value for H0: parameter = 0."""
+    """Wald interval and two-sided p-value for H0: parameter = 0 (no p-value for a degenerate se)."""
     z = float(stats.norm.ppf(0.5 + confidence / 2))
-    p = float(2 * stats.norm.sf(abs(estimate / se))) if se > 0 else float("nan")
+    p = float(2 * stats.norm.sf(abs(estimate / se))) if se > DEGENERATE_SE else float("nan")
     return estimate - z * se, estimate + z * se, p
 
 

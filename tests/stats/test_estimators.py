@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,15 @@ def test_single_cluster_falls_back_to_person_level_variance():
 
     assert cluster_codes(np.array(["site-1"] * 5)) is None
     np.testing.assert_array_equal(cluster_codes(np.array(["b", "a", "b"])), [1, 0, 1])
+
+
+def test_wald_p_value_by_hand_and_none_for_rounding_noise():
+    from pipelines.stats.inference import wald
+
+    lo, hi, p = wald(0.1, 0.05)
+    # z = 1.959964; 2 * (1 - Phi(2)) = 0.0455003 (standard normal table)
+    assert abs(lo - (0.1 - 1.959964 * 0.05)) < 1e-6 and abs(hi - (0.1 + 1.959964 * 0.05)) < 1e-6
+    assert abs(p - 0.0455003) < 1e-6
+    # a difference that is 0 by construction, computed with rounding error: no p-value
+    assert math.isnan(wald(-1.1e-16, 6e-17)[2])
+    assert math.isnan(wald(0.0, 0.0)[2])
