@@ -167,12 +167,8 @@ def peek_columns(path: Path) -> list[str]:
         line = _header_line(path, facts.encoding)
         return _clean_names(path, _split_header(path, line, sniff_delimiter(line)) if line else [])
     if facts.format == "parquet":
-        import pyarrow.parquet as pq
 
-        try:
-            return _clean_names(path, list(pq.read_schema(path).names))
-        except Exception:  # noqa: BLE001 - any pyarrow failure means the same to the sender
-            raise ReadRefused(f"{path.name}: unreadable or truncated Parquet file") from None
+        return _clean_names(path, _parquet_names(path))
     rows = _xlsx_rows(path, limit=1)
     return _clean_names(path, [str(v) if v is not None else "" for v in rows[0]]) if rows else []
 
@@ -210,9 +206,22 @@ def load_csv(con: duckdb.DuckDBPyConnection, path: Path, facts: FileFacts) -> li
     return names
 
 
+def _parquet_names(path: Path) -> list[str]:
+    """The column names the Parquet file itself holds (DuckDB renames duplicates)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except Exception:  # noqa: BLE001 - any pyarrow failure means the same to the sender
+        raise ReadRefused(f"{path.name}: unreadable or truncated Parquet file", check_id="truncated") from None
+
+
 def load_parquet(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     import duckdb
 
+    # a name twice (case-insensitively) is refused as in CSV and XLSX; DuckDB's DESCRIBE would
+    # rename the second one, and it would be dropped as an unknown column
+    _clean_names(path, _parquet_names(path))
     try:
         described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({quote_lit(str(path))})").fetchall()
         originals = [r[0] for r in described]

@@ -441,9 +441,7 @@ CASES: list[Case] = [
     Case("parquet_wrong_types", _parquet("types.parquet", _pa_wrong_types), "refused"),
     Case("parquet_nested", _parquet("nested.parquet", _pa_nested), "loaded"),
     Case("parquet_binary_not_utf8", _parquet("binary.parquet", _pa_binary), "any"),
-    Case("parquet_duplicate_names", _parquet("dupnames.parquet", _pa_dup_names), "refused", "appears twice",
-         known_defect="DuckDB's DESCRIBE renames a case-insensitive duplicate Parquet column, so the file loads "
-         "with one of the two silently ignored; CSV and XLSX refuse it (pipelines/ingest/readers.py load_parquet)"),
+    Case("parquet_duplicate_names", _parquet("dupnames.parquet", _pa_dup_names), "refused", "appears twice"),
     Case("parquet_zero_rows", _parquet("zero.parquet", _pa_empty), "loaded"),
     # --- not regular files
     Case("fifo", _fifo, "refused", "not a regular file", alone=True, timeout=60),
