@@ -6,14 +6,13 @@ and this folder through rootdir-relative imports).
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
+from csv_fixture_text import csv_text as rows_csv_text
 
 from pipelines.ingest.core import ingest_paths
 from pipelines.settings import Settings
@@ -42,13 +41,8 @@ def followup(followup_id: str = "f1", episode_id: str = "e1", **over: Any) -> di
 
 def csv_text(rows: Sequence[Mapping[str, Any]], delimiter: str = ",", columns: Sequence[str] | None = None,
              newline: str = "\n") -> str:
-    columns = list(columns or dict.fromkeys(k for r in rows for k in r))
-    buf = io.StringIO()
-    w = csv.writer(buf, delimiter=delimiter, lineterminator=newline)
-    w.writerow(columns)
-    for r in rows:
-        w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
-    return buf.getvalue()
+    """CSV text; the columns default to every key seen, in order of appearance."""
+    return rows_csv_text(rows, list(columns or dict.fromkeys(k for r in rows for k in r)), delimiter, newline)
 
 
 def write(path: Path, content: str | bytes, encoding: str = "utf-8") -> Path:

@@ -3,8 +3,6 @@ and a 2 GiB address-space limit), valid records-v1 rows, and small file writers.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import resource
@@ -15,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from csv_fixture_text import csv_text as rows_csv_text
 
 REPO = Path(__file__).resolve().parents[2]
 MEMORY_LIMIT = 2 << 30  # 2 GiB of address space per CLI run
@@ -36,13 +36,8 @@ def discharge(i: int | str = 1, **over: Any) -> dict[str, Any]:
 
 def csv_text(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, delimiter: str = ",",
              newline: str = "\n") -> str:
-    columns = list(columns or DISCHARGE_COLUMNS)
-    buf = io.StringIO()
-    w = csv.writer(buf, delimiter=delimiter, lineterminator=newline)
-    w.writerow(columns)
-    for r in rows:
-        w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
-    return buf.getvalue()
+    """CSV text; the columns default to the discharge contract's."""
+    return rows_csv_text(rows, list(columns or DISCHARGE_COLUMNS), delimiter, newline)
 
 
 def _limits() -> None:  # runs in the child between fork and exec: one system call, no locks taken
