@@ -113,6 +113,29 @@ def test_identifier_values_are_refused(column: str) -> None:
     assert VALUE_POSITIVES[column][0] not in found[0].message("f.csv")
 
 
+# Values padded with spaces, separated by tabs, line feeds or carriage returns, and repeated:
+# the gate probes each distinct raw value once behind a cheap necessary condition, so these
+# are the shapes a wrong condition would miss. Expected counts are the rows written here.
+PADDED = {
+    "notes": (["  123-45-6789 ", "123-45-6789", "123-45-6789", "ok", None], "social security numbers", 3),
+    "contact": ([" a.b@example.org", "ok", "ok"], "e-mail addresses", 1),
+    "ref": (["617.555.0134  ", "617.555.0134  ", "1"], "phone numbers", 2),
+    "location": (["12\tMain\tSt", "7\nElm\rRoad", "12"], "street addresses", 2),
+}
+
+
+@pytest.mark.parametrize("column", sorted(PADDED))
+def test_padded_tabbed_and_repeated_values_are_counted(column: str) -> None:
+    values, what, rows = PADDED[column]
+    found = _scan({column: values, "episode_id": ["E1", "E2", "E3"]})
+    assert [(f.column, f.what, f.rows) for f in found] == [(column, what, rows)]
+
+
+def test_tab_separated_person_names_are_refused() -> None:
+    found = _scan({"client_ref": ["Jane\tDoe", "Jane\tDoe", "John Public", "x1"]}, name_checked=["client_ref"])
+    assert [(f.what, f.rows) for f in found] == [("person names", 3)]
+
+
 def test_person_names_in_id_columns_are_refused() -> None:
     found = _scan({"client_ref": ["Jane Doe", "John Q. Public", "Mary Ann-Smith"]}, name_checked=["client_ref"])
     assert [f.what for f in found] == ["person names"]
