@@ -24,7 +24,7 @@ regression models. Biometrika 1984;71:1–10 (separation).
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit, log_expit, logsumexp
+from scipy.special import expit
 
 from pipelines.stats.results import LogisticFit, readonly
 
@@ -54,7 +54,9 @@ def xtwx(X: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def _binary_deviance(y: np.ndarray, eta: np.ndarray, f: np.ndarray | None) -> float:
-    ll = y * log_expit(eta) + (1.0 - y) * log_expit(-eta)
+    # y log p + (1 - y) log(1 - p) = y * eta - log(1 + e^eta): one softplus per row instead
+    # of two log-sigmoids (y may be fractional: the identity holds for any y).
+    ll = y * eta - np.logaddexp(0.0, eta)
     return float(-2.0 * (ll.sum() if f is None else ll @ f))
 
 
@@ -166,15 +168,34 @@ def fit_multinomial(
     K = n_categories
     Y = np.zeros((n, K))
     Y[np.arange(n), codes] = 1.0
-    props = Y.mean(axis=0).clip(1e-6)
-    B = np.zeros((K - 1, p))
-    B[:, 0] = np.log(props[1:] / props[0])
+    B = None
+    if n >= 4 * _WARM_ROWS:
+        # Warm start from an evenly strided subsample, as fit_logistic does: one or two
+        # full-data Newton steps then reach the full-data MLE.
+        k = n // _WARM_ROWS
+        warm = fit_multinomial(X[::k], codes[::k], K, max_iter=max_iter, tol=1e-6)
+        if warm.converged:
+            B = np.array(warm.params)
+    if B is None:
+        props = Y.mean(axis=0).clip(1e-6)
+        B = np.zeros((K - 1, p))
+        B[:, 0] = np.log(props[1:] / props[0])
+
+    rows = np.arange(n)
 
     def probs(B: np.ndarray) -> tuple[np.ndarray, float]:
-        eta = np.column_stack([np.zeros(n), X @ B.T])
-        lse = logsumexp(eta, axis=1)
-        ll = float((eta[np.arange(n), codes] - lse).sum())
-        return np.exp(eta - lse[:, None]), -2.0 * ll
+        eta = np.empty((n, K))
+        eta[:, 0] = 0.0
+        eta[:, 1:] = X @ B.T
+        # log-sum-exp by hand (scipy's also handles infinities and signs, at twice the cost)
+        top = eta.max(axis=1)
+        eta -= top[:, None]
+        observed = eta[rows, codes]
+        np.exp(eta, out=eta)
+        total = eta.sum(axis=1)
+        eta /= total[:, None]  # the probabilities
+        ll = float(observed.sum() - np.log(total).sum())
+        return eta, -2.0 * ll
 
     P, dev = probs(B)
     converged = False
@@ -199,7 +220,10 @@ def fit_multinomial(
         if change < tol or rel < 1e-10:
             converged = True
             break
-    info = _mnl_information(X, P)
+    if not converged:
+        info = _mnl_information(X, P)
+    # else: the information of the last iteration, at coefficients within `tol` of the
+    # final ones, serves for the sandwich (as in fit_logistic).
     note = None
     eta_max = float(np.max(np.abs(X @ B.T)))
     if not converged:
@@ -228,8 +252,12 @@ def _mnl_information(X: np.ndarray, P: np.ndarray) -> np.ndarray:
     info = np.zeros(((K - 1) * p, (K - 1) * p))
     for j in range(1, K):
         for k in range(j, K):
-            w = P[:, j] * ((1.0 if j == k else 0.0) - P[:, k])
-            blk = xtwx(X, w)
+            # diagonal blocks: P_j (1 - P_j) >= 0; off-diagonal: -(P_j P_k), so every block is
+            # a symmetric rank-k update with non-negative weights
+            if j == k:
+                blk = xtwx(X, P[:, j] * (1.0 - P[:, j]))
+            else:
+                blk = -xtwx(X, P[:, j] * P[:, k])
             info[(j - 1) * p : j * p, (k - 1) * p : k * p] = blk
             info[(k - 1) * p : k * p, (j - 1) * p : j * p] = blk
     return info

@@ -43,6 +43,31 @@ def test_multinomial_matches_statsmodels(data):
     np.testing.assert_allclose(fit.fitted, ref.predict(X), atol=1e-8)
 
 
+def test_large_fits_with_a_warm_start_match_statsmodels():
+    # Above 400,000 rows both fits start from a strided-subsample fit: the answer must still be
+    # the full-data MLE (statsmodels Newton from zero, tol 1e-12, is the second implementation).
+    rng = np.random.default_rng(5)
+    n = 420_000
+    X = np.asfortranarray(np.column_stack([np.ones(n), rng.normal(size=n), rng.binomial(1, 0.2, n),
+                                           rng.binomial(1, 0.05, n)]))
+    y = rng.binomial(1, expit(X @ [-1.2, 0.5, 0.8, -0.7])).astype(float)
+    fit = fit_logistic(X, y)
+    ref = sm.Logit(y, X).fit(disp=0, tol=1e-12)
+    assert fit.converged
+    np.testing.assert_allclose(fit.params, ref.params, atol=1e-7)
+    # the information comes from the last Newton iteration, at coefficients one (tiny) step
+    # before the final ones: standard errors agree to 1e-4 relative, not to the last digit
+    np.testing.assert_allclose(np.sqrt(np.diag(np.linalg.inv(fit.information))), ref.bse, rtol=1e-4)
+    codes = np.argmax(X @ rng.normal(size=(4, 3)) + rng.gumbel(size=(n, 3)), axis=1)
+    mfit = fit_multinomial(X, codes, 3)
+    mref = sm.MNLogit(codes, X).fit(disp=0, method="newton", tol=1e-12)
+    assert mfit.converged
+    np.testing.assert_allclose(mfit.params, np.asarray(mref.params).T, atol=1e-7)
+    np.testing.assert_allclose(mfit.fitted, mref.predict(X), atol=1e-9)
+    np.testing.assert_allclose(np.sqrt(np.diag(np.linalg.inv(mfit.information))),
+                               np.asarray(mref.bse).T.ravel(), rtol=1e-4)
+
+
 def test_separation_is_not_converged_and_not_estimable():
     x = np.r_[np.zeros(30), np.ones(30)]
     X = np.asfortranarray(np.column_stack([np.ones(60), x]))
