@@ -86,7 +86,7 @@ def comparative_results(
     """Every comparative table of ``results.json`` for ``arm`` vs ``reference``."""
     import polars as pl
 
-    from pipelines.analysis.comparisons import _arm_mask, compare
+    from pipelines.analysis.comparisons import _arm_mask, compare, concurrently
 
     frame = analysis_frame(con, definitions)
     in_arm = _arm_mask(frame, arm)
@@ -97,19 +97,32 @@ def comparative_results(
         out["not_estimable"] = f"no episodes at level {missing!r} in the data"
         return out
     available_arms = [a for a in (arms or ()) if _arm_mask(frame, a).any()]
-    result = compare(frame, definitions, arm=arm, reference=reference,
-                     arms=available_arms if len(available_arms) >= 3 else None, margin_pp=margin_pp)
+    sub = frame.filter(pl.Series(in_arm | in_ref))
+    treated = in_arm[in_arm | in_ref]
+
+    def side_tables() -> dict[str, Any]:
+        side: dict[str, Any] = {}
+        weights, ps = _ate_weights(sub, treated)
+        if ps is not None:
+            side["propensity"] = _histogram(ps, treated, arm, reference)
+        side["survival"] = _survival(sub, treated, weights, arm, reference)
+        side["modification"] = _modification(sub, treated, definitions)
+        return side
+
+    # the survival and subgroup tables are independent of compare(): a second thread
+    with concurrently() as pool:
+        pending = pool.submit(side_tables)
+        result = compare(frame, definitions, arm=arm, reference=reference,
+                         arms=available_arms if len(available_arms) >= 3 else None, margin_pp=margin_pp)
+        side = pending.result()
     out["comparisons"] = _records(result.comparisons)
     out["balance"] = _records(result.balance)
     out["diagnostics"] = _records(result.diagnostics)
     out["noninferiority"] = _records(result.noninferiority)
-    sub = frame.filter(pl.Series(in_arm | in_ref))
-    treated = in_arm[in_arm | in_ref]
-    weights, ps = _ate_weights(sub, treated)
-    if ps is not None:
-        out["propensity"] = _histogram(ps, treated, arm, reference)
-    out["survival"] = _survival(sub, treated, weights, arm, reference)
-    out["modification"] = _modification(sub, treated, definitions)
+    if "propensity" in side:
+        out["propensity"] = side["propensity"]
+    out["survival"] = side["survival"]
+    out["modification"] = side["modification"]
     return out
 
 

@@ -104,6 +104,18 @@ def _arm_mask(frame: pl.DataFrame, value: str) -> np.ndarray:
     return frame.select(expr.alias("m")).to_series().to_numpy().astype(bool)
 
 
+@contextmanager
+def concurrently():
+    """A second thread for independent statistics: the machine's other core. numpy's ufuncs
+    and BLAS release the GIL, and each BLAS call stays single-threaded (single_blas_thread),
+    so two threads share two cores without spin-waiting. Results do not depend on it: each
+    piece of work is computed exactly as it would be alone and collected in a fixed order."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="levelcare-stats") as pool:
+        yield pool
+
+
 def _key(mask: np.ndarray) -> str:
     return hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=12).hexdigest()
 
@@ -175,13 +187,22 @@ def compare(
     by_pop: dict[str, list[_Task]] = {}
     for t in tasks:
         by_pop.setdefault(_key(t.mask), []).append(t)
-    for pid, group in enumerate(by_pop.values(), start=1):
-        ctx.run_population(f"p{pid}", group, design, treated, cl_values)
-    if arms:
-        with ctx.timed("multinomial"):
-            ctx.run_multinomial(
-                frame, list(arms), definitions, tuple(covariates or DEFAULT_COVARIATES), cluster
-            )
+    with concurrently() as pool:
+        # The multinomial comparison shares nothing with the pairwise populations: it runs on
+        # a second thread with its own context (numpy and BLAS release the GIL), and its rows
+        # follow the pairwise ones as if it had run after them.
+        mctx = None
+        if arms:
+            mctx = ctx.fresh()
+            multinomial = pool.submit(
+                mctx.timed_call, "multinomial", mctx.run_multinomial, frame, list(arms), definitions,
+                tuple(covariates or DEFAULT_COVARIATES), cluster,
+            )  # fmt: skip
+        for pid, group in enumerate(by_pop.values(), start=1):
+            ctx.run_population(f"p{pid}", group, design, treated, cl_values)
+        if mctx is not None:
+            multinomial.result()
+            ctx.absorb(mctx)
     with ctx.timed("tables"):
         comparisons = _with_adjusted_p(
             pl.DataFrame(ctx.rows, schema=_polars_schema(_COMPARISON_SCHEMA), orient="row")
@@ -245,6 +266,24 @@ class _Context:
         self.primary_rd: list[tuple[Any, Any]] = []
         self.timings: dict[str, float] = {}
         self._followup_fits: dict[tuple[str, str], Any] = {}
+
+    def fresh(self) -> _Context:
+        """An empty context with the same settings (for work on another thread)."""
+        return _Context(self.arm, self.reference, self.methods, self.min_arm, self.min_events,
+                        self.max_weight, self.confidence, self.primary)
+
+    def absorb(self, other: _Context) -> None:
+        """Append ``other``'s rows after this context's own, and add its timings."""
+        self.rows += other.rows
+        self.balance_rows += other.balance_rows
+        self.diag_rows += other.diag_rows
+        self.primary_rd += other.primary_rd
+        for stage, seconds in other.timings.items():
+            self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
+    def timed_call(self, stage: str, fn, *args):
+        with self.timed(stage):
+            return fn(*args)
 
     @contextmanager
     def timed(self, stage: str):

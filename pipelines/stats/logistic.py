@@ -31,6 +31,31 @@ from pipelines.stats.results import LogisticFit, readonly
 _BLOCK = 1 << 17
 _WARM_ROWS = 100_000
 _ETA_LIMIT = 30.0
+#: Logit at which an indicator whose rows all have the same outcome is held (see
+#: :func:`separated_indicators`): fitted probabilities of e^-30 ~ 1e-13 for those rows.
+SEPARATED_LOGIT = 30.0
+
+
+def separated_indicators(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 indicator columns (the intercept apart) whose rows all have y = 0, or all y = 1.
+
+    Such a level separates the outcome (quasi-complete separation by one indicator): its
+    coefficient's MLE is -inf (+inf), the other coefficients' MLE is the fit on the remaining
+    rows, and Newton's method would walk the coefficient towards infinity one unit per
+    iteration (20 iterations for a site that never follows anyone up). The fit holds such a
+    coefficient at -/+ SEPARATED_LOGIT instead, which gives the same other coefficients and
+    fitted values to within e^-30. Returns (column indexes, their held values).
+    """
+    n = X.shape[0]
+    if n == 0 or not np.all((y == 0.0) | (y == 1.0)):
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    ones = X.sum(axis=0)
+    squares = np.einsum("ij,ij->j", X, X)
+    events = y @ X
+    candidates = np.flatnonzero((ones > 0) & (ones < n) & (squares == ones) & ((events == 0) | (events == ones)))
+    keep = [j for j in candidates if j > 0 and np.all((X[:, j] == 0.0) | (X[:, j] == 1.0))]
+    cols = np.asarray(keep, dtype=np.int64)
+    return cols, np.where(events[cols] == 0, -SEPARATED_LOGIT, SEPARATED_LOGIT)
 
 
 def xtwx(X: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -77,6 +102,8 @@ def fit_logistic(
     y = np.asarray(y, dtype=float)
     n, p = X.shape
     f = None if freq_weights is None else np.asarray(freq_weights, dtype=float)
+    held, held_at = separated_indicators(X, y) if f is None else (np.zeros(0, dtype=np.int64), np.zeros(0))
+    free = np.setdiff1d(np.arange(p), held)
     if start is None and n >= 4 * _WARM_ROWS:
         # Warm start from an evenly strided subsample: its estimate is within O(n_sub^-1/2)
         # of the full one, so two full-data Newton steps (quadratic convergence) finish the job
@@ -86,13 +113,15 @@ def fit_logistic(
             X[::k], y[::k], freq_weights=None if f is None else f[::k], max_iter=max_iter, tol=1e-6
         )
         if warm.converged:
-            start = warm.params
+            # a level held in the subsample may have events in the full data: start it at 0
+            start = np.where(np.abs(warm.params) == SEPARATED_LOGIT, 0.0, warm.params)
     beta = np.zeros(p) if start is None else np.asarray(start, dtype=float).copy()
     if start is None:
         # Start at the marginal log-odds: one fewer iteration and no overflow on step one.
         ybar = float(np.average(y, weights=f))
         ybar = min(max(ybar, 1e-6), 1 - 1e-6)
         beta[0] = np.log(ybar / (1 - ybar))
+    beta[held] = held_at
     eta = X @ beta
     dev = _binary_deviance(y, eta, f)
     converged = False
@@ -106,10 +135,12 @@ def fit_logistic(
             r = r * f
         info = xtwx(X, wv)
         score = X.T @ r
+        step = np.zeros(p)
+        sub, sc = (info, score) if held.size == 0 else (info[np.ix_(free, free)], score[free])
         try:
-            step = np.linalg.solve(info, score)
+            step[free] = np.linalg.solve(sub, sc)
         except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(info, score, rcond=None)[0]
+            step[free] = np.linalg.lstsq(sub, sc, rcond=None)[0]
         t = 1.0
         for _ in range(30):
             new_beta = beta + t * step
@@ -131,11 +162,26 @@ def fit_logistic(
     # else: the information of the last iteration, at coefficients within `tol` of the
     # final ones, serves for the sandwich (saves one X'WX pass per fit).
     note = None
+    # rows of a held level have |eta| near SEPARATED_LOGIT by design; the others must not
+    rest = None if held.size == 0 else ~(X[:, held] != 0).any(axis=1)
+    checked = eta if rest is None else eta[rest]
     if not converged:
         note = f"did not converge in {max_iter} iterations"
-    elif float(np.max(np.abs(eta))) > _ETA_LIMIT:
+    elif rest is not None and (not rest.any() or np.ptp(y[rest]) == 0):
+        # outside the held levels the outcome is constant too: separation is complete
         converged = False
         note = "quasi-complete separation (fitted probabilities of 0 or 1)"
+    elif checked.size and float(np.max(np.abs(checked))) > _ETA_LIMIT:
+        converged = False
+        note = "quasi-complete separation (fitted probabilities of 0 or 1)"
+    if held.size:
+        # The held coefficients are not estimated: identity rows in the information keep it
+        # invertible, and their sandwich terms vanish (their rows' residuals are ~e^-30 and
+        # every other row has 0 in the held columns).
+        info = np.array(info)
+        info[held, :] = 0.0
+        info[:, held] = 0.0
+        info[held, held] = 1.0
     resid = y - mu
     return LogisticFit(
         params=readonly(beta),

@@ -68,6 +68,27 @@ def test_large_fits_with_a_warm_start_match_statsmodels():
                                np.asarray(mref.bse).T.ravel(), rtol=1e-4)
 
 
+def test_a_level_without_events_is_held_and_the_rest_is_the_mle_without_it():
+    # Site 3 never has the outcome: its coefficient's MLE is -inf. The other coefficients'
+    # MLE is then the fit on the rows outside site 3 without its column (statsmodels there).
+    rng = np.random.default_rng(8)
+    n = 6000
+    site = rng.integers(0, 4, n)
+    x = rng.normal(size=n)
+    y = rng.binomial(1, expit(-0.5 + 0.8 * x + 0.4 * (site == 1)))
+    y[site == 3] = 0
+    X = np.asfortranarray(np.column_stack([np.ones(n), x, site == 1, site == 2, site == 3]).astype(float))
+    fit = fit_logistic(X, y.astype(float))
+    keep = site != 3
+    ref = sm.Logit(y[keep], X[keep][:, :4]).fit(disp=0, tol=1e-12)
+    assert fit.converged and fit.iterations <= 8
+    np.testing.assert_allclose(fit.params[:4], ref.params, atol=1e-7)
+    np.testing.assert_allclose(fit.fitted[keep], ref.predict(X[keep][:, :4]), atol=1e-9)
+    assert fit.params[4] == -30.0 and fit.fitted[~keep].max() < 1e-12
+    # (information of the last iteration, as above: agreement to 1e-4 relative)
+    np.testing.assert_allclose(np.linalg.inv(fit.information)[:4, :4], np.asarray(ref.cov_params()), rtol=1e-4)
+
+
 def test_separation_is_not_converged_and_not_estimable():
     x = np.r_[np.zeros(30), np.ones(30)]
     X = np.asfortranarray(np.column_stack([np.ones(60), x]))
