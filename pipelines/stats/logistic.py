@@ -214,6 +214,8 @@ def fit_multinomial(
     K = n_categories
     Y = np.zeros((n, K))
     Y[np.arange(n), codes] = 1.0
+    held, rest = _absent_categories(X, Y)
+    free = np.setdiff1d(np.arange((K - 1) * p), held)
     B = None
     if n >= 4 * _WARM_ROWS:
         # Warm start from an evenly strided subsample, as fit_logistic does: one or two
@@ -221,11 +223,12 @@ def fit_multinomial(
         k = n // _WARM_ROWS
         warm = fit_multinomial(X[::k], codes[::k], K, max_iter=max_iter, tol=1e-6)
         if warm.converged:
-            B = np.array(warm.params)
+            B = np.where(np.abs(warm.params) == SEPARATED_LOGIT, 0.0, warm.params)
     if B is None:
         props = Y.mean(axis=0).clip(1e-6)
         B = np.zeros((K - 1, p))
         B[:, 0] = np.log(props[1:] / props[0])
+    B.ravel()[held] = -SEPARATED_LOGIT
 
     rows = np.arange(n)
 
@@ -249,10 +252,13 @@ def fit_multinomial(
     for it in range(1, max_iter + 1):
         info = _mnl_information(X, P)
         score = ((Y[:, 1:] - P[:, 1:]).T @ X).ravel()
+        flat = np.zeros((K - 1) * p)
+        sub, sc = (info, score) if held.size == 0 else (info[np.ix_(free, free)], score[free])
         try:
-            step = np.linalg.solve(info, score).reshape(K - 1, p)
+            flat[free] = np.linalg.solve(sub, sc)
         except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(info, score, rcond=None)[0].reshape(K - 1, p)
+            flat[free] = np.linalg.lstsq(sub, sc, rcond=None)[0]
+        step = flat.reshape(K - 1, p)
         t = 1.0
         for _ in range(30):
             newB = B + t * step
@@ -271,12 +277,19 @@ def fit_multinomial(
     # else: the information of the last iteration, at coefficients within `tol` of the
     # final ones, serves for the sandwich (as in fit_logistic).
     note = None
-    eta_max = float(np.max(np.abs(X @ B.T)))
+    checked = X @ B.T if rest is None else X[rest] @ B.T
+    eta_max = float(np.max(np.abs(checked))) if checked.size else 0.0
     if not converged:
         note = f"did not converge in {max_iter} iterations"
     elif eta_max > _ETA_LIMIT:
         converged = False
         note = "quasi-complete separation (fitted probabilities of 0 or 1)"
+    if held.size:
+        # held coefficients: identity in the information, as in fit_logistic
+        info = np.array(info)
+        info[held, :] = 0.0
+        info[:, held] = 0.0
+        info[held, held] = 1.0
     return LogisticFit(
         params=readonly(B),
         fitted=readonly(P),
@@ -289,6 +302,25 @@ def fit_multinomial(
         method="multinomial-logit-newton",
         note=note,
     )
+
+
+def _absent_categories(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Multinomial counterpart of :func:`separated_indicators`: (k, j) pairs where indicator
+    column j's level has no one in category k >= 1 but someone in the reference category 0
+    (a site without a PHP programme). The coefficient's MLE is -inf; it is held at
+    -SEPARATED_LOGIT. Returns the flat indexes into the (K-1, p) parameters and the mask of
+    rows outside every held level (None when nothing is held)."""
+    n, p = X.shape
+    ones = X.sum(axis=0)
+    squares = np.einsum("ij,ij->j", X, X)
+    counts = Y.T @ X  # (K, p): people of each category in each column's level
+    cand = [j for j in np.flatnonzero((ones > 0) & (ones < n) & (squares == ones))
+            if j > 0 and counts[0, j] > 0 and (counts[1:, j] == 0).any()
+            and np.all((X[:, j] == 0.0) | (X[:, j] == 1.0))]
+    held = [(k - 1) * p + j for j in cand for k in range(1, Y.shape[1]) if counts[k, j] == 0]
+    if not held:
+        return np.zeros(0, dtype=np.int64), None
+    return np.asarray(sorted(held), dtype=np.int64), ~(X[:, cand] != 0).any(axis=1)
 
 
 def _mnl_information(X: np.ndarray, P: np.ndarray) -> np.ndarray:

@@ -89,6 +89,35 @@ def test_a_level_without_events_is_held_and_the_rest_is_the_mle_without_it():
     np.testing.assert_allclose(np.linalg.inv(fit.information)[:4, :4], np.asarray(ref.cov_params()), rtol=1e-4)
 
 
+def test_a_category_absent_from_a_level_is_held_and_the_rest_maximizes_the_likelihood():
+    # Site 2 has no one in category 2 (a site without a PHP programme): that coefficient's MLE
+    # is -inf. The second implementation: scipy's BFGS on the multinomial log-likelihood with
+    # that coefficient fixed at -30, the other seven free.
+    from scipy.optimize import minimize
+    from scipy.special import logsumexp
+
+    rng = np.random.default_rng(4)
+    n = 5000
+    site = rng.integers(0, 3, n)
+    x = rng.normal(size=n)
+    X = np.asfortranarray(np.column_stack([np.ones(n), x, site == 1, site == 2]).astype(float))
+    codes = np.argmax(X @ np.array([[0, 0, 0], [0.2, 0.6, -0.4], [0, 0.5, 0.3], [0, -0.3, 0.0]])
+                      + rng.gumbel(size=(n, 3)), axis=1)
+    codes[(site == 2) & (codes == 2)] = 0
+    fit = fit_multinomial(X, codes, 3)
+    assert fit.converged and fit.iterations <= 10
+    assert fit.params[1, 3] == -30.0
+
+    def nll(theta):
+        B = np.insert(theta, 7, -30.0).reshape(2, 4)
+        eta = np.column_stack([np.zeros(n), X @ B.T])
+        return -(eta[np.arange(n), codes] - logsumexp(eta, axis=1)).sum()
+
+    ref = minimize(nll, np.zeros(7), method="BFGS", options={"gtol": 1e-9})
+    np.testing.assert_allclose(np.delete(fit.params.ravel(), 7), ref.x, atol=2e-5)
+    assert fit.fitted[site == 2, 2].max() < 1e-12
+
+
 def test_separation_is_not_converged_and_not_estimable():
     x = np.r_[np.zeros(30), np.ones(30)]
     X = np.asfortranarray(np.column_stack([np.ones(60), x]))
