@@ -27,6 +27,17 @@ def test_build_on_an_empty_warehouse_gives_empty_marts():
         assert con.execute(f"select count(*) from {name}").fetchall() == [(0,)]
 
 
+def test_mart_followups_is_a_view_and_replaces_the_table_an_older_build_left():
+    con = duckdb.connect()
+    con.execute("create table mart_followups (x integer)")  # as builds before the view wrote it
+    marts.build(con)
+    kinds = dict(con.execute("select table_name, table_type from information_schema.tables "
+                             "where table_name like 'mart_%'").fetchall())
+    assert kinds == {"mart_episodes": "BASE TABLE", "mart_followups": "VIEW", "mart_pathways": "BASE TABLE"}
+    marts.build(con)  # and a rebuild replaces the view
+    assert con.execute("select count(*) from mart_followups").fetchall() == [(0,)]
+
+
 def test_stg_discharges_one_row_per_raw_row_with_key_and_lower_case_enums():
     con = new_warehouse()
     insert(con, "raw_discharges", [
