@@ -28,9 +28,11 @@ from scipy.special import expit
 
 from pipelines.stats.results import LogisticFit, readonly
 
-_BLOCK = 1 << 17
+_BLOCK = 1 << 15
 _WARM_ROWS = 100_000
 _ETA_LIMIT = 30.0
+# Steps taken with the subsample's information (fits of 400,000+ rows) before full Newton.
+_APPROX_STEPS = 15
 #: Logit at which an indicator whose rows all have the same outcome is held (see
 #: :func:`separated_indicators`): fitted probabilities of e^-30 ~ 1e-13 for those rows.
 SEPARATED_LOGIT = 30.0
@@ -104,14 +106,15 @@ def fit_logistic(
     f = None if freq_weights is None else np.asarray(freq_weights, dtype=float)
     held, held_at = separated_indicators(X, y) if f is None else (np.zeros(0, dtype=np.int64), np.zeros(0))
     free = np.setdiff1d(np.arange(p), held)
-    if start is None and n >= 4 * _WARM_ROWS:
-        # Warm start from an evenly strided subsample: its estimate is within O(n_sub^-1/2)
-        # of the full one, so two full-data Newton steps (quadratic convergence) finish the job
-        # instead of four or five. The result is the full-data MLE either way.
+    Xs = None  # the strided subsample whose X'WX (scaled) stands in for the full one
+    if n >= 4 * _WARM_ROWS:
         k = n // _WARM_ROWS
-        warm = fit_logistic(
-            X[::k], y[::k], freq_weights=None if f is None else f[::k], max_iter=max_iter, tol=1e-6
-        )
+        Xs = np.asfortranarray(X[::k])
+        if not np.all(np.einsum("ij,ij->j", Xs, Xs)[free] > 0):
+            Xs = None  # a column without rows in the subsample: no stand-in information
+    if start is None and Xs is not None:
+        # Warm start from the subsample: its estimate is within O(n_sub^-1/2) of the full one.
+        warm = fit_logistic(Xs, y[::k], freq_weights=None if f is None else f[::k], max_iter=max_iter, tol=1e-6)
         if warm.converged:
             # a level held in the subsample may have events in the full data: start it at 0
             start = np.where(np.abs(warm.params) == SEPARATED_LOGIT, 0.0, warm.params)
@@ -126,6 +129,7 @@ def fit_logistic(
     dev = _binary_deviance(y, eta, f)
     converged = False
     it = 0
+    approximate = False
     for it in range(1, max_iter + 1):
         mu = expit(eta)
         wv = mu * (1 - mu)
@@ -133,7 +137,13 @@ def fit_logistic(
         if f is not None:
             wv = wv * f
             r = r * f
-        info = xtwx(X, wv)
+        # Near the optimum (from a warm start) the full X'WX is replaced by the subsample's,
+        # scaled to n rows: each step then costs two passes over X instead of an X'WX, and
+        # converges linearly at a rate of the stand-in's relative error (a few percent).
+        # The score is always the full one, so the fixed point is the full-data MLE; the
+        # information at it is computed in full at the end.
+        approximate = Xs is not None and it <= _APPROX_STEPS
+        info = xtwx(Xs, wv[::k]) * (n / Xs.shape[0]) if approximate else xtwx(X, wv)
         score = X.T @ r
         step = np.zeros(p)
         sub, sc = (info, score) if held.size == 0 else (info[np.ix_(free, free)], score[free])
@@ -152,15 +162,17 @@ def fit_logistic(
         change = float(np.max(np.abs(new_beta - beta)))
         rel = abs(dev - new_dev) / (abs(new_dev) + 0.1)
         beta, eta, dev = new_beta, new_eta, new_dev
-        if change < tol or rel < 1e-10:
+        # (with the stand-in information only the coefficient test: a small deviance change
+        # does not yet mean small coefficient changes when convergence is linear)
+        if change < tol or (rel < 1e-10 and not approximate):
             converged = True
             break
     mu = expit(eta)
-    if not converged:
+    if not converged or approximate:
         wv = mu * (1 - mu) if f is None else mu * (1 - mu) * f
         info = xtwx(X, wv)
-    # else: the information of the last iteration, at coefficients within `tol` of the
-    # final ones, serves for the sandwich (saves one X'WX pass per fit).
+    # else: the information of the last Newton iteration, at coefficients within `tol` of
+    # the final ones, serves for the sandwich (saves one X'WX pass per fit).
     note = None
     # rows of a held level have |eta| near SEPARATED_LOGIT by design; the others must not
     rest = None if held.size == 0 else ~(X[:, held] != 0).any(axis=1)
@@ -217,13 +229,17 @@ def fit_multinomial(
     held, rest = _absent_categories(X, Y)
     free = np.setdiff1d(np.arange((K - 1) * p), held)
     B = None
+    Xs = None
     if n >= 4 * _WARM_ROWS:
-        # Warm start from an evenly strided subsample, as fit_logistic does: one or two
-        # full-data Newton steps then reach the full-data MLE.
+        # Warm start from an evenly strided subsample, whose information (scaled) then stands
+        # in for the full one until convergence, as in fit_logistic.
         k = n // _WARM_ROWS
-        warm = fit_multinomial(X[::k], codes[::k], K, max_iter=max_iter, tol=1e-6)
+        Xs = np.asfortranarray(X[::k])
+        warm = fit_multinomial(Xs, codes[::k], K, max_iter=max_iter, tol=1e-6)
         if warm.converged:
             B = np.where(np.abs(warm.params) == SEPARATED_LOGIT, 0.0, warm.params)
+        if not np.all(np.einsum("ij,ij->j", Xs, Xs) > 0):
+            Xs = None
     if B is None:
         props = Y.mean(axis=0).clip(1e-6)
         B = np.zeros((K - 1, p))
@@ -249,8 +265,10 @@ def fit_multinomial(
     P, dev = probs(B)
     converged = False
     it = 0
+    approximate = False
     for it in range(1, max_iter + 1):
-        info = _mnl_information(X, P)
+        approximate = Xs is not None and it <= _APPROX_STEPS
+        info = _mnl_information(Xs, P[::k]) * (n / Xs.shape[0]) if approximate else _mnl_information(X, P)
         score = ((Y[:, 1:] - P[:, 1:]).T @ X).ravel()
         flat = np.zeros((K - 1) * p)
         sub, sc = (info, score) if held.size == 0 else (info[np.ix_(free, free)], score[free])
@@ -269,13 +287,13 @@ def fit_multinomial(
         change = float(np.max(np.abs(newB - B)))
         rel = abs(dev - new_dev) / (abs(new_dev) + 0.1)
         B, P, dev = newB, newP, new_dev
-        if change < tol or rel < 1e-10:
+        if change < tol or (rel < 1e-10 and not approximate):
             converged = True
             break
-    if not converged:
+    if not converged or approximate:
         info = _mnl_information(X, P)
-    # else: the information of the last iteration, at coefficients within `tol` of the
-    # final ones, serves for the sandwich (as in fit_logistic).
+    # else: the information of the last Newton iteration, at coefficients within `tol` of
+    # the final ones, serves for the sandwich (as in fit_logistic).
     note = None
     checked = X @ B.T if rest is None else X[rest] @ B.T
     eta_max = float(np.max(np.abs(checked))) if checked.size else 0.0
