@@ -447,10 +447,11 @@ class _Context:
         # window share it.
         key = (pop_id, _key(reached))
         if key not in self._followup_fits:
-            self._followup_fits = {key: fit_followup(pop.Xa[:, :-1], a, reached)}
+            # pop.Xa is the design with the arm column last, as the follow-up model wants it
+            self._followup_fits = {key: fit_followup(pop.Xa[:, :-1], a, reached, Xa=pop.Xa)}
         fe = followup_estimates(
             y, reached, a, pop.Xa[:, :-1], w, Nuisance(pop.Xa[:, :-1], pop.propensity.fit),
-            followup_fit=self._followup_fits[key], cluster=cl, confidence=self.confidence,
+            followup_fit=self._followup_fits[key], cluster=cl, confidence=self.confidence, Xa=pop.Xa,
         )  # fmt: skip
         other = fe.itt if t.missing_data == "itt" else fe.complete_case
         label = "itt: unreached counted as failure" if t.missing_data == "itt" else "cc: reached people only"

@@ -35,9 +35,16 @@ from pipelines.stats.logistic import fit_logistic
 from pipelines.stats.results import Effect, FollowupEstimates, LogisticFit, NotEstimable, Weights
 
 
-def fit_followup(X: np.ndarray, treated: np.ndarray, reached: np.ndarray) -> LogisticFit:
-    """Logistic model of P(reached | arm, covariates) on the whole population."""
-    return fit_logistic(with_column(X, np.asarray(treated, dtype=float)), np.asarray(reached, dtype=float))
+def fit_followup(
+    X: np.ndarray, treated: np.ndarray, reached: np.ndarray, *, Xa: np.ndarray | None = None
+) -> LogisticFit:
+    """Logistic model of P(reached | arm, covariates) on the whole population.
+
+    ``Xa``: ``X`` with the arm column appended, when the caller has it (saves a copy).
+    """
+    if Xa is None:
+        Xa = with_column(X, np.asarray(treated, dtype=float))
+    return fit_logistic(Xa, np.asarray(reached, dtype=float))
 
 
 def followup_estimates(
@@ -51,13 +58,15 @@ def followup_estimates(
     followup_fit: LogisticFit | None = None,
     cluster: np.ndarray | None = None,
     confidence: float = 0.95,
+    Xa: np.ndarray | None = None,
 ) -> FollowupEstimates:
     """ITT, complete-case and IPFW estimates (each an RD/RR :class:`Effect`).
 
     ``y`` is the outcome (1/0) where ``reached`` (anything elsewhere); ``X`` the covariate
     design of the whole population (intercept first); ``weights`` / ``propensity`` the
     treatment weights and their model (None: unadjusted for confounding). ``followup_fit``
-    reuses a :func:`fit_followup` model of the same rows (definitions sharing a window share it).
+    reuses a :func:`fit_followup` model of the same rows (definitions sharing a window share it);
+    ``Xa`` is ``X`` with the arm column appended, when the caller has it.
     """
     a = np.asarray(treated).astype(bool)
     r = np.asarray(reached).astype(bool)
@@ -76,7 +85,8 @@ def followup_estimates(
         y, a & r, ~a & r, np.where(r, w_t, 0.0), cc_nu, method="cc", target=target,
         cluster=cluster, confidence=confidence, note="reached people only",
     )  # fmt: skip
-    Xa = with_column(X, a.astype(float))
+    if Xa is None:
+        Xa = with_column(X, a.astype(float))
     fu = followup_fit if followup_fit is not None else fit_logistic(Xa, r.astype(float))
     if not fu.converged:
         na = NotEstimable(f"follow-up model: {fu.note}", "ipw_followup", n)
