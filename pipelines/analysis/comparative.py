@@ -109,11 +109,13 @@ def comparative_results(
         side["modification"] = _modification(sub, treated, definitions)
         return side
 
-    # the survival and subgroup tables are independent of compare(): a second thread
+    # the survival and subgroup tables are independent of compare(): one more job on the
+    # threads compare() runs its populations on (queued first: it is long)
     with concurrently() as pool:
         pending = pool.submit(side_tables)
         result = compare(frame, definitions, arm=arm, reference=reference,
-                         arms=available_arms if len(available_arms) >= 3 else None, margin_pp=margin_pp)
+                         arms=available_arms if len(available_arms) >= 3 else None, margin_pp=margin_pp,
+                         executor=pool)
         side = pending.result()
     out["comparisons"] = _records(result.comparisons)
     out["balance"] = _records(result.balance)

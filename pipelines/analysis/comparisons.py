@@ -104,15 +104,24 @@ def _arm_mask(frame: pl.DataFrame, value: str) -> np.ndarray:
     return frame.select(expr.alias("m")).to_series().to_numpy().astype(bool)
 
 
+#: Threads for independent statistics (populations, the multinomial comparison, survival
+#: and subgroup tables): the reference machine's two cores.
+STATS_THREADS = 2
+
+
 @contextmanager
-def concurrently():
-    """A second thread for independent statistics: the machine's other core. numpy's ufuncs
-    and BLAS release the GIL, and each BLAS call stays single-threaded (single_blas_thread),
-    so two threads share two cores without spin-waiting. Results do not depend on it: each
-    piece of work is computed exactly as it would be alone and collected in a fixed order."""
+def concurrently(executor=None):
+    """A pool of STATS_THREADS threads for independent statistics (or ``executor``, a pool
+    the caller already has). numpy's ufuncs and BLAS release the GIL, and each BLAS call stays
+    single-threaded (single_blas_thread), so the threads share the cores without spin-waiting.
+    Results do not depend on it: each piece of work is computed exactly as it would be alone
+    and collected in a fixed order."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="levelcare-stats") as pool:
+    if executor is not None:
+        yield executor
+        return
+    with ThreadPoolExecutor(max_workers=STATS_THREADS, thread_name_prefix="levelcare-stats") as pool:
         yield pool
 
 
@@ -155,12 +164,14 @@ def compare(
     max_weight: float | None = 10.0,
     primary: str = "aipw",
     confidence: float = 0.95,
+    executor: Any = None,
 ) -> ComparisonResult:
     """Compare ``arm`` with ``reference`` for every definition; see the module docstring.
 
     ``arms`` (e.g. ``("iop", "php", "residential")``) adds multinomial-propensity IPTW-ATE
     rows (method ``iptw_ate_multinomial``) for each listed arm against ``reference``.
     ``primary`` is the adjusted method whose RD interval decides non-inferiority.
+    ``executor``: a thread pool to run the populations on (default: a pool of its own).
     """
     import polars as pl
 
@@ -187,22 +198,24 @@ def compare(
     by_pop: dict[str, list[_Task]] = {}
     for t in tasks:
         by_pop.setdefault(_key(t.mask), []).append(t)
-    with concurrently() as pool:
-        # The multinomial comparison shares nothing with the pairwise populations: it runs on
-        # a second thread with its own context (numpy and BLAS release the GIL), and its rows
-        # follow the pairwise ones as if it had run after them.
-        mctx = None
+    with concurrently(executor) as pool:
+        # Populations and the multinomial comparison share nothing: each is a job with its
+        # own context on the pool's threads (numpy and BLAS release the GIL), and the rows are
+        # collected in the order a single thread would have produced them (populations in
+        # order, then the multinomial rows), so the numbers do not depend on the threads.
+        jobs = []
         if arms:
             mctx = ctx.fresh()
-            multinomial = pool.submit(
+            jobs.append((mctx, pool.submit(
                 mctx.timed_call, "multinomial", mctx.run_multinomial, frame, list(arms), definitions,
                 tuple(covariates or DEFAULT_COVARIATES), cluster,
-            )  # fmt: skip
+            )))  # fmt: skip
         for pid, group in enumerate(by_pop.values(), start=1):
-            ctx.run_population(f"p{pid}", group, design, treated, cl_values)
-        if mctx is not None:
-            multinomial.result()
-            ctx.absorb(mctx)
+            pctx = ctx.fresh()
+            jobs.append((pctx, pool.submit(pctx.run_population, f"p{pid}", group, design, treated, cl_values)))
+        for job_ctx, future in [*jobs[1:], jobs[0]] if arms else jobs:
+            future.result()
+            ctx.absorb(job_ctx)
     with ctx.timed("tables"):
         comparisons = _with_adjusted_p(
             pl.DataFrame(ctx.rows, schema=_polars_schema(_COMPARISON_SCHEMA), orient="row")

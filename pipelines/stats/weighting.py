@@ -84,13 +84,16 @@ def iptw_weights(
     e = np.asarray(model.ps)
     a = model.treatment == 1
     pi = float(a.mean())
+    # each arm's formula on its own rows only: a level held at logit +/-30 (everyone treated,
+    # or no one) has e of exactly 1 or 0 there, and the other arm's formula would divide by 0
+    w = np.empty_like(e)
     if target == "ate":
-        w = np.where(a, 1.0 / e, 1.0 / (1.0 - e))
+        w[a], w[~a] = 1.0 / e[a], 1.0 / (1.0 - e[~a])
         if stabilize:
             w = w * np.where(a, pi, 1.0 - pi)
         dlogw = np.where(a, -(1.0 - e), e)
     elif target == "att":
-        w = np.where(a, 1.0, e / (1.0 - e))
+        w[a], w[~a] = 1.0, e[~a] / (1.0 - e[~a])
         if stabilize:
             w = w * np.where(a, 1.0, (1.0 - pi) / pi)
         dlogw = np.where(a, 0.0, 1.0)
