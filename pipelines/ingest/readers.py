@@ -18,6 +18,7 @@ import hashlib
 import os
 import re
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -57,7 +58,7 @@ class FileFacts:
     sha256: str
     size: int
     format: str  # csv, parquet, xlsx
-    encoding: str  # utf-8, latin-1 (csv only)
+    encoding: str  # utf-8, latin-1 or windows-1252 (csv only)
     odd_quotes: bool
 
 
@@ -87,6 +88,7 @@ def file_facts(path: Path) -> FileFacts:
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8 = True
+    c1 = False  # a byte 0x80-0x9F: C1 controls in Latin-1, punctuation (smart quotes, €) in Windows-1252
     quotes = 0
     size = 0
     try:
@@ -106,6 +108,7 @@ def file_facts(path: Path) -> FileFacts:
                 digest.update(chunk)
                 if fmt == "csv":
                     quotes += chunk.count(b'"')
+                    c1 = c1 or _C1.search(chunk) is not None
                     if utf8:
                         try:
                             decoder.decode(chunk)
@@ -118,12 +121,36 @@ def file_facts(path: Path) -> FileFacts:
                     utf8 = False  # file ends inside a multi-byte character: truncated or not UTF-8
     except OSError as exc:
         raise ReadRefused(f"{path.name}: cannot read the file ({exc.strerror or type(exc).__name__})") from None
-    return FileFacts(digest.hexdigest(), size, fmt, "utf-8" if utf8 else "latin-1", quotes % 2 == 1)
+    # Not UTF-8: Latin-1, unless bytes 0x80-0x9F occur, which only Windows-1252 gives a meaning
+    # (Excel's "CSV" on Windows writes its smart quotes and dashes there).
+    encoding = "utf-8" if utf8 else WINDOWS_1252 if c1 else "latin-1"
+    return FileFacts(digest.hexdigest(), size, fmt, encoding, quotes % 2 == 1)
+
+
+_C1 = re.compile(rb"[\x80-\x9f]")
+WINDOWS_1252 = "windows-1252"
+
+
+def _to_utf8(path: Path, target: Path) -> None:
+    """Re-encode a Windows-1252 file as UTF-8 (DuckDB reads UTF-8, UTF-16 and Latin-1 only).
+    The five bytes Windows-1252 leaves undefined make the file unreadable, as for DuckDB."""
+    try:
+        with path.open("r", encoding="cp1252", newline="") as src, target.open("w", encoding="utf-8",
+                                                                                 newline="") as dst:
+            while chunk := src.read(_CHUNK):
+                dst.write(chunk)
+    except UnicodeDecodeError:
+        raise ReadRefused(f"{path.name}: unreadable CSV (neither UTF-8 nor Latin-1 nor Windows-1252 text)",
+                          check_id="truncated") from None
 
 
 def _header_line(path: Path, encoding: str) -> str:
-    with path.open("r", encoding=encoding, newline="") as fh:
-        line = fh.readline(MAX_HEADER_BYTES + 1)
+    try:
+        with path.open("r", encoding=encoding, newline="") as fh:
+            line = fh.readline(MAX_HEADER_BYTES + 1)
+    except UnicodeDecodeError:  # a byte Windows-1252 leaves undefined
+        raise ReadRefused(f"{path.name}: unreadable CSV (neither UTF-8 nor Latin-1 nor Windows-1252 text)",
+                          check_id="truncated") from None
     if len(line) > MAX_HEADER_BYTES:
         raise ReadRefused(f"{path.name}: the header line is longer than {MAX_HEADER_BYTES} characters",
                           check_id="header")
@@ -192,17 +219,22 @@ def load_csv(con: duckdb.DuckDBPyConnection, path: Path, facts: FileFacts) -> li
     delim = sniff_delimiter(header)
     names = _clean_names(path, _split_header(path, header, delim))
     columns = "{" + ", ".join(f"{quote_lit(n)}: 'VARCHAR'" for n in names) + "}"
-    sql = (
-        f"CREATE OR REPLACE TEMP TABLE {SRC_TABLE} AS SELECT * FROM read_csv({quote_lit(str(path))}, "
-        f"delim={quote_lit(delim)}, quote='\"', escape='\"', header=true, auto_detect=false, "
-        f"columns={columns}, strict_mode=true, null_padding=false, "
-        f"encoding={quote_lit(facts.encoding)}, max_line_size=10000000)"
-    )
-    try:
-        con.execute(sql)
-    except duckdb.Error as exc:
-        raise ReadRefused(f"{path.name}: unreadable or truncated CSV{_duck_error_line(exc)}",
-                          check_id="truncated") from None
+    with tempfile.TemporaryDirectory(prefix="levelcare-utf8-") as tmp:
+        source, encoding = path, facts.encoding
+        if encoding == WINDOWS_1252:
+            source, encoding = Path(tmp) / "utf8.csv", "utf-8"
+            _to_utf8(path, source)
+        sql = (
+            f"CREATE OR REPLACE TEMP TABLE {SRC_TABLE} AS SELECT * FROM read_csv({quote_lit(str(source))}, "
+            f"delim={quote_lit(delim)}, quote='\"', escape='\"', header=true, auto_detect=false, "
+            f"columns={columns}, strict_mode=true, null_padding=false, "
+            f"encoding={quote_lit(encoding)}, max_line_size=10000000)"
+        )
+        try:
+            con.execute(sql)
+        except duckdb.Error as exc:
+            raise ReadRefused(f"{path.name}: unreadable or truncated CSV{_duck_error_line(exc)}",
+                              check_id="truncated") from None
     return names
 
 

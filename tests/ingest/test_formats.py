@@ -39,6 +39,18 @@ def test_quoted_fields_and_latin1_text(tmp_path):
     assert _loaded(tmp_path, row)[0]["program_id"] == "Programa, café"
 
 
+def test_windows_1252_smart_quotes_euro_and_accents_arrive_as_written(tmp_path):
+    # Excel's "CSV" on Windows: “ ” – € are bytes 0x93 0x94 0x96 0x80 (C1 controls in Latin-1),
+    # é is 0xE9 as in Latin-1. The expected text is the one written.
+    text = "\u201cNew Start\u201d \u2013 caf\u00e9 \u20ac5"
+    rows = [discharge("e1", program_id=text), discharge("e2")]
+    path = write(tmp_path / "w.csv", csv_text(rows), encoding="cp1252")
+    assert b"\x93New Start\x94 \x96 caf\xe9 \x805" in path.read_bytes()
+    (row,) = ingest(tmp_path, path)
+    assert row.status == "loaded"
+    assert _loaded(tmp_path, row)[0]["program_id"] == text
+
+
 @pytest.mark.parametrize("word,value", [("TRUE", True), ("Yes", True), ("y", True), ("1", True),
                                         ("False", False), ("NO", False), ("n", False), ("0", False), ("", None)])
 def test_booleans(tmp_path, word, value):

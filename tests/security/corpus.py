@@ -365,9 +365,12 @@ CASES: list[Case] = [
     # --- encodings and BOMs
     Case("latin1", _w("latin1.csv", csv_text([discharge(18, program_id="caf\xe9")]), "latin-1"), "loaded"),
     Case("mixed_encodings", lambda d: _mixed(d), "loaded"),
+    # Windows-1252 (Excel's CSV): smart quotes are bytes 0x93/0x94, read as such (not as Latin-1 C1 controls)
     Case("cp1252_smart_quotes", _w("cp1252.csv", csv_text([discharge(19, program_id="\u201cq\u201d")]), "cp1252"),
-         "loaded", known_defect="DuckDB's latin-1 decoder rejects bytes 0x80-0x9F: a Windows-1252 file with "
-         "smart quotes is refused as unreadable (pipelines/ingest/readers.py load_csv)"),
+         "loaded"),
+    # 0x81 is undefined in Windows-1252 and a C1 control in Latin-1: no reading makes it text
+    Case("cp1252_undefined_byte", _w("cp1252_bad.csv", csv_text([discharge(19, program_id="QQQ")]).encode()
+                                     .replace(b"QQQ", b"Q\x81Q")), "refused", "unreadable"),
     Case("bom_start", _w("bom.csv", "\ufeff" + csv_text([discharge(20)])), "loaded"),
     Case("bom_twice", _w("bom2.csv", "\ufeff\ufeff" + csv_text([discharge(21)])), "loaded"),
     Case("bom_middle_header", _w("bom_mid.csv", csv_text([discharge(22)]).replace(",person_id", ",\ufeffperson_id", 1)),
