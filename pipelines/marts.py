@@ -77,11 +77,14 @@ def _models() -> list[tuple[str, bool]]:
     return [(name, layer in TEMPORARY_LAYERS) for layer in BUILD_LAYERS for name in sql_names(layer)]
 
 
-def build(con: duckdb.DuckDBPyConnection, *, data_end_date: dt.date | None = None) -> list[str]:
+def build(con: duckdb.DuckDBPyConnection, *, data_end_date: dt.date | None = None,
+          keep_temporary: bool = False) -> list[str]:
     """Materialize every model as a table, in dependency order, in one transaction.
 
     ``data_end_date`` is the last day the data can show (readmissions and follow-up windows
     that end after it are unknown); by default the latest admission or discharge date found.
+    The staging and intermediate tables are dropped at the end (they hold ~2 GiB of memory
+    at 1.7M episodes that the statistics after the build need) unless ``keep_temporary``.
     """
     con.execute("set enable_progress_bar = false")  # it would write to a user's terminal
     with transaction(con):
@@ -98,5 +101,9 @@ def build(con: duckdb.DuckDBPyConnection, *, data_end_date: dt.date | None = Non
             statement = f"create or replace {kind} {name} as\n{sql}"
             con.execute(statement, params) if params else con.execute(statement)
             built.append(name)
+        if not keep_temporary:
+            for name, temporary in _models():
+                if temporary:
+                    con.execute(f"drop table if exists temp.{name}")  # name: a file stem
     log.info("built %d models", len(built))
     return built

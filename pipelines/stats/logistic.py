@@ -31,7 +31,9 @@ from pipelines.stats.results import LogisticFit, readonly
 _BLOCK = 1 << 15
 _WARM_ROWS = 100_000
 _ETA_LIMIT = 30.0
-# Steps taken with the subsample's information (fits of 400,000+ rows) before full Newton.
+# Fits of this many rows or more start from a strided subsample of about _WARM_ROWS rows and
+# step with its information (scaled) for up to _APPROX_STEPS steps before full Newton.
+_APPROX_ROWS = 2 * _WARM_ROWS
 _APPROX_STEPS = 15
 #: Logit at which an indicator whose rows all have the same outcome is held (see
 #: :func:`separated_indicators`): fitted probabilities of e^-30 ~ 1e-13 for those rows.
@@ -107,7 +109,7 @@ def fit_logistic(
     held, held_at = separated_indicators(X, y) if f is None else (np.zeros(0, dtype=np.int64), np.zeros(0))
     free = np.setdiff1d(np.arange(p), held)
     Xs = None  # the strided subsample whose X'WX (scaled) stands in for the full one
-    if n >= 4 * _WARM_ROWS:
+    if n >= _APPROX_ROWS:
         k = n // _WARM_ROWS
         Xs = np.asfortranarray(X[::k])
         if not np.all(np.einsum("ij,ij->j", Xs, Xs)[free] > 0):
@@ -230,7 +232,7 @@ def fit_multinomial(
     free = np.setdiff1d(np.arange((K - 1) * p), held)
     B = None
     Xs = None
-    if n >= 4 * _WARM_ROWS:
+    if n >= _APPROX_ROWS:
         # Warm start from an evenly strided subsample, whose information (scaled) then stands
         # in for the full one until convergence, as in fit_logistic.
         k = n // _WARM_ROWS

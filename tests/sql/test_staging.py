@@ -25,6 +25,9 @@ def test_build_on_an_empty_warehouse_gives_empty_marts():
     assert built[-3:] == ["mart_episodes", "mart_followups", "mart_pathways"]
     for name in ("mart_episodes", "mart_followups", "mart_pathways"):
         assert con.execute(f"select count(*) from {name}").fetchall() == [(0,)]
+    # the staging and intermediate tables (temporary) are dropped once the marts exist
+    left = con.execute("select table_name from duckdb_tables() where temporary").fetchall()
+    assert left == []
 
 
 def test_mart_followups_is_a_view_and_replaces_the_table_an_older_build_left():
@@ -44,7 +47,7 @@ def test_stg_discharges_one_row_per_raw_row_with_key_and_lower_case_enums():
         discharge("e1", "p1", "IOP", 0, 10, discharge_reason="Completed", sex="Female"),
         discharge("e1", "p9", "outpatient", 0, 10, site_id="s2"),
     ])
-    marts.build(con)
+    marts.build(con, keep_temporary=True)
     stg = by_key(con, "stg_discharges")
     assert set(stg) == {"s1:e1", "s2:e1"}
     assert (stg["s1:e1"]["level_of_care"], stg["s1:e1"]["discharge_reason"], stg["s1:e1"]["sex"]) == (
@@ -60,7 +63,7 @@ def test_stg_followups_resolves_contact_date_and_days_after_discharge():
         {"followup_id": "f2", "episode_id": "e1", "window_days": 90, "status": "reached",
          "contact_date": day(10 + 95), "days_after_discharge": None},
     ])
-    marts.build(con)
+    marts.build(con, keep_temporary=True)
     stg = {r["followup_id"]: r for r in rows(con, "select * from stg_followups")}
     assert stg["f1"]["contact_date"] == day(10 + 28)
     assert stg["f1"]["days_after_discharge"] == 28
@@ -75,6 +78,6 @@ def test_stg_teds_d_keys_and_keeps_the_los_code():
         {"episode_id": "123", "services_d": 6, "level_of_care": "iop", "discharge_reason": "completed",
          "los_code": 34},
     ])
-    marts.build(con)
+    marts.build(con, keep_temporary=True)
     [row] = rows(con, "select * from stg_teds_d")
     assert (row["episode_key"], row["los_code"], row["level_of_care"]) == ("state-01:123", 34, "iop")

@@ -44,7 +44,7 @@ def test_multinomial_matches_statsmodels(data):
 
 
 def test_large_fits_with_a_warm_start_match_statsmodels():
-    # Above 400,000 rows both fits start from a strided-subsample fit: the answer must still be
+    # Above 200,000 rows both fits start from a strided-subsample fit: the answer must still be
     # the full-data MLE (statsmodels Newton from zero, tol 1e-12, is the second implementation).
     rng = np.random.default_rng(5)
     n = 420_000
