@@ -108,7 +108,6 @@ def file_facts(path: Path) -> FileFacts:
                 digest.update(chunk)
                 if fmt == "csv":
                     quotes += chunk.count(b'"')
-                    c1 = c1 or _C1.search(chunk) is not None
                     if utf8:
                         try:
                             decoder.decode(chunk)
@@ -119,6 +118,11 @@ def file_facts(path: Path) -> FileFacts:
                     decoder.decode(b"", final=True)
                 except UnicodeDecodeError:
                     utf8 = False  # file ends inside a multi-byte character: truncated or not UTF-8
+            if fmt == "csv" and not utf8:
+                # a second pass, only for the (rare, small) files that are not UTF-8
+                fh.seek(0)
+                while not c1 and (chunk := fh.read(_CHUNK)):
+                    c1 = _C1.search(chunk) is not None
     except OSError as exc:
         raise ReadRefused(f"{path.name}: cannot read the file ({exc.strerror or type(exc).__name__})") from None
     # Not UTF-8: Latin-1, unless bytes 0x80-0x9F occur, which only Windows-1252 gives a meaning
