@@ -203,17 +203,19 @@ def compare(
         # own context on the pool's threads (numpy and BLAS release the GIL), and the rows are
         # collected in the order a single thread would have produced them (populations in
         # order, then the multinomial rows), so the numbers do not depend on the threads.
-        jobs = []
+        multinomial = []  # submitted first: the longest job
         if arms:
             mctx = ctx.fresh()
-            jobs.append((mctx, pool.submit(
+            multinomial.append((mctx, pool.submit(
                 mctx.timed_call, "multinomial", mctx.run_multinomial, frame, list(arms), definitions,
                 tuple(covariates or DEFAULT_COVARIATES), cluster,
             )))  # fmt: skip
+        populations = []
         for pid, group in enumerate(by_pop.values(), start=1):
             pctx = ctx.fresh()
-            jobs.append((pctx, pool.submit(pctx.run_population, f"p{pid}", group, design, treated, cl_values)))
-        for job_ctx, future in [*jobs[1:], jobs[0]] if arms else jobs:
+            populations.append((pctx, pool.submit(pctx.run_population, f"p{pid}", group, design, treated,
+                                                  cl_values)))
+        for job_ctx, future in populations + multinomial:
             future.result()
             ctx.absorb(job_ctx)
     with ctx.timed("tables"):

@@ -135,6 +135,11 @@ _C1 = re.compile(rb"[\x80-\x9f]")
 WINDOWS_1252 = "windows-1252"
 
 
+def _undecodable(path: Path) -> ReadRefused:
+    return ReadRefused(f"{path.name}: unreadable CSV (neither UTF-8 nor Latin-1 nor Windows-1252 text)",
+                       check_id="truncated")
+
+
 def _to_utf8(path: Path, target: Path) -> None:
     """Re-encode a Windows-1252 file as UTF-8 (DuckDB reads UTF-8, UTF-16 and Latin-1 only).
     The five bytes Windows-1252 leaves undefined make the file unreadable, as for DuckDB."""
@@ -144,8 +149,7 @@ def _to_utf8(path: Path, target: Path) -> None:
             while chunk := src.read(_CHUNK):
                 dst.write(chunk)
     except UnicodeDecodeError:
-        raise ReadRefused(f"{path.name}: unreadable CSV (neither UTF-8 nor Latin-1 nor Windows-1252 text)",
-                          check_id="truncated") from None
+        raise _undecodable(path) from None
 
 
 def _header_line(path: Path, encoding: str) -> str:
@@ -153,8 +157,7 @@ def _header_line(path: Path, encoding: str) -> str:
         with path.open("r", encoding=encoding, newline="") as fh:
             line = fh.readline(MAX_HEADER_BYTES + 1)
     except UnicodeDecodeError:  # a byte Windows-1252 leaves undefined
-        raise ReadRefused(f"{path.name}: unreadable CSV (neither UTF-8 nor Latin-1 nor Windows-1252 text)",
-                          check_id="truncated") from None
+        raise _undecodable(path) from None
     if len(line) > MAX_HEADER_BYTES:
         raise ReadRefused(f"{path.name}: the header line is longer than {MAX_HEADER_BYTES} characters",
                           check_id="header")

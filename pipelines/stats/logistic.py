@@ -50,16 +50,45 @@ def separated_indicators(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.n
     coefficient at -/+ SEPARATED_LOGIT instead, which gives the same other coefficients and
     fitted values to within e^-30. Returns (column indexes, their held values).
     """
-    n = X.shape[0]
-    if n == 0 or not np.all((y == 0.0) | (y == 1.0)):
+    if X.shape[0] == 0 or not np.all((y == 0.0) | (y == 1.0)):
         return np.zeros(0, dtype=np.int64), np.zeros(0)
+    events = y @ X
+    cols = np.asarray(_indicators(X, lambda ones: (events == 0) | (events == ones)), dtype=np.int64)
+    return cols, np.where(events[cols] == 0, -SEPARATED_LOGIT, SEPARATED_LOGIT)
+
+
+def _indicators(X: np.ndarray, wanted) -> list[int]:
+    """Columns j > 0 holding only 0 and 1, set in some rows but not all, among those where
+    ``wanted(column sums)`` is true (a cheap filter first: sum of squares = sum)."""
+    n = X.shape[0]
     ones = X.sum(axis=0)
     squares = np.einsum("ij,ij->j", X, X)
-    events = y @ X
-    candidates = np.flatnonzero((ones > 0) & (ones < n) & (squares == ones) & ((events == 0) | (events == ones)))
-    keep = [j for j in candidates if j > 0 and np.all((X[:, j] == 0.0) | (X[:, j] == 1.0))]
-    cols = np.asarray(keep, dtype=np.int64)
-    return cols, np.where(events[cols] == 0, -SEPARATED_LOGIT, SEPARATED_LOGIT)
+    candidates = np.flatnonzero((ones > 0) & (ones < n) & (squares == ones) & wanted(ones))
+    return [j for j in candidates if j > 0 and np.all((X[:, j] == 0.0) | (X[:, j] == 1.0))]
+
+
+def _newton_step(info: np.ndarray, score: np.ndarray, free: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """info^-1 score over the free coefficients; 0 for the held ones."""
+    step = np.zeros(score.size)
+    sub, sc = (info, score) if held.size == 0 else (info[np.ix_(free, free)], score[free])
+    try:
+        step[free] = np.linalg.solve(sub, sc)
+    except np.linalg.LinAlgError:
+        step[free] = np.linalg.lstsq(sub, sc, rcond=None)[0]
+    return step
+
+
+def _with_held(info: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """The information with identity rows for held coefficients: they are not estimated, the
+    matrix stays invertible, and their sandwich terms vanish (their rows' residuals are
+    ~e^-30 and every other row has 0 in the held columns)."""
+    if held.size == 0:
+        return info
+    info = np.array(info)
+    info[held, :] = 0.0
+    info[:, held] = 0.0
+    info[held, held] = 1.0
+    return info
 
 
 def xtwx(X: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -147,12 +176,7 @@ def fit_logistic(
         approximate = Xs is not None and it <= _APPROX_STEPS
         info = xtwx(Xs, wv[::k]) * (n / Xs.shape[0]) if approximate else xtwx(X, wv)
         score = X.T @ r
-        step = np.zeros(p)
-        sub, sc = (info, score) if held.size == 0 else (info[np.ix_(free, free)], score[free])
-        try:
-            step[free] = np.linalg.solve(sub, sc)
-        except np.linalg.LinAlgError:
-            step[free] = np.linalg.lstsq(sub, sc, rcond=None)[0]
+        step = _newton_step(info, score, free, held)
         t = 1.0
         for _ in range(30):
             new_beta = beta + t * step
@@ -188,14 +212,7 @@ def fit_logistic(
     elif checked.size and float(np.max(np.abs(checked))) > _ETA_LIMIT:
         converged = False
         note = "quasi-complete separation (fitted probabilities of 0 or 1)"
-    if held.size:
-        # The held coefficients are not estimated: identity rows in the information keep it
-        # invertible, and their sandwich terms vanish (their rows' residuals are ~e^-30 and
-        # every other row has 0 in the held columns).
-        info = np.array(info)
-        info[held, :] = 0.0
-        info[:, held] = 0.0
-        info[held, held] = 1.0
+    info = _with_held(info, held)
     resid = y - mu
     return LogisticFit(
         params=readonly(beta),
@@ -272,13 +289,7 @@ def fit_multinomial(
         approximate = Xs is not None and it <= _APPROX_STEPS
         info = _mnl_information(Xs, P[::k]) * (n / Xs.shape[0]) if approximate else _mnl_information(X, P)
         score = ((Y[:, 1:] - P[:, 1:]).T @ X).ravel()
-        flat = np.zeros((K - 1) * p)
-        sub, sc = (info, score) if held.size == 0 else (info[np.ix_(free, free)], score[free])
-        try:
-            flat[free] = np.linalg.solve(sub, sc)
-        except np.linalg.LinAlgError:
-            flat[free] = np.linalg.lstsq(sub, sc, rcond=None)[0]
-        step = flat.reshape(K - 1, p)
+        step = _newton_step(info, score, free, held).reshape(K - 1, p)
         t = 1.0
         for _ in range(30):
             newB = B + t * step
@@ -304,12 +315,7 @@ def fit_multinomial(
     elif eta_max > _ETA_LIMIT:
         converged = False
         note = "quasi-complete separation (fitted probabilities of 0 or 1)"
-    if held.size:
-        # held coefficients: identity in the information, as in fit_logistic
-        info = np.array(info)
-        info[held, :] = 0.0
-        info[:, held] = 0.0
-        info[held, held] = 1.0
+    info = _with_held(info, held)
     return LogisticFit(
         params=readonly(B),
         fitted=readonly(P),
@@ -330,13 +336,9 @@ def _absent_categories(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.nda
     (a site without a PHP programme). The coefficient's MLE is -inf; it is held at
     -SEPARATED_LOGIT. Returns the flat indexes into the (K-1, p) parameters and the mask of
     rows outside every held level (None when nothing is held)."""
-    n, p = X.shape
-    ones = X.sum(axis=0)
-    squares = np.einsum("ij,ij->j", X, X)
+    p = X.shape[1]
     counts = Y.T @ X  # (K, p): people of each category in each column's level
-    cand = [j for j in np.flatnonzero((ones > 0) & (ones < n) & (squares == ones))
-            if j > 0 and counts[0, j] > 0 and (counts[1:, j] == 0).any()
-            and np.all((X[:, j] == 0.0) | (X[:, j] == 1.0))]
+    cand = _indicators(X, lambda ones: (counts[0] > 0) & (counts[1:] == 0).any(axis=0))
     held = [(k - 1) * p + j for j in cand for k in range(1, Y.shape[1]) if counts[k, j] == 0]
     if not held:
         return np.zeros(0, dtype=np.int64), None
