@@ -208,7 +208,7 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
     import polars as pl
 
     from pipelines.stats.design import build_design
-    from pipelines.stats.modification import effect_modification
+    from pipelines.stats.modification import effect_modification, whole_population_starts
 
     modifiers: dict[str, np.ndarray] = {}
     if "use_days_admit" in sub.columns and sub.get_column("use_days_admit").null_count() < sub.height:
@@ -229,8 +229,9 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
         if has.sum() == 0:
             continue
         design = build_design(sub.filter(pl.Series(has)))
+        starts = whole_population_starts(y[has], treated[has], design)
         for name, values in modifiers.items():
-            result = effect_modification(y[has], treated[has], design, values[has], name)
+            result = effect_modification(y[has], treated[has], design, values[has], name, starts=starts)
             p_value = _clean(getattr(result.test, "p_value", None))
             for level, effect in result.subgroups:
                 rd = effect.rd

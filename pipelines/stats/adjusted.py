@@ -36,11 +36,13 @@ def prepare(
     arms: tuple[str, str] = ("arm", "reference"),
     max_weight: float | None = DEFAULT_MAX_WEIGHT,
     percentile: float | None = None,
+    start: np.ndarray | None = None,
 ) -> Population:
-    """Fit the propensity model on ``design`` and compute IPTW ATE/ATT and overlap weights."""
+    """Fit the propensity model on ``design`` and compute IPTW ATE/ATT and overlap weights
+    (``start``: the propensity fit's starting coefficients)."""
     a = np.asarray(treated).astype(float)
     Xa = with_column(design.matrix, a)
-    pm = fit_propensity(Xa[:, :-1], a, arms)
+    pm = fit_propensity(Xa[:, :-1], a, arms, start=start)
     weights = {}
     if pm.fit.converged:
         weights = {
@@ -75,6 +77,6 @@ def estimate(
     return iptw_effect(y, pop.treated, pop.weights[method], nu, cluster=cluster, confidence=confidence)
 
 
-def fit_outcome(pop: Population, y: np.ndarray) -> LogisticFit:
-    """The outcome model shared by gcomp and AIPW."""
-    return outcome_model(np.asarray(y, dtype=float), pop.Xa)
+def fit_outcome(pop: Population, y: np.ndarray, start: np.ndarray | None = None) -> LogisticFit:
+    """The outcome model shared by gcomp and AIPW (``start``: its starting coefficients)."""
+    return outcome_model(np.asarray(y, dtype=float), pop.Xa, start=start)

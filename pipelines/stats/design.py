@@ -192,3 +192,18 @@ def with_column(X: np.ndarray, v: np.ndarray) -> np.ndarray:
     out[:, :-1] = X
     out[:, -1] = v
     return out
+
+
+def start_from(params: np.ndarray, fitted_on: Sequence[str], columns: Sequence[str]) -> np.ndarray:
+    """Coefficients fitted on columns ``fitted_on`` placed on ``columns`` (0 where the fit had
+    no such column): the start of the same model's fit on a subset of its rows, e.g. one
+    population or subgroup after the whole comparison. Multinomial parameters (K-1, p) keep
+    their rows. A start only shortens Newton's path: the fit still converges to its own MLE.
+    """
+    params = np.asarray(params, dtype=float)
+    where = {c: j for j, c in enumerate(fitted_on)}
+    out = np.zeros((*params.shape[:-1], len(columns)))
+    for k, c in enumerate(columns):
+        if c in where:
+            out[..., k] = params[..., where[c]]
+    return out

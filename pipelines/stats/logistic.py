@@ -28,13 +28,12 @@ from scipy.special import expit
 
 from pipelines.stats.results import LogisticFit, readonly
 
-_BLOCK = 1 << 15
+_BLOCK = 1 << 14
 _WARM_ROWS = 100_000
 _ETA_LIMIT = 30.0
-# Fits of this many rows or more start from a strided subsample of about _WARM_ROWS rows and
-# step with its information (scaled) for up to _APPROX_STEPS steps before full Newton.
-_APPROX_ROWS = 2 * _WARM_ROWS
-_APPROX_STEPS = 15
+# Fits of this many rows or more, given no start, start from the fit of an evenly strided
+# subsample of about _WARM_ROWS rows (within O(n_sub^-1/2) of the full estimate).
+_WARM_MIN_ROWS = 2 * _WARM_ROWS
 #: Logit at which an indicator whose rows all have the same outcome is held (see
 #: :func:`separated_indicators`): fitted probabilities of e^-30 ~ 1e-13 for those rows.
 SEPARATED_LOGIT = 30.0
@@ -137,15 +136,10 @@ def fit_logistic(
     f = None if freq_weights is None else np.asarray(freq_weights, dtype=float)
     held, held_at = separated_indicators(X, y) if f is None else (np.zeros(0, dtype=np.int64), np.zeros(0))
     free = np.setdiff1d(np.arange(p), held)
-    Xs = None  # the strided subsample whose X'WX (scaled) stands in for the full one
-    if n >= _APPROX_ROWS:
+    if start is None and n >= _WARM_MIN_ROWS:
         k = n // _WARM_ROWS
-        Xs = np.asfortranarray(X[::k])
-        if not np.all(np.einsum("ij,ij->j", Xs, Xs)[free] > 0):
-            Xs = None  # a column without rows in the subsample: no stand-in information
-    if start is None and Xs is not None:
-        # Warm start from the subsample: its estimate is within O(n_sub^-1/2) of the full one.
-        warm = fit_logistic(Xs, y[::k], freq_weights=None if f is None else f[::k], max_iter=max_iter, tol=1e-6)
+        warm = fit_logistic(np.asfortranarray(X[::k]), y[::k], freq_weights=None if f is None else f[::k],
+                            max_iter=max_iter, tol=1e-6)
         if warm.converged:
             # a level held in the subsample may have events in the full data: start it at 0
             start = np.where(np.abs(warm.params) == SEPARATED_LOGIT, 0.0, warm.params)
@@ -160,7 +154,6 @@ def fit_logistic(
     dev = _binary_deviance(y, eta, f)
     converged = False
     it = 0
-    approximate = False
     for it in range(1, max_iter + 1):
         mu = expit(eta)
         wv = mu * (1 - mu)
@@ -168,13 +161,7 @@ def fit_logistic(
         if f is not None:
             wv = wv * f
             r = r * f
-        # Near the optimum (from a warm start) the full X'WX is replaced by the subsample's,
-        # scaled to n rows: each step then costs two passes over X instead of an X'WX, and
-        # converges linearly at a rate of the stand-in's relative error (a few percent).
-        # The score is always the full one, so the fixed point is the full-data MLE; the
-        # information at it is computed in full at the end.
-        approximate = Xs is not None and it <= _APPROX_STEPS
-        info = xtwx(Xs, wv[::k]) * (n / Xs.shape[0]) if approximate else xtwx(X, wv)
+        info = xtwx(X, wv)
         score = X.T @ r
         step = _newton_step(info, score, free, held)
         t = 1.0
@@ -188,13 +175,11 @@ def fit_logistic(
         change = float(np.max(np.abs(new_beta - beta)))
         rel = abs(dev - new_dev) / (abs(new_dev) + 0.1)
         beta, eta, dev = new_beta, new_eta, new_dev
-        # (with the stand-in information only the coefficient test: a small deviance change
-        # does not yet mean small coefficient changes when convergence is linear)
-        if change < tol or (rel < 1e-10 and not approximate):
+        if change < tol or rel < 1e-10:
             converged = True
             break
     mu = expit(eta)
-    if not converged or approximate:
+    if not converged:
         wv = mu * (1 - mu) if f is None else mu * (1 - mu) * f
         info = xtwx(X, wv)
     # else: the information of the last Newton iteration, at coefficients within `tol` of
@@ -233,6 +218,7 @@ def fit_multinomial(
     codes: np.ndarray,
     n_categories: int,
     *,
+    start: np.ndarray | None = None,
     max_iter: int = 50,
     tol: float = 1e-8,
 ) -> LogisticFit:
@@ -247,18 +233,13 @@ def fit_multinomial(
     Y[np.arange(n), codes] = 1.0
     held, rest = _absent_categories(X, Y)
     free = np.setdiff1d(np.arange((K - 1) * p), held)
-    B = None
-    Xs = None
-    if n >= _APPROX_ROWS:
-        # Warm start from an evenly strided subsample, whose information (scaled) then stands
-        # in for the full one until convergence, as in fit_logistic.
+    B = None if start is None else np.array(start, dtype=float).reshape(K - 1, p)
+    if B is None and n >= _WARM_MIN_ROWS:
+        # warm start from an evenly strided subsample, as in fit_logistic
         k = n // _WARM_ROWS
-        Xs = np.asfortranarray(X[::k])
-        warm = fit_multinomial(Xs, codes[::k], K, max_iter=max_iter, tol=1e-6)
+        warm = fit_multinomial(np.asfortranarray(X[::k]), codes[::k], K, max_iter=max_iter, tol=1e-6)
         if warm.converged:
             B = np.where(np.abs(warm.params) == SEPARATED_LOGIT, 0.0, warm.params)
-        if not np.all(np.einsum("ij,ij->j", Xs, Xs) > 0):
-            Xs = None
     if B is None:
         props = Y.mean(axis=0).clip(1e-6)
         B = np.zeros((K - 1, p))
@@ -284,10 +265,8 @@ def fit_multinomial(
     P, dev = probs(B)
     converged = False
     it = 0
-    approximate = False
     for it in range(1, max_iter + 1):
-        approximate = Xs is not None and it <= _APPROX_STEPS
-        info = _mnl_information(Xs, P[::k]) * (n / Xs.shape[0]) if approximate else _mnl_information(X, P)
+        info = _mnl_information(X, P)
         score = ((Y[:, 1:] - P[:, 1:]).T @ X).ravel()
         step = _newton_step(info, score, free, held).reshape(K - 1, p)
         t = 1.0
@@ -300,10 +279,10 @@ def fit_multinomial(
         change = float(np.max(np.abs(newB - B)))
         rel = abs(dev - new_dev) / (abs(new_dev) + 0.1)
         B, P, dev = newB, newP, new_dev
-        if change < tol or (rel < 1e-10 and not approximate):
+        if change < tol or rel < 1e-10:
             converged = True
             break
-    if not converged or approximate:
+    if not converged:
         info = _mnl_information(X, P)
     # else: the information of the last Newton iteration, at coefficients within `tol` of
     # the final ones, serves for the sandwich (as in fit_logistic).

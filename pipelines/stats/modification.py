@@ -30,8 +30,10 @@ import numpy as np
 from scipy import stats
 
 from pipelines.stats.adjusted import estimate, fit_outcome, prepare
-from pipelines.stats.design import subset
+from pipelines.stats.design import start_from, subset, with_column
+from pipelines.stats.gcomp import outcome_model
 from pipelines.stats.inference import cluster_codes
+from pipelines.stats.propensity import fit_propensity
 from pipelines.stats.results import Design, Effect, Estimate, Interaction, NotEstimable, TestResult
 
 
@@ -45,8 +47,13 @@ def effect_modification(
     method: str = "aipw",
     cluster: np.ndarray | None = None,
     min_arm: int = 20,
+    starts: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Interaction:
-    """Adjusted RD of ``method`` within each level of ``modifier`` and Cochran's Q across them."""
+    """Adjusted RD of ``method`` within each level of ``modifier`` and Cochran's Q across them.
+
+    ``starts``: coefficients of the propensity and outcome models fitted on every row of
+    ``design`` (:func:`whole_population_starts`), from which each subgroup's fits start.
+    """
     a = np.asarray(treated).astype(bool)
     mod = np.asarray(modifier, dtype=object)
     y = np.asarray(y, dtype=float)
@@ -59,9 +66,14 @@ def effect_modification(
             na = NotEstimable(f"fewer than {min_arm} people in an arm", method, n1 + n0)
             groups.append((str(level), Effect(na, na, method, "ate", n1 + n0)))
             continue
-        pop = prepare(subset(design, rows), a[rows])
+        part = subset(design, rows)
+        ps_start = out_start = None
+        if starts is not None:
+            ps_start = start_from(starts[0], design.columns, part.columns)
+            out_start = start_from(starts[1], (*design.columns, ARM), (*part.columns, ARM))
+        pop = prepare(part, a[rows], start=ps_start)
         yy = y[rows]
-        out = fit_outcome(pop, yy) if method in ("gcomp", "aipw") else None
+        out = fit_outcome(pop, yy, start=out_start) if method in ("gcomp", "aipw") else None
         cl = None if cluster is None else cluster_codes(np.asarray(cluster)[rows])
         groups.append((str(level), estimate(pop, yy, method, outcome=out, cluster=cl)))
     ok = [e.rd for _, e in groups if isinstance(e.rd, Estimate) and e.rd.se]
@@ -76,3 +88,17 @@ def effect_modification(
         df = len(ok) - 1
         test = TestResult(q, float(stats.chi2.sf(q, df)), "cochran-q", float(df), int(a.size))
     return Interaction(name, tuple(groups), test, int(a.size), f"subgroup-{method}")
+
+
+ARM = "(arm)"  # the outcome model's last column
+
+
+def whole_population_starts(
+    y: np.ndarray, treated: np.ndarray, design: Design
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The propensity and outcome models on every row of ``design``: the starts of the
+    subgroups' fits for :func:`effect_modification` (None when either does not converge)."""
+    a = np.asarray(treated, dtype=float)
+    ps = fit_propensity(design.matrix, a).fit
+    out = outcome_model(np.asarray(y, dtype=float), with_column(design.matrix, a))
+    return (ps.params, out.params) if ps.converged and out.converged else None

@@ -60,11 +60,16 @@ def equipoise(preference: np.ndarray, bounds: tuple[float, float] = EQUIPOISE_BO
 
 
 def fit_propensity(
-    X: np.ndarray, treated: np.ndarray, arms: tuple[str, str] = ("arm", "reference")
+    X: np.ndarray,
+    treated: np.ndarray,
+    arms: tuple[str, str] = ("arm", "reference"),
+    *,
+    start: np.ndarray | None = None,
 ) -> PropensityModel:
-    """Binary propensity model: logistic regression of ``treated`` (1 = arm) on ``X``."""
+    """Binary propensity model: logistic regression of ``treated`` (1 = arm) on ``X``
+    (``start``: Newton's starting coefficients, see :func:`pipelines.stats.design.start_from`)."""
     a = np.asarray(treated, dtype=float)
-    fit = fit_logistic(X, a)
+    fit = fit_logistic(X, a, start=start)
     ps = fit.fitted
     share = float(a.mean())
     pref = preference_score(ps, share)
@@ -81,13 +86,15 @@ def fit_propensity(
     )
 
 
-def fit_multinomial_propensity(X: np.ndarray, codes: np.ndarray, arms: Sequence[str]) -> PropensityModel:
+def fit_multinomial_propensity(
+    X: np.ndarray, codes: np.ndarray, arms: Sequence[str], *, start: np.ndarray | None = None
+) -> PropensityModel:
     """Generalized propensity scores for K >= 3 arms by multinomial logit (arm codes 0..K-1).
 
     c-statistic, preference score and equipoise are pairwise notions and are left ``None``
     here; compute them per pair from the binary model of that pair.
     """
-    fit = fit_multinomial(X, codes, len(arms))
+    fit = fit_multinomial(X, codes, len(arms), start=start)
     return PropensityModel(
         fit=fit,
         ps=fit.fitted,

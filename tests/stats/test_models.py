@@ -9,7 +9,7 @@ import statsmodels.api as sm
 from scipy.special import expit
 
 from pipelines.stats.adjusted import estimate, prepare
-from pipelines.stats.design import build_design
+from pipelines.stats.design import build_design, start_from
 from pipelines.stats.logistic import fit_logistic, fit_multinomial
 from pipelines.stats.propensity import c_statistic, equipoise, fit_propensity, preference_score
 from pipelines.stats.results import NotEstimable
@@ -66,6 +66,35 @@ def test_large_fits_with_a_warm_start_match_statsmodels():
     np.testing.assert_allclose(mfit.fitted, mref.predict(X), atol=1e-9)
     np.testing.assert_allclose(np.sqrt(np.diag(np.linalg.inv(mfit.information))),
                                np.asarray(mref.bse).T.ravel(), rtol=1e-4)
+
+
+def test_start_from_places_coefficients_by_column_name():
+    # by hand: "b" and the intercept carry over, "c" is new (0), "a" is not in the target
+    start = start_from(np.array([0.5, 1.0, 2.0]), ("(intercept)", "a", "b"), ("(intercept)", "b", "c"))
+    np.testing.assert_array_equal(start, [0.5, 2.0, 0.0])
+    multi = start_from(np.array([[1.0, 2.0], [3.0, 4.0]]), ("x", "y"), ("y", "z"))
+    np.testing.assert_array_equal(multi, [[2.0, 0.0], [4.0, 0.0]])
+
+
+def test_fits_started_from_the_whole_sample_reach_the_subsets_own_mle(data):
+    # compare() starts each population's propensity fit from the fit on every row; the answer
+    # must be the population's own MLE (statsmodels on the population's rows, from zero)
+    X, y, codes = data
+    rows = X[:, 1] > -0.5  # a population selected on a covariate, as follow-up populations are
+    whole = fit_logistic(X, y)
+    fit = fit_logistic(np.asfortranarray(X[rows]), y[rows], start=whole.params)
+    ref = sm.Logit(y[rows], X[rows]).fit(disp=0, tol=1e-12)
+    assert fit.converged
+    np.testing.assert_allclose(fit.params, ref.params, atol=1e-7)
+    mwhole = fit_multinomial(X, codes, 3)
+    # the subset drops the binary column: the start follows the columns by name
+    cols = ("(intercept)", "x", "b")
+    Xs = np.asfortranarray(X[rows][:, :2])
+    start = start_from(mwhole.params, cols, cols[:2])
+    mfit = fit_multinomial(Xs, codes[rows], 3, start=start)
+    mref = sm.MNLogit(codes[rows], Xs).fit(disp=0, method="newton", tol=1e-12)
+    assert mfit.converged
+    np.testing.assert_allclose(mfit.params, np.asarray(mref.params).T, atol=1e-6)
 
 
 def test_a_level_without_events_is_held_and_the_rest_is_the_mle_without_it():

@@ -10,7 +10,7 @@ from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight
 
 from pipelines.stats.design import build_design
-from pipelines.stats.modification import effect_modification
+from pipelines.stats.modification import effect_modification, whole_population_starts
 from pipelines.stats.survival import cox_ph, kaplan_meier, logrank
 
 
@@ -87,3 +87,24 @@ def test_effect_modification_detects_and_tests_by_hand():
     assert d_yes.estimate < 0 < d_no.estimate
     q = (d_yes.estimate - d_no.estimate) ** 2 / (d_yes.se**2 + d_no.se**2)  # two groups: Wald
     assert res.test.statistic == pytest.approx(q, rel=1e-9) and res.test.p_value < 1e-6
+
+
+def test_effect_modification_from_whole_population_starts_gives_the_same_subgroups():
+    # the subgroups' fits start from the whole population's models (comparative tables do
+    # this); a start changes Newton's path, not the MLE, so every subgroup estimate is the same
+    rng = np.random.default_rng(8)
+    n = 6000
+    x = rng.normal(size=n)
+    sub = rng.integers(0, 3, n)
+    a = rng.random(n) < expit(0.4 * x - 0.3 * sub)
+    y = (rng.random(n) < expit(-0.2 + 0.5 * x + 0.3 * a * (sub - 1))).astype(float)
+    design = build_design(pl.DataFrame({"x": x, "sub": sub.astype(str)}), ("x", "sub"))
+    starts = whole_population_starts(y, a, design)
+    assert starts is not None
+    cold = effect_modification(y, a, design, sub.astype(str), "sub")
+    warm = effect_modification(y, a, design, sub.astype(str), "sub", starts=starts)
+    for (level, c), (level_w, w) in zip(cold.subgroups, warm.subgroups, strict=True):
+        assert level == level_w
+        assert w.rd.estimate == pytest.approx(c.rd.estimate, abs=1e-9)
+        assert w.rd.se == pytest.approx(c.rd.se, rel=1e-5)
+    assert warm.test.p_value == pytest.approx(cold.test.p_value, rel=1e-5)
