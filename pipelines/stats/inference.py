@@ -49,7 +49,13 @@ class Nuisance:
         H = self.fit.information
         r = self.fit.resid if self.fit.resid.ndim == 2 else self.fit.resid[:, None]
         m = r.shape[1]
-        J = np.linalg.solve(H, np.asarray(G).ravel()).reshape(m, -1)
+        g = np.asarray(G).ravel()
+        try:
+            J = np.linalg.solve(H, g).reshape(m, -1)
+        except np.linalg.LinAlgError:
+            # exactly singular within rounding: a coefficient carries no information (a level
+            # walked towards separation, its rows' residuals ~0); the minimum-norm solution
+            J = np.linalg.lstsq(H, g, rcond=None)[0].reshape(m, -1)
         return ((self.X @ J.T) * r).sum(axis=1)
 
 

@@ -39,6 +39,20 @@ _WARM_MIN_ROWS = 2 * _WARM_ROWS
 SEPARATED_LOGIT = 30.0
 
 
+#: A starting coefficient this large (an odds ratio above 20,000) is a level walked towards
+#: infinity or held by the fit it comes from (separation there); the new fit starts it at 0.
+START_LIMIT = SEPARATED_LOGIT / 3
+
+
+def _start(params: np.ndarray) -> np.ndarray:
+    """Starting coefficients from another fit (a subsample, the whole comparison): those at
+    or beyond START_LIMIT start at 0. A level separated there may not be separated here, and
+    a start far out on a flat likelihood can send Newton's first step to +-1e12."""
+    params = np.array(params, dtype=float)
+    params[np.abs(params) >= START_LIMIT] = 0.0
+    return params
+
+
 def separated_indicators(X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """0/1 indicator columns (the intercept apart) whose rows all have y = 0, or all y = 1.
 
@@ -138,12 +152,16 @@ def fit_logistic(
     free = np.setdiff1d(np.arange(p), held)
     if start is None and n >= _WARM_MIN_ROWS:
         k = n // _WARM_ROWS
-        warm = fit_logistic(np.asfortranarray(X[::k]), y[::k], freq_weights=None if f is None else f[::k],
-                            max_iter=max_iter, tol=1e-6)
+        warm = fit_logistic(
+            np.asfortranarray(X[::k]),
+            y[::k],
+            freq_weights=None if f is None else f[::k],
+            max_iter=max_iter,
+            tol=1e-6,
+        )
         if warm.converged:
-            # a level held in the subsample may have events in the full data: start it at 0
-            start = np.where(np.abs(warm.params) == SEPARATED_LOGIT, 0.0, warm.params)
-    beta = np.zeros(p) if start is None else np.asarray(start, dtype=float).copy()
+            start = warm.params
+    beta = np.zeros(p) if start is None else _start(start)
     if start is None:
         # Start at the marginal log-odds: one fewer iteration and no overflow on step one.
         ybar = float(np.average(y, weights=f))
@@ -233,13 +251,13 @@ def fit_multinomial(
     Y[np.arange(n), codes] = 1.0
     held, rest = _absent_categories(X, Y)
     free = np.setdiff1d(np.arange((K - 1) * p), held)
-    B = None if start is None else np.array(start, dtype=float).reshape(K - 1, p)
+    B = None if start is None else _start(start).reshape(K - 1, p)
     if B is None and n >= _WARM_MIN_ROWS:
         # warm start from an evenly strided subsample, as in fit_logistic
         k = n // _WARM_ROWS
         warm = fit_multinomial(np.asfortranarray(X[::k]), codes[::k], K, max_iter=max_iter, tol=1e-6)
         if warm.converged:
-            B = np.where(np.abs(warm.params) == SEPARATED_LOGIT, 0.0, warm.params)
+            B = _start(warm.params)
     if B is None:
         props = Y.mean(axis=0).clip(1e-6)
         B = np.zeros((K - 1, p))
