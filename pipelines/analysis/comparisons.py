@@ -514,7 +514,7 @@ class _Context:
         anchor = None  # the model on every row starts each population's fit, as in compare()
         if np.bincount(codes, minlength=len(arms)).min() >= self.min_arm:
             fit = fit_multinomial_propensity(full.matrix, codes, arms).fit
-            anchor = fit.params if fit.converged else None
+            anchor = (fit.params, full.columns) if fit.converged else None
         saved = self.arm
         for pid, group in enumerate(by_pop.values(), start=1):
             mask = group[0].mask
@@ -526,7 +526,7 @@ class _Context:
                 reason = f"fewer than {self.min_arm} people in an arm of {', '.join(arms)}"
             else:
                 dsg = full if mask.all() else subset(full, mask)
-                start = None if anchor is None else start_from(anchor, full.columns, dsg.columns)
+                start = None if anchor is None else start_from(*anchor, dsg.columns)
                 pm = fit_multinomial_propensity(dsg.matrix, c, arms, start=start)
                 if not pm.fit.converged:
                     reason = f"multinomial propensity model: {pm.fit.note}"
