@@ -199,13 +199,6 @@ def compare(
     by_pop: dict[str, list[_Task]] = {}
     for t in tasks:
         by_pop.setdefault(_key(t.mask), []).append(t)
-    anchor = None
-    if len(methods) > ("crude" in methods) and min(int(treated.sum()), int((~treated).sum())) >= min_arm:
-        # The propensity model on every row of the comparison starts each population's fit
-        # (populations are subsets of these rows): fewer Newton steps than a cold start.
-        with ctx.timed("propensity + weights"):
-            fit = fit_propensity(design.matrix, treated).fit
-        anchor = (fit.params, design.columns) if fit.converged else None
     with concurrently(executor) as pool:
         # Populations and the multinomial comparison share nothing: each is a job with its
         # own context on the pool's threads (numpy and BLAS release the GIL), and the rows are
@@ -218,6 +211,13 @@ def compare(
                 mctx.timed_call, "multinomial", mctx.run_multinomial, frame, list(arms), definitions,
                 tuple(covariates or DEFAULT_COVARIATES), cluster,
             )))  # fmt: skip
+        anchor = None
+        if any(m != "crude" for m in methods) and min(int(treated.sum()), int((~treated).sum())) >= min_arm:
+            # The propensity model on every row of the comparison starts each population's fit
+            # (populations are subsets of these rows): fewer Newton steps than a cold start.
+            with ctx.timed("propensity + weights"):
+                fit = fit_propensity(design.matrix, treated).fit
+            anchor = (fit.params, design.columns) if fit.converged else None
         populations = []
         for pid, group in enumerate(by_pop.values(), start=1):
             pctx = ctx.fresh()

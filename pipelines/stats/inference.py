@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from pipelines.stats.logistic import solve_information
 from pipelines.stats.results import Effect, Estimate, LogisticFit, NotEstimable
 
 
@@ -49,13 +50,8 @@ class Nuisance:
         H = self.fit.information
         r = self.fit.resid if self.fit.resid.ndim == 2 else self.fit.resid[:, None]
         m = r.shape[1]
-        g = np.asarray(G).ravel()
-        try:
-            J = np.linalg.solve(H, g).reshape(m, -1)
-        except np.linalg.LinAlgError:
-            # exactly singular within rounding: a coefficient carries no information (a level
-            # walked towards separation, its rows' residuals ~0); the minimum-norm solution
-            J = np.linalg.lstsq(H, g, rcond=None)[0].reshape(m, -1)
+        # (a coefficient without information has residuals ~0 on its rows: minimum norm)
+        J = solve_information(H, np.asarray(G).ravel()).reshape(m, -1)
         return ((self.X @ J.T) * r).sum(axis=1)
 
 

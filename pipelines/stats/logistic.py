@@ -31,8 +31,7 @@ from pipelines.stats.results import LogisticFit, readonly
 _BLOCK = 1 << 14
 _WARM_ROWS = 100_000
 _ETA_LIMIT = 30.0
-# Fits of this many rows or more, given no start, start from the fit of an evenly strided
-# subsample of about _WARM_ROWS rows (within O(n_sub^-1/2) of the full estimate).
+# Fits of this many rows or more, given no start, start from a subsample's (_subsample_start).
 _WARM_MIN_ROWS = 2 * _WARM_ROWS
 #: Logit at which an indicator whose rows all have the same outcome is held (see
 #: :func:`separated_indicators`): fitted probabilities of e^-30 ~ 1e-13 for those rows.
@@ -80,15 +79,30 @@ def _indicators(X: np.ndarray, wanted) -> list[int]:
     return [j for j in candidates if j > 0 and np.all((X[:, j] == 0.0) | (X[:, j] == 1.0))]
 
 
+def solve_information(info: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """info^-1 b; the minimum-norm solution when ``info`` is exactly singular within rounding
+    (a coefficient that carries no information, e.g. a level walked towards separation)."""
+    try:
+        return np.linalg.solve(info, b)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(info, b, rcond=None)[0]
+
+
 def _newton_step(info: np.ndarray, score: np.ndarray, free: np.ndarray, held: np.ndarray) -> np.ndarray:
     """info^-1 score over the free coefficients; 0 for the held ones."""
     step = np.zeros(score.size)
     sub, sc = (info, score) if held.size == 0 else (info[np.ix_(free, free)], score[free])
-    try:
-        step[free] = np.linalg.solve(sub, sc)
-    except np.linalg.LinAlgError:
-        step[free] = np.linalg.lstsq(sub, sc, rcond=None)[0]
+    step[free] = solve_information(sub, sc)
     return step
+
+
+def _subsample_start(n: int, fit) -> np.ndarray | None:
+    """For n >= _WARM_MIN_ROWS, the coefficients of ``fit(k)`` — the same model on every k-th
+    row, about _WARM_ROWS rows, within O(n_sub^-1/2) of the full estimate — if it converged."""
+    if n < _WARM_MIN_ROWS:
+        return None
+    warm = fit(n // _WARM_ROWS)
+    return warm.params if warm.converged else None
 
 
 def _with_held(info: np.ndarray, held: np.ndarray) -> np.ndarray:
@@ -150,17 +164,11 @@ def fit_logistic(
     f = None if freq_weights is None else np.asarray(freq_weights, dtype=float)
     held, held_at = separated_indicators(X, y) if f is None else (np.zeros(0, dtype=np.int64), np.zeros(0))
     free = np.setdiff1d(np.arange(p), held)
-    if start is None and n >= _WARM_MIN_ROWS:
-        k = n // _WARM_ROWS
-        warm = fit_logistic(
-            np.asfortranarray(X[::k]),
-            y[::k],
-            freq_weights=None if f is None else f[::k],
-            max_iter=max_iter,
+    if start is None:
+        start = _subsample_start(n, lambda k: fit_logistic(
+            np.asfortranarray(X[::k]), y[::k], freq_weights=None if f is None else f[::k], max_iter=max_iter,
             tol=1e-6,
-        )
-        if warm.converged:
-            start = warm.params
+        ))  # fmt: skip
     beta = np.zeros(p) if start is None else _start(start)
     if start is None:
         # Start at the marginal log-odds: one fewer iteration and no overflow on step one.
@@ -251,13 +259,11 @@ def fit_multinomial(
     Y[np.arange(n), codes] = 1.0
     held, rest = _absent_categories(X, Y)
     free = np.setdiff1d(np.arange((K - 1) * p), held)
+    if start is None:
+        start = _subsample_start(n, lambda k: fit_multinomial(
+            np.asfortranarray(X[::k]), codes[::k], K, max_iter=max_iter, tol=1e-6
+        ))  # fmt: skip
     B = None if start is None else _start(start).reshape(K - 1, p)
-    if B is None and n >= _WARM_MIN_ROWS:
-        # warm start from an evenly strided subsample, as in fit_logistic
-        k = n // _WARM_ROWS
-        warm = fit_multinomial(np.asfortranarray(X[::k]), codes[::k], K, max_iter=max_iter, tol=1e-6)
-        if warm.converged:
-            B = _start(warm.params)
     if B is None:
         props = Y.mean(axis=0).clip(1e-6)
         B = np.zeros((K - 1, p))

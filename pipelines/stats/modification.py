@@ -36,6 +36,8 @@ from pipelines.stats.inference import cluster_codes
 from pipelines.stats.propensity import fit_propensity
 from pipelines.stats.results import Design, Effect, Estimate, Interaction, NotEstimable, TestResult
 
+ARM = "(arm)"  # the name of the outcome model's last column, for start_from
+
 
 def effect_modification(
     y: np.ndarray,
@@ -88,9 +90,6 @@ def effect_modification(
         df = len(ok) - 1
         test = TestResult(q, float(stats.chi2.sf(q, df)), "cochran-q", float(df), int(a.size))
     return Interaction(name, tuple(groups), test, int(a.size), f"subgroup-{method}")
-
-
-ARM = "(arm)"  # the outcome model's last column
 
 
 def whole_population_starts(

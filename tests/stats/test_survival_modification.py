@@ -5,12 +5,15 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+import statsmodels.api as sm
 from scipy.special import expit
 from statsmodels.duration.hazard_regression import PHReg
 from statsmodels.duration.survfunc import SurvfuncRight
 
-from pipelines.stats.design import build_design
-from pipelines.stats.modification import effect_modification, whole_population_starts
+from pipelines.stats.design import build_design, start_from, subset, with_column
+from pipelines.stats.gcomp import outcome_model
+from pipelines.stats.modification import ARM, effect_modification, whole_population_starts
+from pipelines.stats.propensity import fit_propensity
 from pipelines.stats.survival import cox_ph, kaplan_meier, logrank
 
 
@@ -101,6 +104,17 @@ def test_effect_modification_from_whole_population_starts_gives_the_same_subgrou
     design = build_design(pl.DataFrame({"x": x, "sub": sub.astype(str)}), ("x", "sub"))
     starts = whole_population_starts(y, a, design)
     assert starts is not None
+    # each subgroup's started fits are its own MLEs (statsmodels on the subgroup's rows)
+    for level in ("0", "1", "2"):
+        rows = sub.astype(str) == level
+        part = subset(design, rows)
+        ps = fit_propensity(part.matrix, a[rows], start=start_from(starts[0], design.columns, part.columns))
+        ref = sm.Logit(a[rows].astype(float), part.matrix).fit(disp=0, tol=1e-12)
+        np.testing.assert_allclose(ps.fit.params, ref.params, atol=1e-6)
+        Xa = with_column(part.matrix, a[rows].astype(float))
+        out_start = start_from(starts[1], (*design.columns, ARM), (*part.columns, ARM))
+        out = outcome_model(y[rows], Xa, start=out_start)
+        np.testing.assert_allclose(out.params, sm.Logit(y[rows], Xa).fit(disp=0, tol=1e-12).params, atol=1e-6)
     cold = effect_modification(y, a, design, sub.astype(str), "sub")
     warm = effect_modification(y, a, design, sub.astype(str), "sub", starts=starts)
     for (level, c), (level_w, w) in zip(cold.subgroups, warm.subgroups, strict=True):
