@@ -25,6 +25,20 @@ if TYPE_CHECKING:
     import duckdb
 
 SQL_LAYERS = ("staging", "intermediate", "marts", "checks")
+# DuckDB's own default is 80% of the machine's memory; levelcare's statistics share the process
+# with the connection, so DuckDB gets this share and spills to disk beyond it (``<file>.tmp``).
+MEMORY_SHARE = 0.4
+
+
+def duckdb_config(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Connection settings: ``memory_limit`` from ``$LEVELCARE_DUCKDB_MEMORY`` (DuckDB's syntax,
+    e.g. ``6GB``), else MEMORY_SHARE of the physical memory."""
+    env = os.environ if environ is None else environ
+    limit = env.get("LEVELCARE_DUCKDB_MEMORY")
+    if not limit:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        limit = f"{max(int(total * MEMORY_SHARE) >> 20, 256)}MiB"
+    return {"memory_limit": limit}
 
 
 @contextlib.contextmanager
@@ -63,7 +77,7 @@ def connect(
         if not warehouse.exists():
             raise UserError(f"{warehouse}: no warehouse here yet (run `levelcare ingest` first)")
         try:
-            con = duckdb.connect(str(warehouse), read_only=True)
+            con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
         except duckdb.IOException as exc:
             raise WarehouseBusy(f"warehouse busy: {warehouse} is being written ({_first_line(exc)})") from None
         try:
@@ -80,7 +94,7 @@ def connect(
         deadline = time.monotonic() + max(timeout_seconds, 0.0)
         while True:
             try:
-                con = duckdb.connect(str(warehouse))
+                con = duckdb.connect(str(warehouse), config=duckdb_config())
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
