@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
+    from pipelines.stats.results import Design
+
 # Definitions whose subgroup effects are reported (when present in the analysis).
 MODIFICATION_DEFINITIONS = ("completion", "abstinent_90d_itt", "no_readmission_90d")
 PROPENSITY_BINS = 20
@@ -87,6 +89,9 @@ def comparative_results(
     import polars as pl
 
     from pipelines.analysis.comparisons import _arm_mask, compare, concurrently
+    from pipelines.stats.design import build_design
+    from pipelines.stats.propensity import fit_propensity
+    from pipelines.stats.weighting import iptw_weights
 
     frame = analysis_frame(con, definitions)
     in_arm = _arm_mask(frame, arm)
@@ -99,14 +104,20 @@ def comparative_results(
     available_arms = [a for a in (arms or ()) if _arm_mask(frame, a).any()]
     sub = frame.filter(pl.Series(in_arm | in_ref))
     treated = in_arm[in_arm | in_ref]
+    # one design and one propensity model on every row of the comparison, for compare() (its
+    # populations' fits start from it), the weights of the overlap chart and the survival
+    # curves, and the subgroup fits
+    design = build_design(sub)
+    model = fit_propensity(design.matrix, treated)
 
     def side_tables() -> dict[str, Any]:
         side: dict[str, Any] = {}
-        weights, ps = _ate_weights(sub, treated)
-        if ps is not None:
-            side["propensity"] = _histogram(ps, treated, arm, reference)
+        weights = None
+        if model.fit.converged:
+            weights = np.asarray(iptw_weights(model, "ate").weights)
+            side["propensity"] = _histogram(np.asarray(model.ps), treated, arm, reference)
         side["survival"] = _survival(sub, treated, weights, arm, reference)
-        side["modification"] = _modification(sub, treated, definitions)
+        side["modification"] = _modification(sub, treated, definitions, design)
         return side
 
     # the survival and subgroup tables are independent of compare(): one more job on the
@@ -115,7 +126,7 @@ def comparative_results(
         pending = pool.submit(side_tables)
         result = compare(frame, definitions, arm=arm, reference=reference,
                          arms=available_arms if len(available_arms) >= 3 else None, margin_pp=margin_pp,
-                         executor=pool)
+                         executor=pool, design=design, propensity=model.fit)
         side = pending.result()
     out["comparisons"] = _records(result.comparisons)
     out["balance"] = _records(result.balance)
@@ -126,18 +137,6 @@ def comparative_results(
     out["survival"] = side["survival"]
     out["modification"] = side["modification"]
     return out
-
-
-def _ate_weights(sub: pl.DataFrame, treated: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-    from pipelines.stats.design import build_design
-    from pipelines.stats.propensity import fit_propensity
-    from pipelines.stats.weighting import iptw_weights
-
-    design = build_design(sub)
-    model = fit_propensity(design.matrix, treated)
-    if not model.fit.converged:
-        return None, None
-    return np.asarray(iptw_weights(model, "ate").weights), np.asarray(model.ps)
 
 
 def _histogram(ps: np.ndarray, treated: np.ndarray, arm: str, reference: str) -> dict[str, Any]:
@@ -204,7 +203,9 @@ def _survival(sub: pl.DataFrame, treated: np.ndarray, weights: np.ndarray | None
     return survival
 
 
-def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[Any]) -> list[dict[str, Any]]:
+def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[Any],
+                  whole: Design) -> list[dict[str, Any]]:
+    """Subgroup effects of MODIFICATION_DEFINITIONS (``whole``: the design of all of ``sub``)."""
     import polars as pl
 
     from pipelines.stats.design import build_design
@@ -228,7 +229,7 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
         has = ~np.isnan(y)
         if has.sum() == 0:
             continue
-        design = build_design(sub.filter(pl.Series(has)))
+        design = whole if has.all() else build_design(sub.filter(pl.Series(has)))
         starts = whole_population_starts(y[has], treated[has], design)
         for name, values in modifiers.items():
             result = effect_modification(y[has], treated[has], design, values[has], name, starts=starts)

@@ -53,6 +53,8 @@ from pipelines.stats.blas import single_blas_thread
 if TYPE_CHECKING:
     import polars as pl
 
+    from pipelines.stats.results import Design, LogisticFit
+
 DEFAULT_METHODS = ("crude", "gcomp", "iptw_ate", "iptw_att", "overlap", "aipw")
 MIN_ARM = 20
 MIN_EVENTS = 5
@@ -165,6 +167,8 @@ def compare(
     primary: str = "aipw",
     confidence: float = 0.95,
     executor: Any = None,
+    design: Design | None = None,
+    propensity: LogisticFit | None = None,
 ) -> ComparisonResult:
     """Compare ``arm`` with ``reference`` for every definition; see the module docstring.
 
@@ -172,6 +176,9 @@ def compare(
     rows (method ``iptw_ate_multinomial``) for each listed arm against ``reference``.
     ``primary`` is the adjusted method whose RD interval decides non-inferiority.
     ``executor``: a thread pool to run the populations on (default: a pool of its own).
+    ``design``: the comparison rows' design (``arm`` or ``reference`` rows of ``frame`` in order,
+    built with ``covariates``) when the caller has it already; ``propensity``: the propensity
+    model fitted on all of it (each population's fit starts from it).
     """
     import polars as pl
 
@@ -190,7 +197,10 @@ def compare(
         in_ref = _arm_mask(frame, reference) & ~in_arm
         sub = frame.filter(pl.Series(in_arm | in_ref))
         treated = in_arm[in_arm | in_ref]
-        design = build_design(sub, tuple(covariates or DEFAULT_COVARIATES))
+        if design is None:
+            design = build_design(sub, tuple(covariates or DEFAULT_COVARIATES))
+        elif design.n != sub.height:
+            raise ValueError(f"design has {design.n} rows, the comparison {sub.height}")
         cl_values = None
         if cluster and cluster in sub.columns:
             # labels sorted once; each population's cluster_codes then sorts integers
@@ -215,9 +225,10 @@ def compare(
         if any(m != "crude" for m in methods) and min(int(treated.sum()), int((~treated).sum())) >= min_arm:
             # The propensity model on every row of the comparison starts each population's fit
             # (populations are subsets of these rows): fewer Newton steps than a cold start.
-            with ctx.timed("propensity + weights"):
-                fit = fit_propensity(design.matrix, treated).fit
-            anchor = (fit.params, design.columns) if fit.converged else None
+            if propensity is None:
+                with ctx.timed("propensity + weights"):
+                    propensity = fit_propensity(design.matrix, treated).fit
+            anchor = (propensity.params, design.columns) if propensity.converged else None
         populations = []
         for pid, group in enumerate(by_pop.values(), start=1):
             pctx = ctx.fresh()
@@ -372,6 +383,7 @@ class _Context:
                 start = None if anchor is None else start_from(*anchor, pop_design.columns)
                 pop = prepare(pop_design, a, arms=(self.arm, self.reference), max_weight=self.max_weight,
                               start=start)
+                pop_design = pop.design  # the same columns, a view of pop.Xa: the subset copy goes
             with self.timed("balance + diagnostics"):
                 pop_reason = self._diagnose(pop_id, tasks, pop, pop_design, a, balance_tables)
         for t in tasks:
@@ -556,6 +568,8 @@ class _Context:
                     self._effect_rows(
                         t.definition, "iptw_ate_multinomial", eff, t.missing_data, pop_id, note, True
                     )
+            # let this population's subset go before the next one is copied
+            dsg = pm = w = nu = None
         self.arm = saved
 
 

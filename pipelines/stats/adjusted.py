@@ -14,6 +14,8 @@ estimator for validity conditions.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from pipelines.stats.aipw import aipw
@@ -42,7 +44,10 @@ def prepare(
     (``start``: the propensity fit's starting coefficients)."""
     a = np.asarray(treated).astype(float)
     Xa = with_column(design.matrix, a)
-    pm = fit_propensity(Xa[:, :-1], a, arms, start=start)
+    # the population's design is a view of Xa from here on: ``design.matrix`` (often a subset
+    # copied for this population) is no longer needed once the caller lets go of it
+    design = replace(design, matrix=Xa[:, :-1])
+    pm = fit_propensity(design.matrix, a, arms, start=start)
     weights = {}
     if pm.fit.converged:
         weights = {

@@ -58,7 +58,9 @@ def build_design(frame: pl.DataFrame, covariates: Sequence[str] = DEFAULT_COVARI
     import polars as pl
 
     n = frame.height
-    cols: list[np.ndarray] = [np.ones(n)]
+    # First what each covariate contributes (codes or values), then one matrix filled column by
+    # column: a list of columns copied into the matrix held the design twice at its peak.
+    fills: list = [1.0]
     names: list[str] = ["(intercept)"]
     groups: dict[str, list[int]] = {}
     references: dict[str, str] = {}
@@ -83,8 +85,8 @@ def build_design(frame: pl.DataFrame, covariates: Sequence[str] = DEFAULT_COVARI
             references[cov] = levels[0]
             codes = s.cast(pl.Enum(levels)).to_physical().to_numpy()
             for k, level in enumerate(levels[1:], start=1):
-                idx.append(len(cols))
-                cols.append((codes == k).astype(float))
+                idx.append(len(fills))
+                fills.append((codes, k))
                 names.append(f"{cov}={level}")
         else:
             v = s.cast(pl.Float64).to_numpy()
@@ -96,18 +98,21 @@ def build_design(frame: pl.DataFrame, covariates: Sequence[str] = DEFAULT_COVARI
                     dropped.append((cov, "constant"))
                     continue
             else:
-                idx.append(len(cols))
-                cols.append(v)
+                idx.append(len(fills))
+                fills.append(v)
                 names.append(cov)
             if nulls:
-                idx.append(len(cols))
-                cols.append(miss.astype(float))
+                idx.append(len(fills))
+                fills.append((miss, True))
                 names.append(f"{cov}__missing")
         groups[cov] = idx
-    X = np.empty((n, len(cols)), order="F")
-    for j, c in enumerate(cols):
-        X[:, j] = c
-    del cols
+    X = np.empty((n, len(fills)), order="F")
+    for j, fill in enumerate(fills):
+        if isinstance(fill, tuple):
+            np.equal(fill[0], fill[1], out=X[:, j], casting="unsafe")
+        else:
+            X[:, j] = fill
+    del fills
     G = xtwx(X, np.ones(n))
     keep = _independent_columns(G)
     if len(keep) < X.shape[1]:

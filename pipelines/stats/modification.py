@@ -74,6 +74,7 @@ def effect_modification(
             ps_start = start_from(starts[0], design.columns, part.columns)
             out_start = start_from(starts[1], (*design.columns, ARM), (*part.columns, ARM))
         pop = prepare(part, a[rows], start=ps_start)
+        del part  # the population holds its own copy (with the arm column)
         yy = y[rows]
         out = fit_outcome(pop, yy, start=out_start) if method in ("gcomp", "aipw") else None
         cl = None if cluster is None else cluster_codes(np.asarray(cluster)[rows])

@@ -96,6 +96,25 @@ def test_noninferiority_rows(result):
     assert (ok["noninferior"] == (ok["ci95_low"] > -0.05)).all()
 
 
+def test_a_design_and_propensity_model_from_the_caller(frame, result):
+    """comparative_results builds the comparison's design and propensity model once and hands
+    them over: the rows are the same as when compare() builds and fits them itself."""
+    from pipelines.stats.blas import single_blas_thread
+    from pipelines.stats.design import build_design
+    from pipelines.stats.propensity import fit_propensity
+
+    rows = frame.filter(pl.col("level_group").is_in(["iop", "residential"]))
+    design = build_design(rows)
+    with single_blas_thread():  # as inside compare(): the same sums in the same order
+        model = fit_propensity(design.matrix, (rows["level_group"] == "iop").to_numpy())
+    given = compare(frame, simulate.definitions(6), arms=("iop", "php", "residential"),
+                    design=design, propensity=model.fit)
+    assert given.comparisons.equals(result.comparisons)
+    assert given.balance.equals(result.balance) and given.diagnostics.equals(result.diagnostics)
+    with pytest.raises(ValueError, match="design has 100 rows"):
+        compare(frame, simulate.definitions(6), design=build_design(rows.head(100)))
+
+
 def test_too_few_people_is_not_estimable(frame):
     small = pl.concat(
         [
