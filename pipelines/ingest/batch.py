@@ -132,6 +132,8 @@ def build_native(con: duckdb.DuckDBPyConnection, contract: Contract, columns: li
 
     final: list[str] = ["_row_number"]
     names = {f.name for f in contract.fields}
+    # the text itself is kept only where a check reads it: an alternative's (see _generic_checks)
+    alternatives = {f.alternative for f in contract.fields if f.alternative}
     for f in contract.fields:
         value = f"_t_{f.name}"
         if f.name == "site_id" and site is not None:
@@ -147,7 +149,8 @@ def build_native(con: duckdb.DuckDBPyConnection, contract: Contract, columns: li
             value = f"coalesce(_t_age_band, CASE {bands} END)"
         final.append(f"{value} AS {quote_ident(f.name)}")
         final.append(f"_bad_{f.name}")
-        final.append(f"_src_{f.name}")
+        if f.name in alternatives:
+            final.append(f"_src_{f.name}")
     con.execute(f"CREATE OR REPLACE TEMP TABLE {BATCH} AS SELECT {', '.join(final)} FROM ({mid})")
 
     skip_required = set()
