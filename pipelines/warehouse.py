@@ -109,6 +109,25 @@ def connect(
 
 
 @contextlib.contextmanager
+def memory_returned(con: duckdb.DuckDBPyConnection, limit: str = "256MiB") -> Iterator[None]:
+    """Lower DuckDB's memory limit for the block, so that it gives back the buffers it keeps
+    after a build (the statistics that follow need the memory in numpy); then back to
+    :func:`duckdb_config`'s (DuckDB shows its setting rounded, so it is not read back)."""
+    import duckdb
+
+    before = duckdb_config()["memory_limit"]
+    try:
+        con.execute(f"SET memory_limit = '{limit}'")
+    except duckdb.Error:  # what it holds cannot be evicted (temporary tables): left as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = '{before}'")
+
+
+@contextlib.contextmanager
 def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
     """Run the block in one transaction: all of it lands, or none of it."""
     con.execute("BEGIN TRANSACTION")

@@ -85,7 +85,17 @@ def comparative_results(
     arms: Sequence[str] | None = None,
     margin_pp: float = 5.0,
 ) -> dict[str, Any]:
-    """Every comparative table of ``results.json`` for ``arm`` vs ``reference``."""
+    """Every comparative table of ``results.json`` for ``arm`` vs ``reference`` (DuckDB keeps
+    little memory meanwhile: the frame is loaded, the rest is numpy)."""
+    from pipelines.warehouse import memory_returned
+
+    frame = analysis_frame(con, definitions)
+    with memory_returned(con):
+        return _comparative(frame, definitions, arm, reference, arms, margin_pp)
+
+
+def _comparative(frame: pl.DataFrame, definitions: Sequence[Any], arm: str, reference: str,
+                 arms: Sequence[str] | None, margin_pp: float) -> dict[str, Any]:
     import polars as pl
 
     from pipelines.analysis.comparisons import _arm_mask, compare, concurrently
@@ -93,7 +103,6 @@ def comparative_results(
     from pipelines.stats.propensity import fit_propensity
     from pipelines.stats.weighting import iptw_weights
 
-    frame = analysis_frame(con, definitions)
     in_arm = _arm_mask(frame, arm)
     in_ref = _arm_mask(frame, reference) & ~in_arm
     out: dict[str, Any] = {"arm": arm, "reference": reference, "margin_pp": margin_pp}
