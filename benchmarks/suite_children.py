@@ -3,7 +3,8 @@
     python benchmarks/suite_children.py ROLE [ARGS...]
 
 Roles: ``startup`` (imports + great-expectations context, what every levelcare process pays
-before its first row), ``ingest`` (ingest + validation of a folder), ``analyze`` (marts,
+before its first row), ``ingest`` (ingest + validation of a folder), ``data`` (marts and crude
+rates only, for national scale), ``analyze`` (marts,
 rates of every definition, comparative statistics, as ``levelcare run``'s analyze step
 calls them, each sub-stage timed with its own peak RSS), ``baseline`` (the compare() models
 fitted directly with statsmodels ``Logit`` on in-memory arrays), ``report``, ``floor`` (plain
@@ -141,6 +142,26 @@ def analyze(warehouse: str, out: str) -> None:
                                      for r in rates}})
 
 
+def data(warehouse: str) -> None:
+    """Marts and the crude rates of every definition only (the data stages after ingest): the
+    national-scale measurement, where the statistics do not fit in memory yet."""
+    from pipelines import marts
+    from pipelines.analysis.rates import rates
+    from pipelines.definitions import registry
+    from pipelines.settings import Settings
+    from pipelines.warehouse import connect
+
+    settings = Settings(warehouse=Path(warehouse))
+    definitions = registry.select(registry.load_registry(settings.definitions_dir), None)
+    probe = Probe()
+    with connect(settings.warehouse) as con:
+        with probe.stage("marts"):
+            marts.build(con)
+        with probe.stage("definitions (crude rates)"):
+            rows = rates(con, definitions, RUN_BY)
+    _emit({**probe.stages, "rate_rows": len(rows)})
+
+
 def fit_baseline(frame, definitions, arm: str = "iop", reference: str = "residential") -> tuple[float, float, int]:
     """statsmodels ``Logit`` fits of compare()'s models on the same arrays: (seconds, CPU seconds, fits).
 
@@ -262,5 +283,5 @@ def peer(data: str) -> None:
 
 if __name__ == "__main__":
     role, *rest = sys.argv[1:]
-    {"startup": startup, "ingest": ingest, "analyze": analyze, "baseline": baseline, "report": report,
-     "floor": floor, "peer": peer}[role](*rest)
+    {"startup": startup, "ingest": ingest, "analyze": analyze, "data": data, "baseline": baseline,
+     "report": report, "floor": floor, "peer": peer}[role](*rest)
