@@ -115,16 +115,16 @@ def memory_returned(con: duckdb.DuckDBPyConnection, limit: str = "256MiB") -> It
     :func:`duckdb_config`'s (DuckDB shows its setting rounded, so it is not read back)."""
     import duckdb
 
-    before = duckdb_config()["memory_limit"]
     try:
         con.execute(f"SET memory_limit = '{limit}'")
+        lowered = True
     except duckdb.Error:  # what it holds cannot be evicted (temporary tables): left as it is
-        yield
-        return
+        lowered = False
     try:
         yield
     finally:
-        con.execute(f"SET memory_limit = '{before}'")
+        if lowered:
+            con.execute(f"SET memory_limit = '{duckdb_config()['memory_limit']}'")
 
 
 @contextlib.contextmanager

@@ -198,11 +198,12 @@ def comparative_from_marts(marts: bytes, definitions: Sequence[Any], options: di
     import duckdb
 
     from pipelines.analysis.comparative import comparative_results
+    from pipelines.warehouse import duckdb_config
 
     with tempfile.TemporaryDirectory(prefix="levelcare-marts-") as tmp:
         path = Path(tmp) / "mart_episodes.parquet"
         path.write_bytes(marts)
-        con = duckdb.connect()
+        con = duckdb.connect(config=duckdb_config())
         try:
             con.execute("create table mart_episodes as select * from read_parquet(?)", [str(path)])
             return comparative_results(con, definitions, **options)

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     import duckdb
     import polars as pl
 
-    from pipelines.stats.results import Design
+    from pipelines.stats.results import Design, LogisticFit
 
 # Definitions whose subgroup effects are reported (when present in the analysis).
 MODIFICATION_DEFINITIONS = ("completion", "abstinent_90d_itt", "no_readmission_90d")
@@ -126,7 +126,7 @@ def _comparative(frame: pl.DataFrame, definitions: Sequence[Any], arm: str, refe
             weights = np.asarray(iptw_weights(model, "ate").weights)
             side["propensity"] = _histogram(np.asarray(model.ps), treated, arm, reference)
         side["survival"] = _survival(sub, treated, weights, arm, reference)
-        side["modification"] = _modification(sub, treated, definitions, design)
+        side["modification"] = _modification(sub, treated, definitions, design, model.fit)
         return side
 
     # the survival and subgroup tables are independent of compare(): one more job on the
@@ -213,8 +213,9 @@ def _survival(sub: pl.DataFrame, treated: np.ndarray, weights: np.ndarray | None
 
 
 def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[Any],
-                  whole: Design) -> list[dict[str, Any]]:
-    """Subgroup effects of MODIFICATION_DEFINITIONS (``whole``: the design of all of ``sub``)."""
+                  whole: Design, propensity: LogisticFit) -> list[dict[str, Any]]:
+    """Subgroup effects of MODIFICATION_DEFINITIONS (``whole``: the design of all of ``sub``,
+    ``propensity``: the propensity model fitted on it)."""
     import polars as pl
 
     from pipelines.stats.design import build_design
@@ -238,8 +239,12 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
         has = ~np.isnan(y)
         if has.sum() == 0:
             continue
-        design = whole if has.all() else build_design(sub.filter(pl.Series(has)))
-        starts = whole_population_starts(y[has], treated[has], design)
+        if has.all():
+            starts = whole_population_starts(y, treated, whole, propensity)
+            design = whole
+        else:
+            design = build_design(sub.filter(pl.Series(has)))
+            starts = whole_population_starts(y[has], treated[has], design)
         for name, values in modifiers.items():
             result = effect_modification(y[has], treated[has], design, values[has], name, starts=starts)
             p_value = _clean(getattr(result.test, "p_value", None))

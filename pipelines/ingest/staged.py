@@ -46,6 +46,7 @@ from pipelines.ingest.core import (
     write_each,
 )
 from pipelines.ingest.readers import ReadRefused, file_facts, quote_lit
+from pipelines.warehouse import duckdb_config
 
 if TYPE_CHECKING:
     from pipelines.settings import Settings
@@ -115,7 +116,7 @@ def prepare_file(path: str, kind: str | None = None, site: str | None = None,
     if facts.sha256 in set(skip):
         return PreparedFile(path, p.name, facts.sha256, kind, "duplicate")
     parsed = _Parsed(kind, _Clock())
-    con = duckdb.connect()
+    con = duckdb.connect(config=duckdb_config())
     try:
         with tempfile.TemporaryDirectory(prefix="levelcare-prepare-") as tmp:
             folder = Path(tmp)

@@ -34,7 +34,15 @@ from pipelines.stats.design import start_from, subset, with_column
 from pipelines.stats.gcomp import outcome_model
 from pipelines.stats.inference import cluster_codes
 from pipelines.stats.propensity import fit_propensity
-from pipelines.stats.results import Design, Effect, Estimate, Interaction, NotEstimable, TestResult
+from pipelines.stats.results import (
+    Design,
+    Effect,
+    Estimate,
+    Interaction,
+    LogisticFit,
+    NotEstimable,
+    TestResult,
+)
 
 ARM = "(arm)"  # the name of the outcome model's last column, for start_from
 
@@ -94,11 +102,12 @@ def effect_modification(
 
 
 def whole_population_starts(
-    y: np.ndarray, treated: np.ndarray, design: Design
+    y: np.ndarray, treated: np.ndarray, design: Design, propensity: LogisticFit | None = None
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The propensity and outcome models on every row of ``design``: the starts of the
-    subgroups' fits for :func:`effect_modification` (None when either does not converge)."""
+    subgroups' fits for :func:`effect_modification` (None when either does not converge).
+    ``propensity``: that propensity model, when the caller has fitted it already."""
     a = np.asarray(treated, dtype=float)
-    ps = fit_propensity(design.matrix, a).fit
+    ps = propensity if propensity is not None else fit_propensity(design.matrix, a).fit
     out = outcome_model(np.asarray(y, dtype=float), with_column(design.matrix, a))
     return (ps.params, out.params) if ps.converged and out.converged else None
