@@ -41,6 +41,7 @@ KM_TIMES = (30, 90, 180, 365)
 # Pathway and follow-up columns compare needs beside the baseline columns of the frame.
 EXTRA_COLUMNS = ("fu30_reached", "fu90_reached", "fu180_reached", "fu365_reached",
                  "days_observed", "days_to_readmission")
+FRAME_BATCH_ROWS = 1 << 20
 
 
 def _clean(value: Any) -> Any:
@@ -58,21 +59,44 @@ def _records(df: pl.DataFrame) -> list[dict[str, Any]]:
     return [{k: _clean(v) for k, v in row.items()} for row in df.to_dicts()]
 
 
+def _extra_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    have = {r[0] for r in con.execute(
+        "select column_name from information_schema.columns where table_name = 'mart_episodes'"
+    ).fetchall()}
+    return [c for c in EXTRA_COLUMNS if c in have]
+
+
 def analysis_frame(con: duckdb.DuckDBPyConnection, definitions: Sequence[Any]) -> pl.DataFrame:
     """The analysis frame plus the follow-up and pathway columns the comparisons use."""
     from pipelines.definitions.evaluate import evaluate
 
-    frame = evaluate(con, definitions)
-    have = {r[0] for r in con.execute(
-        "select column_name from information_schema.columns where table_name = 'mart_episodes'"
-    ).fetchall()}
-    extra = [c for c in EXTRA_COLUMNS if c in have]
-    if not extra:
-        return frame
-    # column names come from the fixed tuple above, filtered by the mart's own columns
-    cols = ", ".join(f'"{c}"' for c in extra)
-    more = con.sql(f"select episode_key, {cols} from mart_episodes").pl()
-    return frame.join(more, on="episode_key", how="left")
+    # one query: a join of the extra columns afterwards copied the whole frame (25 M rows: 4 GB)
+    return evaluate(con, definitions, extra=_extra_columns(con))
+
+
+def statistics_frame(con: duckdb.DuckDBPyConnection, definitions: Sequence[Any]) -> pl.DataFrame:
+    """The part of :func:`analysis_frame` that :func:`comparative_results` reads (arms, cluster,
+    covariates, definitions, follow-up), its text columns Categorical.
+
+    Read in batches of FRAME_BATCH_ROWS, each batch's text made Categorical before the next:
+    DuckDB's text handed to polars whole held ~460 bytes a row at the peak (25 M rows: 12.8
+    GiB for a 4.3 GB frame), most of it the allocators' and not given back."""
+    import polars as pl
+
+    from pipelines.definitions.evaluate import frame_sql, not_applicable
+    from pipelines.stats.design import DEFAULT_COVARIATES
+
+    baseline = list(dict.fromkeys(("level_group", "level_of_care", "site_id", *DEFAULT_COVARIATES)))
+    sql, params = frame_sql(definitions, not_applicable(con, definitions), _extra_columns(con), baseline)
+    reader = con.sql(sql, params=params).to_arrow_reader(FRAME_BATCH_ROWS)
+    parts = [_categorical(pl.from_arrow(batch)) for batch in reader]
+    return pl.concat(parts, how="vertical") if parts else _categorical(pl.from_arrow(reader.schema.empty_table()))
+
+
+def _categorical(df: pl.DataFrame) -> pl.DataFrame:
+    import polars as pl
+
+    return df.with_columns(pl.col(pl.String).cast(pl.Categorical))
 
 
 @single_blas_thread()
@@ -89,8 +113,8 @@ def comparative_results(
     little memory meanwhile: the frame is loaded, the rest is numpy)."""
     from pipelines.warehouse import memory_returned
 
-    frame = analysis_frame(con, definitions)
-    with memory_returned(con):
+    with memory_returned(con):  # reading the frame needs little of DuckDB either
+        frame = statistics_frame(con, definitions)
         return _comparative(frame, definitions, arm, reference, arms, margin_pp)
 
 

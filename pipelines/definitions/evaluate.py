@@ -63,24 +63,32 @@ def definition_sql(definition: Definition, params: list[object]) -> str:
 
 
 def frame_sql(
-    definitions: Sequence[Definition], inapplicable: Mapping[str, Sequence[str]]
+    definitions: Sequence[Definition],
+    inapplicable: Mapping[str, Sequence[str]],
+    extra: Sequence[str] = (),
+    baseline: Sequence[str] = BASELINE_COLUMNS,
 ) -> tuple[str, list[object]]:
-    """The analysis-frame query and its parameters."""
+    """The analysis-frame query and its parameters (``baseline``: the baseline columns wanted,
+    ``extra``: more columns of the mart, after the definitions')."""
     params: list[object] = []
-    columns = [f'"{c}"' for c in BASELINE_COLUMNS]
+    columns = [f'"{c}"' for c in baseline]
     for d in definitions:
         # ids match ^[a-z][a-z0-9_]*$ (checked by the registry), so quoting them is safe
         if inapplicable.get(d.id):
             columns.append(f'CAST(NULL AS TINYINT) AS "{d.id}"')
         else:
             columns.append(f'CAST({definition_sql(d, params)} AS TINYINT) AS "{d.id}"')
+    columns += [f'"{c}"' for c in extra]
     return f"select {', '.join(columns)} from {SOURCE_TABLE}", params
 
 
-def evaluate(con: duckdb.DuckDBPyConnection, definitions: Sequence[Definition]) -> pl.DataFrame:
-    """The analysis frame as a polars DataFrame (see module docstring)."""
+def evaluate(
+    con: duckdb.DuckDBPyConnection, definitions: Sequence[Definition], extra: Sequence[str] = ()
+) -> pl.DataFrame:
+    """The analysis frame as a polars DataFrame (see module docstring); ``extra``: more columns
+    of the mart after the definitions' (names the caller has checked against the mart)."""
     ids = [d.id for d in definitions]
     if len(set(ids)) != len(ids):
         raise ValueError("a definition is listed twice")
-    sql, params = frame_sql(definitions, not_applicable(con, definitions))
+    sql, params = frame_sql(definitions, not_applicable(con, definitions), extra)
     return con.sql(sql, params=params).pl()

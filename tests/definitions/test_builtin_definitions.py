@@ -68,7 +68,7 @@ def _fu(fid, episode, window, status, **fields):
 
 
 @pytest.fixture(scope="module")
-def frame():
+def con():
     con = new_warehouse()
     insert(con, "raw_discharges", [
         discharge("done", "p1", "residential_short", 0, 20, use_days_admit=20, use_days_discharge=0,
@@ -97,8 +97,12 @@ def frame():
          "use_frequency_discharge": "some", "arrests_discharge": 0},
     ])
     marts.build(con, data_end_date=day(1000))
-    defs = list(registry.load_registry(None).values())
-    return evaluate(con, defs)
+    return con
+
+
+@pytest.fixture(scope="module")
+def frame(con):
+    return evaluate(con, list(registry.load_registry(None).values()))
 
 
 def test_every_builtin_is_checked_here():
@@ -136,3 +140,35 @@ def test_window_boundaries_for_readmission_and_stepdown():
     assert (got["s14"]["stepdown_iop_14d"], got["s15"]["stepdown_iop_14d"]) == (1, 0)
     # s14's step-down is continuity; s15's IOP admission on day 15 is a readmission
     assert (got["s14"]["no_readmission_30d"], got["s15"]["no_readmission_30d"]) == (1, 0)
+
+
+def test_analysis_frame_adds_the_follow_up_columns_in_the_same_rows(con, frame):
+    from pipelines.analysis.comparative import EXTRA_COLUMNS, analysis_frame
+
+    defs = list(registry.load_registry(None).values())
+    full = analysis_frame(con, defs)
+    assert full.columns == [*frame.columns, *EXTRA_COLUMNS]
+    assert full.select(frame.columns).equals(frame)
+    got = {e: row for e, row in zip(full["episode_id"], full.iter_rows(named=True), strict=True)}
+    # reached at 30 days: done (reached), xfer (reached, no answer); step refused
+    assert [got[e]["fu30_reached"] for e in ("done", "step", "xfer")] == [True, False, True]
+    # data end day 1000: done discharged day 20, late day 980
+    assert got["done"]["days_observed"] == 980 and got["late"]["days_observed"] == 20
+
+
+def test_statistics_frame_is_the_analysis_frame_s_columns_read_in_batches(con, monkeypatch):
+    import polars as pl
+
+    import pipelines.analysis.comparative as comparative
+
+    defs = list(registry.load_registry(None).values())
+    full = comparative.analysis_frame(con, defs)
+    monkeypatch.setattr(comparative, "FRAME_BATCH_ROWS", 4)  # 6 rows: two batches
+    stats = comparative.statistics_frame(con, defs)
+    assert "episode_key" not in stats.columns and "race" not in stats.columns
+    assert {"level_group", "level_of_care", "site_id", "age_band", "fu90_reached"} <= set(stats.columns)
+    assert [d.id for d in defs if d.id not in stats.columns] == []
+    text = [c for c, t in stats.schema.items() if t == pl.Categorical]
+    assert "level_of_care" in text and "site_id" in text
+    assert all(full.schema[c] == pl.String for c in text)
+    assert stats.with_columns(pl.col(text).cast(pl.String)).equals(full.select(stats.columns))
