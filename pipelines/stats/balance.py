@@ -26,6 +26,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from pipelines.stats.compact import CompactMatrix, row_blocks
 from pipelines.stats.results import Balance, BalanceRow, Design
 
 SMD_THRESHOLD = 0.1
@@ -34,11 +35,12 @@ _BLOCK = 1 << 17
 
 def _moments(X: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted sums of x and x^2 for every column of X and weight vector (column of W)."""
+    if isinstance(X, CompactMatrix):
+        return X.moments(W)
     s1 = np.zeros((X.shape[1], W.shape[1]))
     s2 = np.zeros_like(s1)
-    for s in range(0, X.shape[0], _BLOCK):
-        xb = X[s : s + _BLOCK]
-        wb = W[s : s + _BLOCK]
+    for s, e, xb in row_blocks(X, _BLOCK):
+        wb = W[s:e]
         s1 += xb.T @ wb
         s2 += (xb * xb).T @ wb
     return s1, s2

@@ -10,6 +10,9 @@ Notes
   missing-indicator method). It keeps every person in the comparison; it is unbiased for the
   propensity model's purpose (balancing observed data, including the missingness pattern)
   but not a model of the missing values themselves.
+* Storage: a :class:`~pipelines.stats.compact.CompactMatrix` (each categorical covariate one
+  code a row, the numbers as float64) once the dense float64 matrix would exceed
+  ``DENSE_LIMIT_BYTES``; the statistics run on either and agree to rounding.
 * Covariates absent from the frame or entirely missing are dropped, as are constant columns
   and columns that are exact linear combinations of earlier ones (found from X'X); every drop
   is recorded in ``Design.dropped`` with its reason.
@@ -27,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipelines.stats.compact import Codes, CompactMatrix
 from pipelines.stats.logistic import xtwx
 from pipelines.stats.results import Design
 
@@ -51,10 +55,18 @@ DEFAULT_COVARIATES: tuple[str, ...] = (
 )
 
 MISSING_LEVEL = "(missing)"
+#: A design whose dense float64 matrix would take more than this is kept as a CompactMatrix
+#: (0/1 columns as uint8): 1.7 M episodes stay dense, 5 M (2.8 M IOP / residential rows x 51
+#: columns, 1.1 GB) and national scale do not.
+DENSE_LIMIT_BYTES = 768 << 20
 
 
-def build_design(frame: pl.DataFrame, covariates: Sequence[str] = DEFAULT_COVARIATES) -> Design:
-    """Build an intercept-first, Fortran-ordered float64 design from ``frame``'s covariates."""
+def build_design(
+    frame: pl.DataFrame, covariates: Sequence[str] = DEFAULT_COVARIATES, *, compact: bool | None = None
+) -> Design:
+    """Build an intercept-first design from ``frame``'s covariates: a Fortran-ordered float64
+    matrix, or a :class:`CompactMatrix` when ``compact`` (by default: when the dense matrix
+    would exceed DENSE_LIMIT_BYTES)."""
     import polars as pl
 
     n = frame.height
@@ -106,19 +118,24 @@ def build_design(frame: pl.DataFrame, covariates: Sequence[str] = DEFAULT_COVARI
                 fills.append((miss, True))
                 names.append(f"{cov}__missing")
         groups[cov] = idx
-    X = np.empty((n, len(fills)), order="F")
-    for j, fill in enumerate(fills):
-        if isinstance(fill, tuple):
-            np.equal(fill[0], fill[1], out=X[:, j], casting="unsafe")
-        else:
-            X[:, j] = fill
+    if compact is None:
+        compact = n * len(fills) * 8 > DENSE_LIMIT_BYTES
+    if compact:
+        X = _compact(n, fills)
+    else:
+        X = np.empty((n, len(fills)), order="F")
+        for j, fill in enumerate(fills):
+            if isinstance(fill, tuple):
+                np.equal(fill[0], fill[1], out=X[:, j], casting="unsafe")
+            else:
+                X[:, j] = fill
     del fills
     G = xtwx(X, np.ones(n))
     keep = _independent_columns(G)
     if len(keep) < X.shape[1]:
         for j in sorted(set(range(X.shape[1])) - set(keep)):
             dropped.append((names[j], "collinear with other columns"))
-        X = np.asfortranarray(X[:, keep])
+        X = X.take_columns(keep) if compact else np.asfortranarray(X[:, keep])
         remap = {old: new for new, old in enumerate(keep)}
         names = [names[j] for j in keep]
         groups = {g: [remap[j] for j in ix if j in remap] for g, ix in groups.items()}
@@ -130,6 +147,29 @@ def build_design(frame: pl.DataFrame, covariates: Sequence[str] = DEFAULT_COVARI
         dropped=tuple(dropped),
         gram=G[np.ix_(keep, keep)],
     )
+
+
+def _compact(n: int, fills: list) -> CompactMatrix:
+    """The CompactMatrix of build_design's column fills: the intercept (1.0), a categorical's
+    levels ((codes, level): one Codes of that array), a missing flag ((mask, True)), numbers."""
+    by_codes: dict[int, tuple[np.ndarray, dict]] = {}
+    numeric: list[tuple[int, np.ndarray]] = []
+    for j, fill in enumerate(fills):
+        if isinstance(fill, tuple):
+            values, level = fill
+            by_codes.setdefault(id(values), (values, {}))[1][int(level)] = j
+        elif isinstance(fill, np.ndarray):
+            numeric.append((j, fill))
+    codes = []
+    for values, columns in by_codes.values():
+        column = np.full(max(int(values.max(initial=0)), max(columns)) + 1, -1)
+        for level, j in columns.items():
+            column[level] = j
+        codes.append(Codes.of(values, column))
+    matrix = np.empty((n, len(numeric)), order="F")
+    for k, (_, v) in enumerate(numeric):
+        matrix[:, k] = v
+    return CompactMatrix(n, len(fills), 0, codes, matrix, [j for j, _ in numeric])
 
 
 def _independent_columns(G: np.ndarray, tol: float = 1e-9) -> list[int]:
@@ -157,6 +197,8 @@ def _rows(X: np.ndarray, rows: np.ndarray, cols: list[int]) -> np.ndarray:
     The mask becomes row indices once: masking every column again scanned the whole mask per
     column (four times slower at 200,000 rows x 45 columns).
     """
+    if isinstance(X, CompactMatrix):
+        return X.take_columns(cols).take_rows(rows)
     idx = np.flatnonzero(rows)
     out = np.empty((idx.size, len(cols)), order="F")
     for k, j in enumerate(cols):
@@ -192,7 +234,10 @@ def subset(design: Design, rows: np.ndarray) -> Design:
 
 
 def with_column(X: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """[X, v] as a new Fortran-ordered matrix (``X[:, :-1]`` of the result is a free view)."""
+    """[X, v] as a new Fortran-ordered matrix (``X[:, :-1]`` of the result is a free view);
+    of a CompactMatrix, a CompactMatrix sharing its storage."""
+    if isinstance(X, CompactMatrix):
+        return X.with_column(v)
     out = np.empty((X.shape[0], X.shape[1] + 1), order="F")
     out[:, :-1] = X
     out[:, -1] = v

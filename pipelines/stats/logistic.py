@@ -1,8 +1,9 @@
 """Logistic regression (binary and multinomial) by Newton–Raphson / IRLS in numpy.
 
-The propensity, follow-up and outcome models all use these fits. They work on a dense
-float64 design (intercept included) and accumulate X'WX over row blocks so that a 1.7M x 40
-design needs no second full-size copy.
+The propensity, follow-up and outcome models all use these fits. They work on a float64
+design (intercept included): a dense array, or a :class:`~pipelines.stats.compact.CompactMatrix`
+(category codes) through the same operations, and accumulate X'WX over row blocks so that a
+1.7M x 40 design needs no second full-size copy.
 
 Notes
 -----
@@ -26,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
+from pipelines.stats.compact import column_sums, row_blocks
 from pipelines.stats.results import LogisticFit, readonly
 
 _BLOCK = 1 << 14
@@ -73,8 +75,8 @@ def _indicators(X: np.ndarray, wanted) -> list[int]:
     """Columns j > 0 holding only 0 and 1, set in some rows but not all, among those where
     ``wanted(column sums)`` is true (a cheap filter first: sum of squares = sum)."""
     n = X.shape[0]
-    ones = X.sum(axis=0)
-    squares = np.einsum("ij,ij->j", X, X)
+    ones = column_sums(X)
+    squares = column_sums(X, squared=True)
     candidates = np.flatnonzero((ones > 0) & (ones < n) & (squares == ones) & wanted(ones))
     return [j for j in candidates if j > 0 and np.all((X[:, j] == 0.0) | (X[:, j] == 1.0))]
 
@@ -128,13 +130,12 @@ def xtwx(X: np.ndarray, w: np.ndarray) -> np.ndarray:
     out = np.zeros((p, p))
     nonneg = bool(np.all(w >= 0))
     sw = np.sqrt(w) if nonneg else None
-    for s in range(0, X.shape[0], _BLOCK):
-        xb = X[s : s + _BLOCK]
+    for s, e, xb in row_blocks(X, _BLOCK):
         if nonneg:
-            xs = xb * sw[s : s + _BLOCK, None]
+            xs = xb * sw[s:e, None]
             out += xs.T @ xs
         else:
-            out += (xb * w[s : s + _BLOCK, None]).T @ xb
+            out += (xb * w[s:e, None]).T @ xb
     return out
 
 
@@ -212,7 +213,7 @@ def fit_logistic(
     # the final ones, serves for the sandwich (saves one X'WX pass per fit).
     note = None
     # rows of a held level have |eta| near SEPARATED_LOGIT by design; the others must not
-    rest = None if held.size == 0 else ~(X[:, held] != 0).any(axis=1)
+    rest = None if held.size == 0 else ~_in_any(X, held)
     checked = eta if rest is None else eta[rest]
     if not converged:
         note = f"did not converge in {max_iter} iterations"
@@ -345,7 +346,12 @@ def _absent_categories(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.nda
     held = [(k - 1) * p + j for j in cand for k in range(1, Y.shape[1]) if counts[k, j] == 0]
     if not held:
         return np.zeros(0, dtype=np.int64), None
-    return np.asarray(sorted(held), dtype=np.int64), ~(X[:, cand] != 0).any(axis=1)
+    return np.asarray(sorted(held), dtype=np.int64), ~_in_any(X, cand)
+
+
+def _in_any(X: np.ndarray, cols) -> np.ndarray:
+    """Rows with a non-zero value in any of the columns ``cols`` (one column at a time)."""
+    return np.logical_or.reduce([X[:, int(j)] != 0 for j in cols])
 
 
 def _mnl_information(X: np.ndarray, P: np.ndarray) -> np.ndarray:

@@ -103,13 +103,15 @@ class Effect:
 class Design:
     """A numeric design matrix built from a polars frame.
 
-    ``matrix`` is Fortran-ordered float64 with an intercept in column 0; ``columns`` names
+    ``matrix`` (a Fortran-ordered float64 array, or a
+    :class:`~pipelines.stats.compact.CompactMatrix` that behaves as one) has an intercept in
+    column 0; ``columns`` names
     every column. ``groups`` maps each source covariate to the indices of its columns and
     ``references`` to the reference level of a categorical (its dummy is left out of the
     model but kept for balance). ``dropped`` lists covariates or columns dropped with the reason.
     """
 
-    matrix: np.ndarray
+    matrix: Any  # np.ndarray | CompactMatrix
     columns: tuple[str, ...]
     groups: dict[str, tuple[int, ...]]
     references: dict[str, str]

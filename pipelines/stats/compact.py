@@ -1,0 +1,265 @@
+"""A design matrix kept small: category codes instead of one-hot float64 columns.
+
+A one-hot design is mostly 0/1 columns: the intercept, the levels of each categorical
+covariate, the missing-value flags, the arm. Stored as float64 they take 8 bytes a cell.
+:class:`CompactMatrix` keeps each categorical covariate as one code a row (uint8, or uint16
+beyond 255 levels) with the column each code sets, the intercept as nothing at all, and only the
+numeric columns as float64. At 25 million episodes an IOP / residential design of 14 million
+rows x 51 columns takes ~0.3 GB instead of 5.7 GB.
+
+It does what the statistics do with a design, with the results of the dense float64 matrix to
+rounding (sums are formed in another order):
+
+* ``X @ b`` gathers each covariate's coefficients by code (no expansion, as fast as the dense
+  product); ``r @ X`` and ``X.T @ r`` are per-code sums (``np.bincount``);
+* X'WX (:func:`pipelines.stats.logistic.xtwx`) and the balance moments expand blocks of rows to
+  float64 one at a time (:func:`row_blocks`), each block exactly the dense rows;
+* rows and columns are selected (a column selection shares the codes), a column appended.
+
+:func:`pipelines.stats.design.build_design` chooses it when the dense matrix would exceed
+``DENSE_LIMIT_BYTES``; below that the dense float64 matrix is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+#: Rows expanded at a time by :meth:`CompactMatrix.blocks`.
+BLOCK_ROWS = 1 << 12
+#: A CompactMatrix of more rows refuses to become one dense array: an operation that would
+#: expand all of it is a bug, not something to do quietly at 25 million rows.
+DENSIFY_ROWS = 250_000
+
+
+class Codes:
+    """A categorical covariate: ``codes`` (n,) and, per code, the column it sets (-1: none,
+    the reference level or a level whose column is not in the matrix)."""
+
+    __slots__ = ("codes", "column")
+
+    def __init__(self, codes: np.ndarray, column: np.ndarray):
+        self.codes, self.column = codes, np.asarray(column, dtype=np.int64)
+
+    @classmethod
+    def of(cls, codes: np.ndarray, column: Sequence[int]) -> Codes:
+        """Codes stored in the smallest unsigned type that holds them."""
+        dtype = np.uint8 if len(column) <= 1 << 8 else np.uint16 if len(column) <= 1 << 16 else np.uint32
+        return cls(np.asarray(codes).astype(dtype, copy=False), np.asarray(column))
+
+    @property
+    def set(self) -> np.ndarray:
+        return np.flatnonzero(self.column >= 0)
+
+
+class CompactMatrix:
+    """An n x p float64 matrix: an intercept column (or none), categorical covariates as
+    :class:`Codes`, and float64 columns ``numeric`` (n x m, Fortran) at positions ``numeric_at``."""
+
+    # ndarray @ CompactMatrix defers to __rmatmul__
+    __array_ufunc__ = None
+    ndim = 2
+    dtype = np.dtype(float)
+
+    def __init__(self, n: int, p: int, intercept: int | None, codes: Sequence[Codes],
+                 numeric: np.ndarray, numeric_at: np.ndarray):
+        self.shape = (n, p)
+        self.intercept = intercept
+        self.codes = tuple(codes)
+        self.numeric = numeric
+        self.numeric_at = np.asarray(numeric_at, dtype=np.int64)  # -1: a column not in the matrix
+
+    @property
+    def nbytes(self) -> int:
+        return sum(c.codes.nbytes for c in self.codes) + self.numeric.nbytes
+
+    # -- products ----------------------------------------------------------------------------
+    def __matmul__(self, other):
+        """``X @ b`` for b of shape (p,) or (p, m)."""
+        b = np.asarray(other, dtype=float)
+        if b.ndim == 2:  # column by column: gathers of scalars are several times faster
+            out = np.empty((self.shape[0], b.shape[1]))
+            for i in range(b.shape[1]):
+                out[:, i] = self @ b[:, i]
+            return out
+        out = np.zeros(self.shape[0])
+        if self.intercept is not None:
+            out += b[self.intercept]
+        for c in self.codes:
+            table = np.zeros(c.column.size)
+            table[c.set] = b[c.column[c.set]]
+            out += table[c.codes]
+        have = self._numeric_in()
+        if have is not None:
+            out += self.numeric[:, have] @ b[self.numeric_at[have]]
+        return out
+
+    def __rmatmul__(self, other):
+        """``r @ X`` for r of shape (n,) or (m, n)."""
+        r = np.asarray(other, dtype=float)
+        rows = r[None, :] if r.ndim == 1 else r
+        out = np.zeros((rows.shape[0], self.shape[1]))
+        if self.intercept is not None:
+            out[:, self.intercept] = rows.sum(axis=1)
+        for c in self.codes:
+            for i, ri in enumerate(rows):
+                out[i, c.column[c.set]] = np.bincount(c.codes, weights=ri, minlength=c.column.size)[c.set]
+        have = self._numeric_in()
+        if have is not None:
+            out[:, self.numeric_at[have]] = rows @ self.numeric[:, have]
+        return out[0] if r.ndim == 1 else out
+
+    def _numeric_in(self) -> slice | np.ndarray | None:
+        """The numeric columns in the matrix: a slice when all are (no copy), else indexes."""
+        have = np.flatnonzero(self.numeric_at >= 0)
+        if not have.size:
+            return None
+        return slice(None) if have.size == self.numeric.shape[1] else have
+
+    @property
+    def T(self) -> _Transposed:  # noqa: N802 (numpy's name)
+        return _Transposed(self)
+
+    def column_sums(self, squared: bool = False) -> np.ndarray:
+        out = np.zeros(self.shape[1])
+        if self.intercept is not None:
+            out[self.intercept] = self.shape[0]
+        for c in self.codes:  # 0/1 columns: the sum of squares is the sum
+            out[c.column[c.set]] = np.bincount(c.codes, minlength=c.column.size)[c.set]
+        for k in np.flatnonzero(self.numeric_at >= 0):
+            col = self.numeric[:, k]
+            out[self.numeric_at[k]] = col @ col if squared else col.sum()
+        return out
+
+    def moments(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """X'W and (X*X)'W for weights W (n, k): per-code sums; x^2 = x for the 0/1 columns."""
+        s1 = (W.T @ self).T
+        s2 = s1.copy()
+        have = self._numeric_in()
+        if have is not None:
+            num = self.numeric[:, have]
+            s2[self.numeric_at[have]] = (num * num).T @ W
+        return s1, s2
+
+    # -- blocks ------------------------------------------------------------------------------
+    def block(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
+        """Rows start:stop as a dense Fortran float64 array (written into ``out`` if given)."""
+        stop = min(stop, self.shape[0])
+        rows = max(stop - start, 0)
+        out = np.empty((rows, self.shape[1]), order="F") if out is None else out[:rows]
+        if self.intercept is not None:
+            out[:, self.intercept] = 1.0
+        for c in self.codes:  # every column is written whole: one comparison per level
+            part = c.codes[start:stop]
+            for code in c.set:
+                np.equal(part, code, out=out[:, c.column[code]], casting="unsafe")
+        for k in np.flatnonzero(self.numeric_at >= 0):
+            out[:, self.numeric_at[k]] = self.numeric[start:stop, k]
+        return out
+
+    def blocks(self, size: int = BLOCK_ROWS) -> Iterator[tuple[int, int, np.ndarray]]:
+        """(start, stop, rows start:stop dense); one buffer serves every block (a fresh array
+        per block cost a page fault per page)."""
+        n = self.shape[0]
+        buf = np.empty((min(size, n), self.shape[1]), order="F")
+        for s in range(0, n, size):
+            yield s, min(s + size, n), self.block(s, s + size, buf)
+
+    # -- selection ---------------------------------------------------------------------------
+    def __getitem__(self, key):
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        out = self if _everything(rows) else self.take_rows(rows)
+        if isinstance(cols, (int, np.integer)):
+            return out.column(int(cols) % self.shape[1])
+        return out if _everything(cols) else out.take_columns(np.arange(self.shape[1])[cols])
+
+    def column(self, j: int) -> np.ndarray:
+        """Column j as a float64 vector."""
+        if j == self.intercept:
+            return np.ones(self.shape[0])
+        for c in self.codes:
+            code = np.flatnonzero(c.column == j)
+            if code.size:
+                return (c.codes == code[0]).astype(float)
+        k = np.flatnonzero(self.numeric_at == j)
+        if not k.size:
+            raise IndexError(j)
+        return self.numeric[:, k[0]].copy()
+
+    def take_columns(self, cols: Sequence[int]) -> CompactMatrix:
+        """Columns ``cols`` in that order, sharing this matrix's storage."""
+        cols = np.asarray(cols, dtype=np.int64)
+        new = np.full(self.shape[1] + 1, -1, dtype=np.int64)  # old position -> new; [-1] stays -1
+        new[cols] = np.arange(cols.size)
+        intercept = None if self.intercept is None or new[self.intercept] < 0 else int(new[self.intercept])
+        codes = [Codes(c.codes, new[c.column]) for c in self.codes]
+        return CompactMatrix(self.shape[0], cols.size, intercept, [c for c in codes if c.set.size],
+                             self.numeric, new[self.numeric_at])
+
+    def take_rows(self, rows) -> CompactMatrix:
+        """Rows by slice, boolean mask or indexes, as a new matrix of its own storage."""
+        if isinstance(rows, slice):
+            idx = np.arange(self.shape[0])[rows]
+        else:
+            rows = np.asarray(rows)
+            idx = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
+        have = np.flatnonzero(self.numeric_at >= 0)
+        numeric = np.empty((idx.size, have.size), order="F")
+        for i, k in enumerate(have):
+            np.take(self.numeric[:, k], idx, out=numeric[:, i])
+        return CompactMatrix(idx.size, self.shape[1], self.intercept,
+                             [Codes(c.codes[idx], c.column) for c in self.codes], numeric, self.numeric_at[have])
+
+    def with_column(self, values: np.ndarray) -> CompactMatrix:
+        """[X, values], sharing this matrix's storage: 0/1 values as codes, others as float64."""
+        v = np.asarray(values)
+        p = self.shape[1]
+        if np.all((v == 0) | (v == 1)):
+            return CompactMatrix(self.shape[0], p + 1, self.intercept,
+                                 [*self.codes, Codes.of(v, [-1, p])], self.numeric, self.numeric_at)
+        numeric = np.empty((self.shape[0], self.numeric.shape[1] + 1), order="F")
+        numeric[:, :-1] = self.numeric
+        numeric[:, -1] = v
+        return CompactMatrix(self.shape[0], p + 1, self.intercept, self.codes, numeric,
+                             np.append(self.numeric_at, p))
+
+    def __array__(self, dtype=None, copy=None):
+        if self.shape[0] > DENSIFY_ROWS:
+            raise TypeError(f"a CompactMatrix of {self.shape[0]} rows is not expanded whole")
+        out = self.block(0, self.shape[0])
+        return out if dtype is None else out.astype(dtype)
+
+
+class _Transposed:
+    __array_ufunc__ = None
+
+    def __init__(self, m: CompactMatrix):
+        self._m = m
+        self.shape = m.shape[::-1]
+
+    def __matmul__(self, other):
+        """X.T @ r for r of shape (n,) or (n, m)."""
+        other = np.asarray(other, dtype=float)
+        return (other.T @ self._m).T if other.ndim == 2 else other @ self._m
+
+
+def _everything(key) -> bool:
+    return isinstance(key, slice) and key == slice(None)
+
+
+def row_blocks(X, size: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(start, stop, dense rows start:stop) of a dense array (views) or a CompactMatrix (one
+    reused buffer: use each block before asking for the next)."""
+    if isinstance(X, CompactMatrix):
+        yield from X.blocks(size)
+        return
+    for s in range(0, X.shape[0], size):
+        yield s, min(s + size, X.shape[0]), X[s : s + size]
+
+
+def column_sums(X, squared: bool = False) -> np.ndarray:
+    """Sum over rows of each column (of its squares), dense or compact."""
+    if isinstance(X, CompactMatrix):
+        return X.column_sums(squared)
+    return np.einsum("ij,ij->j", X, X) if squared else X.sum(axis=0)
