@@ -123,7 +123,7 @@ def _comparative(frame: pl.DataFrame, definitions: Sequence[Any], arm: str, refe
     import polars as pl
 
     from pipelines.analysis.comparisons import _arm_mask, compare, concurrently
-    from pipelines.stats.design import build_design
+    from pipelines.stats.design import DEFAULT_COVARIATES, build_design
     from pipelines.stats.propensity import fit_propensity
     from pipelines.stats.weighting import iptw_weights
 
@@ -135,7 +135,10 @@ def _comparative(frame: pl.DataFrame, definitions: Sequence[Any], arm: str, refe
         out["not_estimable"] = f"no episodes at level {missing!r} in the data"
         return out
     available_arms = [a for a in (arms or ()) if _arm_mask(frame, a).any()]
-    sub = frame.filter(pl.Series(in_arm | in_ref))
+    # the columns of the design, the survival curves and the subgroups (compare() takes its own)
+    side_columns = (*DEFAULT_COVARIATES, "days_observed", "days_to_readmission", *MODIFICATION_DEFINITIONS)
+    sub = frame.select(c for c in dict.fromkeys(side_columns) if c in frame.columns).filter(
+        pl.Series(in_arm | in_ref))
     treated = in_arm[in_arm | in_ref]
     # one design and one propensity model on every row of the comparison, for compare() (its
     # populations' fits start from it), the weights of the overlap chart and the survival
@@ -236,6 +239,19 @@ def _survival(sub: pl.DataFrame, treated: np.ndarray, weights: np.ndarray | None
     return survival
 
 
+def _shared_labels(values: pl.Series) -> np.ndarray:
+    """``values`` as text in an object array (None for null) whose rows share one string per
+    label: polars' to_numpy makes a string per row (~70 bytes a row, 1 GB at 14 M rows)."""
+    import polars as pl
+
+    text = values.cast(pl.String)
+    labels = text.drop_nulls().unique(maintain_order=True)
+    table = np.array([*labels.to_list(), None], dtype=object)
+    at = text.replace_strict(labels, pl.int_range(labels.len(), eager=True), default=None,
+                             return_dtype=pl.Int64)
+    return table[at.fill_null(labels.len()).to_numpy()]
+
+
 def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[Any],
                   whole: Design, propensity: LogisticFit) -> list[dict[str, Any]]:
     """Subgroup effects of MODIFICATION_DEFINITIONS (``whole``: the design of all of ``sub``,
@@ -248,14 +264,14 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
     modifiers: dict[str, np.ndarray] = {}
     if "use_days_admit" in sub.columns and sub.get_column("use_days_admit").null_count() < sub.height:
         days = sub.get_column("use_days_admit")
-        modifiers["severity"] = (
+        modifiers["severity"] = _shared_labels(
             pl.select(pl.when(days >= 20).then(pl.lit("daily or near-daily use (20+ days)"))
                       .when(days.is_not_null()).then(pl.lit("less than 20 days")).otherwise(None))
-            .to_series().to_numpy()
+            .to_series()
         )
     for col in ("co_occurring_mh", "primary_substance"):
         if col in sub.columns:
-            modifiers[col] = sub.get_column(col).cast(pl.String).to_numpy()
+            modifiers[col] = _shared_labels(sub.get_column(col))
     rows = []
     ids = {d.id for d in definitions}
     for def_id in (d for d in MODIFICATION_DEFINITIONS if d in ids):

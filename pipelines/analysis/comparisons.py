@@ -131,22 +131,48 @@ def _key(mask: np.ndarray) -> str:
     return hashlib.blake2b(np.packbits(mask).tobytes(), digest_size=12).hexdigest()
 
 
-def _tasks(frame: pl.DataFrame, definitions: Iterable[DefinitionLike]) -> list[_Task]:
+def _label_ranks(frame: pl.DataFrame, column: str | None) -> np.ndarray | None:
+    """Ranks 0.. of ``column``'s labels in sorted order (null as "(missing)"), sorted by polars
+    (numpy's unique of one Python string per row held the GIL for ~30 s and ~70 bytes a row at
+    14 M rows). Each population's cluster_codes then sorts integers, not strings."""
+    import polars as pl
+
+    if not column or column not in frame.columns:
+        return None
+    labels = frame.get_column(column).cast(pl.String).fill_null("(missing)")
+    return (labels.rank("dense") - 1).cast(pl.Int64).to_numpy()
+
+
+def _tasks(frame: pl.DataFrame, definitions: Iterable[DefinitionLike], followup: bool = True) -> list[_Task]:
+    """One task per definition (and one more per follow-up definition, unless not ``followup``).
+    Equal masks are one array: definitions mostly share their populations."""
     tasks = []
+    masks: dict[str, np.ndarray] = {}
+
+    def one(mask: np.ndarray) -> np.ndarray:
+        return masks.setdefault(_key(mask), mask)
+
     for d in definitions:
         if d.id not in frame.columns:
             raise KeyError(f"definition {d.id!r} has no column in the analysis frame")
-        y = frame.get_column(d.id).cast(float).to_numpy()
-        has = ~np.isnan(y)
+        col = frame.get_column(d.id)
+        if col.dtype.is_float():
+            col = col.fill_nan(None)
+        has = one(col.is_not_null().to_numpy())
+        # 1 / 0 in the column's own type (Int8 in the analysis frame), 0 where null: a byte a
+        # row per definition instead of float64 (27 definitions x 14 M rows: 3 GB)
+        y = col.fill_null(0).to_numpy()
         fu_col = f"fu{d.window_days}_reached" if d.window_days is not None else None
         if fu_col is None or fu_col not in frame.columns:
             tasks.append(_Task(d, "standard", has, y, None))
             continue
-        reached = frame.get_column(fu_col).fill_null(False).to_numpy().astype(bool)
         policy = "itt" if (d.missing or "failure") == "failure" else "cc"
         tasks.append(_Task(d, "standard", has, y, policy))
-        due = has if policy == "itt" else has | ~reached
-        tasks.append(_Task(d, "followup", due, y, "cc" if policy == "itt" else "itt", reached & has))
+        if not followup:
+            continue
+        reached = one(frame.get_column(fu_col).fill_null(False).to_numpy().astype(bool))
+        due = has if policy == "itt" else one(has | ~reached)
+        tasks.append(_Task(d, "followup", due, y, "cc" if policy == "itt" else "itt", one(reached & has)))
     return tasks
 
 
@@ -183,7 +209,6 @@ def compare(
     import polars as pl
 
     from pipelines.stats.design import DEFAULT_COVARIATES, build_design
-    from pipelines.stats.inference import label_codes
     from pipelines.stats.propensity import fit_propensity
 
     if arm == reference:
@@ -201,11 +226,10 @@ def compare(
             design = build_design(sub, tuple(covariates or DEFAULT_COVARIATES))
         elif design.n != sub.height:
             raise ValueError(f"design has {design.n} rows, the comparison {sub.height}")
-        cl_values = None
-        if cluster and cluster in sub.columns:
-            # labels sorted once; each population's cluster_codes then sorts integers
-            cl_values = label_codes(sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy())
+        cl_values = _label_ranks(sub, cluster)
         tasks = _tasks(sub, definitions)
+        n_rows = sub.height
+        del sub  # what the populations need is in the design and the tasks
     by_pop: dict[str, list[_Task]] = {}
     for t in tasks:
         by_pop.setdefault(_key(t.mask), []).append(t)
@@ -249,7 +273,7 @@ def compare(
         noninferiority=pl.DataFrame(ni, schema=_polars_schema(_NI_SCHEMA), orient="row"),
         arm=arm,
         reference=reference,
-        n=sub.height,
+        n=n_rows,
         timings=dict(ctx.timings),
     )
 
@@ -388,7 +412,7 @@ class _Context:
                 pop_reason = self._diagnose(pop_id, tasks, pop, pop_design, a, balance_tables)
         for t in tasks:
             d = t.definition
-            y = np.nan_to_num(t.y[mask])
+            y = t.y[mask].astype(float)
             if t.kind == "followup":
                 with self.timed("follow-up"):
                     self._followup(pop_id, t, pop, pop_reason, a, y, t.reached[mask], cl, Nuisance)
@@ -502,7 +526,7 @@ class _Context:
         import polars as pl
 
         from pipelines.stats.design import build_design, start_from, subset
-        from pipelines.stats.inference import Nuisance, cluster_codes, label_codes
+        from pipelines.stats.inference import Nuisance, cluster_codes
         from pipelines.stats.ipw import multinomial_effect
         from pipelines.stats.propensity import fit_multinomial_propensity
         from pipelines.stats.results import Effect, NotEstimable
@@ -516,17 +540,16 @@ class _Context:
         sub = frame.filter(pl.Series(keep))
         codes = codes[keep]
         full = build_design(sub, covariates)
-        cl_all = None
-        if cluster and cluster in sub.columns:
-            cl_all = label_codes(sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy())
+        cl_all = _label_ranks(sub, cluster)
         by_pop: dict[str, list[_Task]] = {}
-        for t in _tasks(sub, definitions):
-            if t.kind == "standard":
-                by_pop.setdefault(_key(t.mask), []).append(t)
+        for t in _tasks(sub, definitions, followup=False):
+            by_pop.setdefault(_key(t.mask), []).append(t)
+        del sub
         anchor = None  # the model on every row starts each population's fit, as in compare()
         if np.bincount(codes, minlength=len(arms)).min() >= self.min_arm:
             fit = fit_multinomial_propensity(full.matrix, codes, arms).fit
             anchor = (fit.params, full.columns) if fit.converged else None
+            del fit  # its fitted probabilities: rows x arms
         saved = self.arm
         for pid, group in enumerate(by_pop.values(), start=1):
             mask = group[0].mask
@@ -554,7 +577,7 @@ class _Context:
                         ))  # fmt: skip
             cl = cluster_codes(cl_all[mask]) if cl_all is not None else None
             for t in group:
-                y = np.nan_to_num(t.y[mask])
+                y = t.y[mask].astype(float)
                 for k, name in enumerate(arms[1:], start=1):
                     self.arm = name
                     pair = (c == k) | (c == 0)

@@ -130,7 +130,7 @@ def cluster_codes(values) -> np.ndarray | None:
 
     With one cluster the contributions sum to zero and a cluster-robust variance would be
     zero, so the person-level (HC0) sandwich is used instead. Codes follow the sorted labels,
-    so integer codes of a larger set (:func:`label_codes`) restricted to some rows give the
+    so integer ranks of a larger set's labels restricted to some rows give the
     same codes as those rows' labels, at a fraction of the cost of sorting strings again.
     """
     if values is None:
@@ -139,11 +139,3 @@ def cluster_codes(values) -> np.ndarray | None:
     if uniq.size < 2:
         return None
     return codes.astype(np.int64)
-
-
-def label_codes(values) -> np.ndarray | None:
-    """Integer ranks of ``values`` in sorted label order (None stays None), for
-    :func:`cluster_codes` of many row subsets of one labelled set."""
-    if values is None:
-        return None
-    return np.unique(np.asarray(values), return_inverse=True)[1].reshape(-1).astype(np.int64)

@@ -194,3 +194,24 @@ def test_compare_survival_recovers_hazard_ratio():
     # at risk at day 180: censored at the horizon plus readmitted on day 180 itself
     assert km["at_risk"] == int(((~readmit) & iop).sum() + (readmit & (np.ceil(t) == 180) & iop).sum())
     assert s.curves["iop"].at_times[90.0]["survival"] > s.curves["residential"].at_times[90.0]["survival"]
+
+
+def test_cluster_label_ranks_are_numpy_s_codes_of_the_labels():
+    from pipelines.analysis.comparisons import _label_ranks
+
+    labels = ["site-b", None, "site-a", "Zürich", "site-b", "site-10", "Å", None]
+    frame = pl.DataFrame({"site_id": labels}, schema={"site_id": pl.Categorical})
+    expected = np.unique(np.array([x if x is not None else "(missing)" for x in labels], dtype=object),
+                         return_inverse=True)[1]
+    np.testing.assert_array_equal(_label_ranks(frame, "site_id"), expected)
+    assert _label_ranks(frame, None) is None and _label_ranks(frame, "absent") is None
+
+
+def test_subgroup_labels_share_one_string_per_label():
+    from pipelines.analysis.comparative import _shared_labels
+
+    values = pl.Series(["opioid", None, "alcohol", "opioid"], dtype=pl.Categorical)
+    out = _shared_labels(values)
+    assert out.dtype == object and out.tolist() == ["opioid", None, "alcohol", "opioid"]
+    assert out[0] is out[3]
+    assert _shared_labels(pl.Series([True, None, False])).tolist() == ["true", None, "false"]
