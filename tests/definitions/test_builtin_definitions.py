@@ -172,3 +172,15 @@ def test_statistics_frame_is_the_analysis_frame_s_columns_read_in_batches(con, m
     assert "level_of_care" in text and "site_id" in text
     assert all(full.schema[c] == pl.String for c in text)
     assert stats.with_columns(pl.col(text).cast(pl.String)).equals(full.select(stats.columns))
+
+
+def test_statistics_frame_keeps_the_rows_of_the_levels_compared(con):
+    import pipelines.analysis.comparative as comparative
+
+    defs = list(registry.load_registry(None).values())
+    iop = comparative.statistics_frame(con, defs, ["iop"])
+    assert iop["level_of_care"].cast(str).to_list() == ["iop", "iop", "iop"]  # step, xfer, late
+    # a group (residential_short and _long) and a level, in table order
+    both = comparative.statistics_frame(con, defs, ["residential", "detox"])
+    assert both["level_of_care"].cast(str).to_list() == ["residential_short", "detox", "residential_long"]
+    assert both["completion"].to_list() == [1, 0, 1]  # done, dead, teds
