@@ -162,6 +162,26 @@ def data(warehouse: str) -> None:
     _emit({**probe.stages, "rate_rows": len(rows)})
 
 
+def statistics(warehouse: str) -> None:
+    """The adjusted statistics alone (comparative_results, with analyze()'s arms) on a warehouse
+    whose marts are built: the national-scale measurement after ``data``."""
+    import inspect
+
+    from pipelines.analysis.command import analyze as run_analyze
+    from pipelines.analysis.comparative import comparative_results
+    from pipelines.definitions import registry
+    from pipelines.settings import Settings
+    from pipelines.warehouse import connect
+
+    settings = Settings(warehouse=Path(warehouse))
+    definitions = registry.select(registry.load_registry(settings.definitions_dir), None)
+    arms = inspect.signature(run_analyze).parameters["arms"].default
+    probe = Probe()
+    with connect(settings.warehouse) as con, probe.stage("adjusted statistics"):
+        out = comparative_results(con, definitions, arms=arms)
+    _emit({**probe.stages, "comparison_rows": len(out.get("comparisons", []))})
+
+
 def fit_baseline(frame, definitions, arm: str = "iop", reference: str = "residential") -> tuple[float, float, int]:
     """statsmodels ``Logit`` fits of compare()'s models on the same arrays: (seconds, CPU seconds, fits).
 
@@ -283,5 +303,5 @@ def peer(data: str) -> None:
 
 if __name__ == "__main__":
     role, *rest = sys.argv[1:]
-    {"startup": startup, "ingest": ingest, "analyze": analyze, "data": data, "baseline": baseline,
-     "report": report, "floor": floor, "peer": peer}[role](*rest)
+    {"startup": startup, "ingest": ingest, "analyze": analyze, "data": data, "statistics": statistics,
+     "baseline": baseline, "report": report, "floor": floor, "peer": peer}[role](*rest)

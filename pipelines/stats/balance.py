@@ -35,8 +35,6 @@ _BLOCK = 1 << 17
 
 def _moments(X: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Weighted sums of x and x^2 for every column of X and weight vector (column of W)."""
-    if isinstance(X, CompactMatrix):
-        return X.moments(W)
     s1 = np.zeros((X.shape[1], W.shape[1]))
     s2 = np.zeros_like(s1)
     for s, e, xb in row_blocks(X, _BLOCK):
@@ -65,12 +63,25 @@ def balance_tables(
 ) -> dict[str, Balance]:
     """Balance of the design's covariates for each named weighting (one pass over the data)."""
     a = np.asarray(treated).astype(bool)
-    cols = [np.where(a, 1.0, 0.0), np.where(a, 0.0, 1.0)]
-    for w in weights.values():
-        cols += [np.where(a, w, 0.0), np.where(a, 0.0, w)]
-    W = np.column_stack(cols)
-    s1, s2 = _moments(design.matrix, W)
-    tot = W.sum(axis=0)
+    # weight columns: each arm's indicator, then each weighting's weights within each arm
+    given = [(None, a), (None, ~a)] + [(w, rows) for w in weights.values() for rows in (a, ~a)]
+
+    def column(k: int) -> np.ndarray:
+        w, rows = given[k]
+        out = np.zeros(a.size)
+        np.copyto(out, 1.0 if w is None else w, where=rows)
+        return out
+
+    if isinstance(design.matrix, CompactMatrix):
+        # one weight column at a time: the (rows x 8) matrix of them, twice for two populations
+        # on two threads, was the statistics' peak at national scale
+        s1, s2, tot = design.matrix.moments(column, len(given))
+    else:
+        W = np.empty((a.size, len(given)), order="F")
+        for k in range(len(given)):
+            W[:, k] = column(k)
+        s1, s2 = _moments(design.matrix, W)
+        tot = W.sum(axis=0)
     mean = s1 / tot
     var = s2 / tot - mean**2
     out: dict[str, Balance] = {}

@@ -132,15 +132,22 @@ class CompactMatrix:
             out[self.numeric_at[k]] = col @ col if squared else col.sum()
         return out
 
-    def moments(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """X'W and (X*X)'W for weights W (n, k): per-code sums; x^2 = x for the 0/1 columns."""
-        s1 = (W.T @ self).T
+    def moments(self, column, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """X'w, (X*X)'w and sum(w) for the weight vectors ``column(0)`` .. ``column(k-1)``, one
+        at a time: per-code sums, and x^2 = x for the 0/1 columns."""
+        s1 = np.zeros((self.shape[1], k))
+        tot = np.zeros(k)
+        have = np.flatnonzero(self.numeric_at >= 0)
+        squares = np.zeros((have.size, k))
+        for j in range(k):
+            w = column(j)
+            s1[:, j] = w @ self
+            tot[j] = w.sum()
+            for i, c in enumerate(have):
+                squares[i, j] = np.einsum("i,i,i->", self.numeric[:, c], self.numeric[:, c], w)
         s2 = s1.copy()
-        have = self._numeric_in()
-        if have is not None:
-            num = self.numeric[:, have]
-            s2[self.numeric_at[have]] = (num * num).T @ W
-        return s1, s2
+        s2[self.numeric_at[have]] = squares
+        return s1, s2, tot
 
     # -- blocks ------------------------------------------------------------------------------
     def block(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:

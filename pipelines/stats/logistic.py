@@ -259,6 +259,8 @@ def fit_multinomial(
     Y = np.zeros((n, K))
     Y[np.arange(n), codes] = 1.0
     held, rest = _absent_categories(X, Y)
+    props = Y.mean(axis=0)
+    del Y  # rows x categories; the residuals come from the codes (_mnl_residuals)
     free = np.setdiff1d(np.arange((K - 1) * p), held)
     if start is None:
         start = _subsample_start(n, lambda k: fit_multinomial(
@@ -266,7 +268,7 @@ def fit_multinomial(
         ))  # fmt: skip
     B = None if start is None else _start(start).reshape(K - 1, p)
     if B is None:
-        props = Y.mean(axis=0).clip(1e-6)
+        props = props.clip(1e-6)
         B = np.zeros((K - 1, p))
         B[:, 0] = np.log(props[1:] / props[0])
     B.ravel()[held] = -SEPARATED_LOGIT
@@ -292,7 +294,7 @@ def fit_multinomial(
     it = 0
     for it in range(1, max_iter + 1):
         info = _mnl_information(X, P)
-        score = ((Y[:, 1:] - P[:, 1:]).T @ X).ravel()
+        score = (_mnl_residuals(P, codes).T @ X).ravel()
         step = _newton_step(info, score, free, held).reshape(K - 1, p)
         t = 1.0
         for _ in range(30):
@@ -323,7 +325,7 @@ def fit_multinomial(
     return LogisticFit(
         params=readonly(B),
         fitted=readonly(P),
-        resid=readonly(Y[:, 1:] - P[:, 1:]),
+        resid=readonly(_mnl_residuals(P, codes)),
         information=readonly(info),
         converged=converged,
         iterations=it,
@@ -332,6 +334,15 @@ def fit_multinomial(
         method="multinomial-logit-newton",
         note=note,
     )
+
+
+def _mnl_residuals(P: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Y[:, 1:] - P[:, 1:] for the one-hot Y of ``codes``, without Y (1 - p is the same number
+    either way)."""
+    R = -P[:, 1:]
+    rows = np.flatnonzero(codes > 0)
+    R[rows, codes[rows] - 1] += 1.0
+    return R
 
 
 def _absent_categories(X: np.ndarray, Y: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
