@@ -151,10 +151,13 @@ def build_design(
 
 def _compact(n: int, fills: list) -> CompactMatrix:
     """The CompactMatrix of build_design's column fills: the intercept (1.0), a categorical's
-    levels ((codes, level): one Codes of that array), a missing flag ((mask, True)), numbers."""
+    levels ((codes, level): one Codes of that array), a missing flag ((mask, True)), numbers
+    (0/1 numbers, e.g. a Boolean without missing values, become codes too)."""
     by_codes: dict[int, tuple[np.ndarray, dict]] = {}
     numeric: list[tuple[int, np.ndarray]] = []
     for j, fill in enumerate(fills):
+        if isinstance(fill, np.ndarray) and np.all((fill == 0.0) | (fill == 1.0)):
+            fill = (fill, 1)
         if isinstance(fill, tuple):
             values, level = fill
             by_codes.setdefault(id(values), (values, {}))[1][int(level)] = j

@@ -18,23 +18,24 @@ from pipelines.stats.logistic import fit_logistic, fit_multinomial, xtwx
 
 
 def test_compact_design_holds_the_one_hot_matrix_built_by_hand():
-    frame = pl.DataFrame({"cat": ["a", "b", "a", None, "b", "a"], "num": [1.0, None, 3.0, 5.0, 2.0, 4.0]})
-    d = build_design(frame, ("cat", "num"), compact=True)
+    frame = pl.DataFrame({"cat": ["a", "b", "a", None, "b", "a"], "num": [1.0, None, 3.0, 5.0, 2.0, 4.0],
+                          "flag": [True, False, True, True, False, False]})
+    d = build_design(frame, ("cat", "num", "flag"), compact=True)
     assert isinstance(d.matrix, CompactMatrix)
-    assert d.columns == ("(intercept)", "cat=b", "cat=(missing)", "num", "num__missing")
+    assert d.columns == ("(intercept)", "cat=b", "cat=(missing)", "num", "num__missing", "flag")
     fill = (1 + 3 + 5 + 2 + 4) / 5
     hand = np.array([
-        [1, 0, 0, 1, 0],
-        [1, 1, 0, fill, 1],
-        [1, 0, 0, 3, 0],
-        [1, 0, 1, 5, 0],
-        [1, 1, 0, 2, 0],
-        [1, 0, 0, 4, 0],
+        [1, 0, 0, 1, 0, 1],
+        [1, 1, 0, fill, 1, 0],
+        [1, 0, 0, 3, 0, 1],
+        [1, 0, 1, 5, 0, 1],
+        [1, 1, 0, 2, 0, 0],
+        [1, 0, 0, 4, 0, 0],
     ], dtype=float)  # fmt: skip
     np.testing.assert_array_equal(np.asarray(d.matrix), hand)
-    # a byte a row for the categorical's code and one for the missing flag, 8 for the number;
-    # the intercept takes nothing
-    assert d.matrix.nbytes == 6 * (1 + 1 + 8)
+    # a byte a row for the categorical's code, the missing flag and the Boolean, 8 for the
+    # number; the intercept takes nothing
+    assert d.matrix.nbytes == 6 * (1 + 1 + 8 + 1)
     np.testing.assert_array_equal(d.gram, hand.T @ hand)
 
 
