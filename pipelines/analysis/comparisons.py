@@ -689,8 +689,5 @@ def compare_survival(
         name: kaplan_meier(time_[rows], event[rows], None if w is None else w[rows], at=at)
         for name, rows in ((arm, a), (reference, ~a))
     }
-    cl = None
-    if cluster and cluster in sub.columns:
-        cl = sub.get_column(cluster).cast(pl.String).fill_null("(missing)").to_numpy()
-    cox = cox_ph(time_, event, a, w, cluster=cl)
+    cox = cox_ph(time_, event, a, w, cluster=_label_ranks(sub, cluster))
     return SurvivalComparison(curves, cox, logrank(time_, event, a), weights, horizon_days, sub.height)

@@ -110,9 +110,14 @@ class CompactMatrix:
             out[:, self.numeric_at[have]] = rows @ self.numeric[:, have]
         return out[0] if r.ndim == 1 else out
 
+    @property
+    def _numeric_cols(self) -> np.ndarray:
+        """Columns of ``numeric`` that are in the matrix."""
+        return np.flatnonzero(self.numeric_at >= 0)
+
     def _numeric_in(self) -> slice | np.ndarray | None:
         """The numeric columns in the matrix: a slice when all are (no copy), else indexes."""
-        have = np.flatnonzero(self.numeric_at >= 0)
+        have = self._numeric_cols
         if not have.size:
             return None
         return slice(None) if have.size == self.numeric.shape[1] else have
@@ -127,7 +132,7 @@ class CompactMatrix:
             out[self.intercept] = self.shape[0]
         for c in self.codes:  # 0/1 columns: the sum of squares is the sum
             out[c.column[c.set]] = np.bincount(c.codes, minlength=c.column.size)[c.set]
-        for k in np.flatnonzero(self.numeric_at >= 0):
+        for k in self._numeric_cols:
             col = self.numeric[:, k]
             out[self.numeric_at[k]] = col @ col if squared else col.sum()
         return out
@@ -137,7 +142,7 @@ class CompactMatrix:
         at a time: per-code sums, and x^2 = x for the 0/1 columns."""
         s1 = np.zeros((self.shape[1], k))
         tot = np.zeros(k)
-        have = np.flatnonzero(self.numeric_at >= 0)
+        have = self._numeric_cols
         squares = np.zeros((have.size, k))
         for j in range(k):
             w = column(j)
@@ -161,7 +166,7 @@ class CompactMatrix:
             part = c.codes[start:stop]
             for code in c.set:
                 np.equal(part, code, out=out[:, c.column[code]], casting="unsafe")
-        for k in np.flatnonzero(self.numeric_at >= 0):
+        for k in self._numeric_cols:
             out[:, self.numeric_at[k]] = self.numeric[start:stop, k]
         return out
 
@@ -211,7 +216,7 @@ class CompactMatrix:
         else:
             rows = np.asarray(rows)
             idx = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
-        have = np.flatnonzero(self.numeric_at >= 0)
+        have = self._numeric_cols
         numeric = np.empty((idx.size, have.size), order="F")
         for i, k in enumerate(have):
             np.take(self.numeric[:, k], idx, out=numeric[:, i])
