@@ -6,3 +6,7 @@ inside the functions that need them so that ``levelcare --help`` stays instant.
 """
 
 __version__ = "0.1.0"
+
+from pipelines import heap as _heap
+
+_heap.configure()  # before any thread allocates (see pipelines/heap.py)

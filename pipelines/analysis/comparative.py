@@ -118,12 +118,16 @@ def comparative_results(
 ) -> dict[str, Any]:
     """Every comparative table of ``results.json`` for ``arm`` vs ``reference`` (DuckDB keeps
     little memory meanwhile: the frame is loaded, the rest is numpy)."""
+    from pipelines import heap
     from pipelines.warehouse import memory_returned
 
-    with memory_returned(con):  # reading the frame needs little of DuckDB either
-        # the rows of the levels compared only (at 25 M, 15.5 M of the rows)
-        frame = statistics_frame(con, definitions, list(dict.fromkeys((arm, reference, *(arms or ())))))
-        return _comparative(frame, definitions, arm, reference, arms, margin_pp)
+    try:
+        with memory_returned(con):  # reading the frame needs little of DuckDB either
+            # the rows of the levels compared only (at 25 M, 15.5 M of the rows)
+            frame = statistics_frame(con, definitions, list(dict.fromkeys((arm, reference, *(arms or ())))))
+            return _comparative(frame, definitions, arm, reference, arms, margin_pp)
+    finally:
+        heap.release()  # the heap keeps freed blocks for reuse: none are needed now
 
 
 def _comparative(frame: pl.DataFrame, definitions: Sequence[Any], arm: str, reference: str,

@@ -52,6 +52,10 @@ class Nuisance:
         m = r.shape[1]
         # (a coefficient without information has residuals ~0 on its rows: minimum norm)
         J = solve_information(H, np.asarray(G).ravel()).reshape(m, -1)
+        if m == 1:  # one vector a row, not three (rows x 1 matrices): the national-scale peak
+            out = self.X @ J[0]
+            out *= r[:, 0]
+            return out
         return ((self.X @ J.T) * r).sum(axis=1)
 
 
