@@ -14,6 +14,8 @@ import sys
 
 import pytest
 
+from pipelines.heap import USER_SETTINGS
+
 pytestmark = pytest.mark.skipif(
     not (hasattr(os, "confstr") and os.confstr("CS_GNU_LIBC_VERSION")), reason="glibc only")
 
@@ -48,7 +50,7 @@ print(json.dumps({"configured": heap._configured, "faults": faults[0], "released
 
 
 def _child(**env: str) -> dict:
-    environ = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    environ = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
     out = subprocess.run([sys.executable, "-c", CHILD], env={**environ, **env}, check=True,
                          capture_output=True, text=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1])
