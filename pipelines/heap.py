@@ -20,6 +20,7 @@ not affected. A user's own glibc settings (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_T
 from __future__ import annotations
 
 import os
+from functools import cache
 
 MMAP_THRESHOLD = 512 * 2**20
 TRIM_THRESHOLD = 256 * 2**20
@@ -30,6 +31,7 @@ M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8
 _configured = False
 
 
+@cache
 def _libc():
     """glibc's handle, or None on another C library or platform."""
     try:

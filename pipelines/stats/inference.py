@@ -52,11 +52,13 @@ class Nuisance:
         m = r.shape[1]
         # (a coefficient without information has residuals ~0 on its rows: minimum norm)
         J = solve_information(H, np.asarray(G).ravel()).reshape(m, -1)
-        if m == 1:  # one vector a row, not three (rows x 1 matrices): the national-scale peak
-            out = self.X @ J[0]
-            out *= r[:, 0]
-            return out
-        return ((self.X @ J.T) * r).sum(axis=1)
+        # one gradient at a time: a vector a row, never rows x m matrices (the national-scale peak)
+        out = np.zeros(r.shape[0])
+        for j in range(m):
+            part = self.X @ J[j]
+            part *= r[:, j]
+            out += part
+        return out
 
 
 def contributions(psi: np.ndarray, S: float, corrections: list[np.ndarray] | tuple = ()) -> np.ndarray:
