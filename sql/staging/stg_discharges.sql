@@ -1,3 +1,4 @@
+-- materialized: view
 -- One row per native discharge (raw_discharges), typed and keyed; no business logic.
 with
 

@@ -1,3 +1,4 @@
+-- materialized: view
 -- One row per follow-up contact attempt (raw_followups). A row may give days_after_discharge
 -- instead of contact_date; both are resolved here against the episode's discharge date.
 with

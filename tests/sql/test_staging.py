@@ -25,9 +25,20 @@ def test_build_on_an_empty_warehouse_gives_empty_marts():
     assert built[-3:] == ["mart_episodes", "mart_followups", "mart_pathways"]
     for name in ("mart_episodes", "mart_followups", "mart_pathways"):
         assert con.execute(f"select count(*) from {name}").fetchall() == [(0,)]
-    # the staging and intermediate tables (temporary) are dropped once the marts exist
+    # the staging views and intermediate tables (temporary) are dropped once the marts exist
     left = con.execute("select table_name from duckdb_tables() where temporary").fetchall()
     assert left == []
+    assert con.execute("select view_name from duckdb_views() where temporary and not internal").fetchall() == []
+
+
+def test_staging_models_are_temporary_views_and_intermediate_ones_temporary_tables():
+    con = duckdb.connect()
+    marts.build(con, keep_temporary=True)
+    views = {v for (v,) in con.execute("select view_name from duckdb_views() where temporary and not internal")
+             .fetchall()}
+    tables = {t for (t,) in con.execute("select table_name from duckdb_tables() where temporary").fetchall()}
+    assert views == {"stg_discharges", "stg_followups", "stg_teds_d"}
+    assert tables == {"int_episodes", "int_followup_best", "int_pathways"}
 
 
 def test_mart_followups_is_a_view_and_replaces_the_table_an_older_build_left():
