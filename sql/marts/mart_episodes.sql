@@ -8,7 +8,9 @@ episodes as (
     select * from int_episodes
 ),
 
-followup_best as (
+-- read four times below (one window each): not materialized, or DuckDB copies the whole table
+-- first (at 25 M episodes 29 M rows, 35 of the model's 166 s)
+followup_best as not materialized (
     select * from int_followup_best
 ),
 
