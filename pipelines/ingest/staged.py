@@ -31,6 +31,7 @@ from pipelines.ingest.batch import BATCH, FAILURES
 from pipelines.ingest.core import (
     LedgerRow,
     Refused,
+    _abandon,
     _already_loaded,
     _Clock,
     _drop_work_tables,
@@ -40,7 +41,7 @@ from pipelines.ingest.core import (
     _parse_and_check,
     _Parsed,
     _refuse,
-    _validate,
+    _validated,
     docs_root_of,
     expand_paths,
     write_each,
@@ -121,9 +122,9 @@ def prepare_file(path: str, kind: str | None = None, site: str | None = None,
         with tempfile.TemporaryDirectory(prefix="levelcare-prepare-") as tmp:
             folder = Path(tmp)
             try:
-                _parse_and_check(con, p, facts, site, parsed)
                 docs_dir = folder / "docs" if docs else None
-                report = _validate(con, parsed.contract, parsed.rows_read, docs_dir)
+                _parse_and_check(con, p, facts, site, parsed, docs_dir)
+                report = _validated(parsed)
                 parsed.clock.lap("great_expectations")
             except (ReadRefused, Refused) as exc:
                 return PreparedFile(path, p.name, facts.sha256, parsed.kind, "refused", parsed.rows_read,
@@ -137,6 +138,7 @@ def prepare_file(path: str, kind: str | None = None, site: str | None = None,
                                 parsed.version, None, _parquet(con, BATCH, folder), _parquet(con, FAILURES, folder),
                                 report, files, dict(parsed.clock.laps))
     finally:
+        _abandon(parsed)
         con.close()
 
 

@@ -94,15 +94,28 @@ def test_data_docs_per_file_without_row_values(tmp_path):
 
 def test_validation_error_refuses_the_file(tmp_path, monkeypatch):
     # force GE to see a column it cannot evaluate: the file must be refused, not loaded
-    from pipelines.ingest import core
+    from pipelines import validation
 
-    real = core._validate
+    real = validation.validate_frame
 
-    def broken(con, contract, rows_read, docs_dir):
-        con.execute("ALTER TABLE _lc_batch ALTER phq9_admit TYPE VARCHAR")
-        con.execute("UPDATE _lc_batch SET phq9_admit = 'x'")
-        return real(con, contract, rows_read, docs_dir)
+    def broken(contract, frame, **kwargs):
+        frame = frame.assign(phq9_admit="x")  # text where GE expects numbers
+        return real(contract, frame, **kwargs)
 
-    monkeypatch.setattr(core, "_validate", broken)
+    monkeypatch.setattr(validation, "validate_frame", broken)
     (row,) = ingest(tmp_path, write(tmp_path / "d.csv", csv_text([discharge("e1")])))
     assert row.status == "refused" and "validation could not evaluate range:phq9_admit" in row.message
+
+
+def test_file_refused_by_its_checks_leaves_no_data_docs_and_the_next_file_validates(tmp_path):
+    # validation starts beside the row checks; a file those checks refuse (12 of 12 rows out
+    # of range, beyond the tolerance) must not keep the Data Docs its validation wrote
+    bad = write(tmp_path / "bad.csv", csv_text([discharge(f"e{i}", phq9_admit="99") for i in range(12)]))
+    good = write(tmp_path / "good.csv", csv_text([discharge("e20"), discharge("e21", sex=CANARY)]))
+    refused, loaded = ingest(tmp_path, bad, good, docs=True)
+    assert refused.status == "refused" and "phq9_admit fails range on 12 of 12 rows" in refused.message
+    assert not (tmp_path / "levelcare-docs" / refused.sha256[:16]).exists()
+    assert loaded.status == "partial"
+    report = json.loads((tmp_path / "levelcare-docs" / loaded.sha256[:16] / "validation.json").read_text())
+    ge = {e["check_id"]: e for e in report["great_expectations"]["expectations"]}
+    assert ge["allowed_values:sex"]["unexpected_count"] == 1 and ge["allowed_values:sex"]["element_count"] == 2
