@@ -275,21 +275,32 @@ def report(warehouse: str, out: str) -> None:
     _emit(probe.stages)
 
 
-def floor(data: str) -> None:
+def floor(data: str, store: str = "") -> None:
+    """The floor's crude rates; with ``store`` (a folder), first the files loaded into tables of
+    a DuckDB file there, and the rates read from the tables (``store_seconds``: the loading)."""
     import duckdb
-    from suite_floor import FLOOR_SQL
+    from suite_floor import STORE_SQL, floor_sql
 
     probe = Probe()
-    with probe.stage("floor"):
-        con = duckdb.connect()
-        con.execute("set enable_progress_bar = false")
-        with Path(data, "discharges.csv").open(encoding="utf-8") as fh:
-            header = fh.readline().strip().split(",")
-        sql = FLOOR_SQL.replace("$DATA", data.replace("'", "''")).replace(
+    with Path(data, "discharges.csv").open(encoding="utf-8") as fh:
+        header = fh.readline().strip().split(",")
+
+    def fill(sql: str) -> str:
+        return sql.replace("$DATA", data.replace("'", "''")).replace(
             "$PLANNED", "planned_los_days" if "planned_los_days" in header else "NULL")
-        rows = con.execute(sql).fetchall()
+
+    extra = {}
+    with probe.stage("floor, stored" if store else "floor"):
+        con = duckdb.connect(str(Path(store) / "floor.duckdb") if store else ":memory:")
+        con.execute("set enable_progress_bar = false")
+        if store:
+            t = time.perf_counter()
+            for statement in STORE_SQL:
+                con.execute(fill(statement))
+            extra["store_seconds"] = time.perf_counter() - t
+        rows = con.execute(fill(floor_sql(stored=bool(store)))).fetchall()
         con.close()
-    _emit({**probe.stages, "rates": {f"{d}|{g}": [k, n] for d, g, k, n in rows}})
+    _emit({**probe.stages, **extra, "rates": {f"{d}|{g}": [k, n] for d, g, k, n in rows}})
 
 
 def peer(data: str) -> None:

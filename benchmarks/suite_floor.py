@@ -7,7 +7,16 @@ attempt per window; step-downs and transfers are not readmissions; data end date
 admission or discharge; a missing level of care comes from asam_level as the contract maps it).
 The synthetic extracts give contact dates (not days after
 discharge), so the floor reads contact_date as it is. Rows are (definition_id, level_of_care, numerator, denominator).
+
+``STORE_SQL`` is the same floor for someone who keeps the data: the two files loaded into tables
+of a DuckDB file first (types as DuckDB detects them), then the same rates read from the tables
+(``stored_floor_sql``). levelcare keeps a warehouse, so this tells apart what storing the rows
+costs from what levelcare adds to it (checks, validation, marts).
 """
+
+SOURCES = {"discharges": "read_csv('$DATA/discharges.csv', types = {'asam_level': 'VARCHAR'})",
+           "followups": "read_csv('$DATA/followups.csv')"}
+STORE_SQL = [f"create table {name} as select * from {source}" for name, source in SOURCES.items()]
 
 FLOOR_SQL = """
 with
@@ -20,7 +29,7 @@ raw as (
             when '1-wm' then 'detox' when '2-wm' then 'detox' when '3.2-wm' then 'detox' when '3.7-wm' then 'detox'
             when '4-wm' then 'detox' end end) as loc
     from (select *, $PLANNED as planned
-          from read_csv('$DATA/discharges.csv', types = {'asam_level': 'VARCHAR'}))
+          from $SRC_discharges)
 ),
 d as (
     select site_id || ':' || episode_id as k, person_id, loc,
@@ -30,7 +39,7 @@ d as (
 ),
 f as (
     select site_id || ':' || episode_id as k, followup_id, lower(status) as status, contact_date, abstinent_30d
-    from read_csv('$DATA/followups.csv')
+    from $SRC_followups
     where window_days = 90
 ),
 best90 as (
@@ -73,3 +82,11 @@ union all
 select 'no_readmission_30d', loc, count(*) filter (where not readmit_30d), count(readmit_30d) from e
 where person_id is not null group by loc
 """
+
+
+def floor_sql(stored: bool = False) -> str:
+    """FLOOR_SQL reading the CSV files, or (``stored``) the tables STORE_SQL made of them."""
+    sql = FLOOR_SQL
+    for name, source in SOURCES.items():
+        sql = sql.replace(f"$SRC_{name}", name if stored else source)
+    return sql
