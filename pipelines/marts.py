@@ -94,7 +94,7 @@ def build(con: duckdb.DuckDBPyConnection, *, data_end_date: dt.date | None = Non
     with transaction(con):
         ensure_raw_tables(con)
         built = []
-        dropped = []
+        drops = []  # the temporary models, dropped at the end
         for name, temporary in _models():
             sql = load_sql(name)
             params = {"data_end_date": data_end_date} if "$data_end_date" in sql else None
@@ -107,9 +107,9 @@ def build(con: duckdb.DuckDBPyConnection, *, data_end_date: dt.date | None = Non
             con.execute(statement, params) if params else con.execute(statement)
             built.append(name)
             if temporary:
-                dropped.append(f"drop {'view' if view else 'table'} if exists temp.{name}")
+                drops.append(f"drop {'view' if view else 'table'} if exists temp.{name}")  # name: a file stem
         if not keep_temporary:
-            for statement in reversed(dropped):  # intermediate tables first: they were built from the views
+            for statement in drops:
                 con.execute(statement)
     log.info("built %d models", len(built))
     return built

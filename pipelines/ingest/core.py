@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -316,7 +317,8 @@ def _parse_and_check(con, path: Path, facts, site: str | None, parsed: _Parsed,
     else:
         checks = build_native(con, contract, columns, site)
     clock.lap("typed_batch")
-    parsed.validation, parsed.docs_dir = _validate(con, contract, parsed.rows_read, docs_dir), docs_dir
+    parsed.docs_dir = docs_dir
+    parsed.validation = _validate(con, contract, parsed.rows_read, docs_dir)
     clock.lap("great_expectations")
     collect_row_failures(con, checks)
     _tolerance(con, name, contract, parsed.rows_read)
@@ -423,7 +425,9 @@ def _tolerance(con, name: str, contract, rows_read: int) -> None:
                           f"({n / rows_read:.0%}, tolerance {c.tolerance:.0%})", field=field, check_id=check_id)
 
 
-_VALIDATION: list[ThreadPoolExecutor] = []
+@cache
+def _validation_thread() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="levelcare-validation")
 
 
 def _validate(con, contract, rows_read: int, docs_dir: Path | None) -> Future:
@@ -444,9 +448,7 @@ def _validate(con, contract, rows_read: int, docs_dir: Path | None) -> Future:
     cols = ", ".join(quote_ident(f.name) for f in contract.stored_fields)
     where = f"WHERE (_row_number - 1) % {k} = 0" if k > 1 else ""
     frame = con.execute(f"SELECT {cols} FROM {BATCH} {where} ORDER BY _row_number").df()
-    if not _VALIDATION:
-        _VALIDATION.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="levelcare-validation"))
-    return _VALIDATION[0].submit(validate_frame, contract, frame, rows_in_batch=rows_read, docs_dir=docs_dir)
+    return _validation_thread().submit(validate_frame, contract, frame, rows_in_batch=rows_read, docs_dir=docs_dir)
 
 
 def _validated(parsed: _Parsed):
