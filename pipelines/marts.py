@@ -4,8 +4,8 @@ Models run in layer order, then file-name order within a layer; each model reads
 raw tables or from models of earlier layers (or earlier names in its own layer). All of them
 are rebuilt in one transaction, so readers never see a half-built set of marts.
 
-Staging and intermediate models are materialized as *temporary* tables (in memory, for the
-building connection only); only the marts are written to the warehouse file. Writing the
+Staging and intermediate models are *temporary* (in memory, for the building connection only;
+staging as views, see below); only the marts are written to the warehouse file. Writing the
 wide staging copies to disk tripled the build time at 1.7M episodes, and nothing outside the
 build reads them (docs/interfaces.md promises the marts).
 
