@@ -370,8 +370,10 @@ def _gate_identifiers(con, name: str, contract, columns: list[str]) -> None:
     if contract.kind == "teds-d":
         declared |= _teds_source_columns()
     pseudonyms = {f.name for f in contract.fields if f.sensitivity == "pseudonym"}
+    amounts = {f.name for f in contract.fields if f.type == "number"}
     findings = identifiers.scan(con, SRC_TABLE, columns,
-                                name_checked=[c for c in columns if c not in declared or c in pseudonyms])
+                                name_checked=[c for c in columns if c not in declared or c in pseudonyms],
+                                distinct=pseudonyms | amounts)
     if findings:
         f = findings[0]
         raise Refused(f.message(name), field=f.column, check_id="direct_identifier")

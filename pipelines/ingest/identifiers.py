@@ -98,9 +98,12 @@ def scan(
     table: str,
     columns: Sequence[str],
     name_checked: Iterable[str] = (),
+    distinct: Iterable[str] = (),
 ) -> list[IdentifierFinding]:
     """Findings for ``table`` (all-VARCHAR). ``name_checked``: columns where person-name
-    shaped values count (id columns, undeclared columns)."""
+    shaped values count (id columns, undeclared columns). ``distinct``: columns whose values
+    are expected to be (nearly) all different (ids, amounts): probed row by row, since grouping
+    them would find as many groups as rows (the findings are the same either way)."""
     findings = by_name(columns)
     flagged = {f.column for f in findings}
     rest = [c for c in columns if c not in flagged]
@@ -112,7 +115,7 @@ def scan(
         "SELECT " + ", ".join(f"max(strlen({quote_ident(c)}))" for c in rest) + f" FROM {table}"
     ).fetchone()
     wide = [c for c, m in zip(rest, lengths, strict=True) if m is not None and m >= 5]
-    name_checked = set(name_checked)
+    name_checked, distinct = set(name_checked), set(distinct)
     for c in wide:
         probes = _probes(c, name_checked)
         if not probes:
@@ -121,10 +124,10 @@ def scan(
         # dates have a few thousand distinct values at most). Every regular expression sits
         # behind a necessary condition on the raw text (a length, a character it must contain),
         # so the regexes run on the few values that could match: trim and RE2 are the costs.
-        counts = con.execute(
-            "SELECT " + ", ".join(p[1] for p in probes) + f" FROM (SELECT {quote_ident(c)} AS v, "
-            f"count(*) AS n FROM {table} WHERE {quote_ident(c)} IS NOT NULL GROUP BY {quote_ident(c)})"
-        ).fetchone()
+        col = quote_ident(c)
+        values = (f"SELECT {col} AS v, 1 AS n FROM {table} WHERE {col} IS NOT NULL" if c in distinct else
+                  f"SELECT {col} AS v, count(*) AS n FROM {table} WHERE {col} IS NOT NULL GROUP BY {col}")
+        counts = con.execute("SELECT " + ", ".join(p[1] for p in probes) + f" FROM ({values})").fetchone()
         for (what, _), count in zip(probes, counts, strict=True):
             if count:
                 findings.append(IdentifierFinding(c, what, int(count)))

@@ -25,7 +25,7 @@ from pipelines.ingest import identifiers
 # ------------------------------------------------------------------------------------ identifier gate
 
 
-def _scan(columns: dict[str, list[str | None]], name_checked=()) -> list[identifiers.IdentifierFinding]:
+def _scan(columns: dict[str, list[str | None]], name_checked=(), distinct=()) -> list[identifiers.IdentifierFinding]:
     con = duckdb.connect()
     try:
         n = max(len(v) for v in columns.values())
@@ -34,7 +34,7 @@ def _scan(columns: dict[str, list[str | None]], name_checked=()) -> list[identif
         for i in range(n):
             con.execute("INSERT INTO t VALUES (" + ", ".join("?" for _ in columns) + ")",
                         [columns[c][i] if i < len(columns[c]) else None for c in columns])
-        return identifiers.scan(con, "t", list(columns), name_checked=name_checked)
+        return identifiers.scan(con, "t", list(columns), name_checked=name_checked, distinct=distinct)
     finally:
         con.close()
 
@@ -124,16 +124,32 @@ PADDED = {
 }
 
 
+# Columns expected to hold all-different values (ids, amounts) are probed row by row instead of
+# grouped; the counts must be the same rows either way.
+@pytest.mark.parametrize("row_by_row", [False, True], ids=["grouped", "row_by_row"])
 @pytest.mark.parametrize("column", sorted(PADDED))
-def test_padded_tabbed_and_repeated_values_are_counted(column: str) -> None:
+def test_padded_tabbed_and_repeated_values_are_counted(column: str, row_by_row: bool) -> None:
     values, what, rows = PADDED[column]
-    found = _scan({column: values, "episode_id": ["E1", "E2", "E3"]})
+    found = _scan({column: values, "episode_id": ["E1", "E2", "E3"]}, distinct=[column] if row_by_row else [])
     assert [(f.column, f.what, f.rows) for f in found] == [(column, what, rows)]
 
 
-def test_tab_separated_person_names_are_refused() -> None:
-    found = _scan({"client_ref": ["Jane\tDoe", "Jane\tDoe", "John Public", "x1"]}, name_checked=["client_ref"])
+@pytest.mark.parametrize("row_by_row", [False, True], ids=["grouped", "row_by_row"])
+def test_tab_separated_person_names_are_refused(row_by_row: bool) -> None:
+    found = _scan({"client_ref": ["Jane\tDoe", "Jane\tDoe", "John Public", "x1"]}, name_checked=["client_ref"],
+                  distinct=["client_ref"] if row_by_row else [])
     assert [(f.what, f.rows) for f in found] == [("person names", 3)]
+
+
+@pytest.mark.parametrize("row_by_row", [False, True], ids=["grouped", "row_by_row"])
+def test_person_names_below_half_of_the_rows_pass(row_by_row: bool) -> None:
+    # 2 of 5 filled values look like names (under half): a pseudonym scheme, not a name column
+    values = ["Jane Doe", "Jane Doe", "x1", "x2", "x3", None]
+    found = _scan({"client_ref": values}, name_checked=["client_ref"], distinct=["client_ref"] if row_by_row else [])
+    assert found == []
+    found = _scan({"client_ref": values[:4]}, name_checked=["client_ref"],
+                  distinct=["client_ref"] if row_by_row else [])
+    assert [(f.what, f.rows) for f in found] == [("person names", 2)]
 
 
 def test_person_names_in_id_columns_are_refused() -> None:
