@@ -6,13 +6,18 @@ are scripts, not tests.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import pytest
 
-# One Prefect home per test session, with settings for a machine without internet.
+# One Prefect home per test session, with settings for a machine without internet. xdist's
+# workers inherit the controller's; each process removes the folder it made when it exits
+# (the temporary Prefect server stops before: its own exit handler was registered later).
 _PREFECT_HOME = tempfile.mkdtemp(prefix="levelcare-prefect-")
+atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
 os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
