@@ -27,7 +27,7 @@ and the great-expectations context, which every levelcare process pays once, are
   costs before anything levelcare adds), and the peer (``suite_peer.py``: pandas,
   great-expectations on pandas, statsmodels formula IPTW).
 
-The crude rates of the floor and the peer are checked against levelcare's (numerator and
+The crude rates of both floors and of the peer are checked against levelcare's (numerator and
 denominator by level of care for five definitions). The load average is printed with the
 table: on a shared machine wall seconds include waiting for the cores; CPU seconds do not.
 Prints a table and writes it as JSON to ``--results``.

@@ -10,7 +10,7 @@ discharge), so the floor reads contact_date as it is. Rows are (definition_id, l
 
 ``STORE_SQL`` is the same floor for someone who keeps the data: the two files loaded into tables
 of a DuckDB file first (types as DuckDB detects them), then the same rates read from the tables
-(``stored_floor_sql``). levelcare keeps a warehouse, so this tells apart what storing the rows
+(``floor_sql(stored=True)``). levelcare keeps a warehouse, so this tells apart what storing the rows
 costs from what levelcare adds to it (checks, validation, marts).
 """
 
