@@ -2,16 +2,21 @@
 
 A one-hot design is mostly 0/1 columns: the intercept, the levels of each categorical
 covariate, the missing-value flags, the arm. Stored as float64 they take 8 bytes a cell.
-:class:`CompactMatrix` keeps each categorical covariate as one code a row (uint8, or uint16
-beyond 255 levels) with the column each code sets, the intercept as nothing at all, and only the
-numeric columns as float64. At 25 million episodes an IOP / residential design of 14 million
-rows x 51 columns takes ~0.3 GB instead of 5.7 GB.
+:class:`CompactMatrix` keeps the categorical covariates as codes, the intercept as nothing at
+all, and only the numeric columns as float64. Several covariates share one code a row (a
+:class:`Group`: the covariates' codes in mixed radix, at most ``GROUP_LEVELS`` combinations),
+so that a design of 13 categorical covariates and flags holds three or four small integers a
+row instead of thirteen. At 25 million episodes an IOP / residential design of 14 million rows
+x 51 columns takes ~0.2 GB instead of 5.7 GB.
 
 It does what the statistics do with a design, with the results of the dense float64 matrix to
 rounding (sums are formed in another order):
 
-* ``X @ b`` gathers each covariate's coefficients by code (no expansion, as fast as the dense
-  product); ``r @ X`` and ``X.T @ r`` are per-code sums (``np.bincount``);
+* ``X @ b`` adds up, for each group, a table of its combinations' contributions and gathers it
+  by code (one gather a group); ``r @ X`` and ``X.T @ r`` sum ``r`` by combination (one
+  ``np.bincount`` a group), each covariate's sums then coming from the small table. Measured
+  at a million rows and 13 covariates: 20 ms and 7 ms, against 58 ms and 40 ms one covariate
+  at a time (and ~40 ms for the dense float64 product);
 * X'WX (:func:`pipelines.stats.logistic.xtwx`) and the balance moments expand blocks of rows to
   float64 one at a time (:func:`row_blocks`), each block exactly the dense rows;
 * rows and columns are selected (a column selection shares the codes), a column appended.
@@ -33,24 +38,102 @@ BLOCK_ROWS = 1 << 12
 DENSIFY_ROWS = 250_000
 
 
-class Codes:
-    """A categorical covariate: ``codes`` (n,) and, per code, the column it sets (-1: none,
-    the reference level or a level whose column is not in the matrix)."""
+#: Combinations of levels one group of covariates may hold (its table of sums is this long).
+GROUP_LEVELS = 1 << 12
 
-    __slots__ = ("codes", "column")
 
-    def __init__(self, codes: np.ndarray, column: np.ndarray):
-        self.codes, self.column = codes, np.asarray(column, dtype=np.int64)
+def _code_dtype(levels: int) -> np.dtype:
+    return np.dtype(np.uint8 if levels <= 1 << 8 else np.uint16 if levels <= 1 << 16 else np.uint32)
+
+
+class Group:
+    """One code a row for several categorical covariates: covariate k's code times the product
+    of the levels of the covariates after it, summed (mixed radix); ``levels`` combinations."""
+
+    __slots__ = ("codes", "levels")
+
+    def __init__(self, codes: np.ndarray, levels: int):
+        self.codes, self.levels = codes, int(levels)
 
     @classmethod
-    def of(cls, codes: np.ndarray, column: Sequence[int]) -> Codes:
-        """Codes stored in the smallest unsigned type that holds them."""
-        dtype = np.uint8 if len(column) <= 1 << 8 else np.uint16 if len(column) <= 1 << 16 else np.uint32
-        return cls(np.asarray(codes).astype(dtype, copy=False), np.asarray(column))
+    def pack(cls, arrays: Sequence[np.ndarray], sizes: Sequence[int]) -> tuple[Group, list[int]]:
+        """The group of ``arrays`` (codes below ``sizes``) and each one's stride."""
+        levels = int(np.prod(sizes, dtype=np.int64))
+        strides = [int(np.prod(sizes[k + 1:], dtype=np.int64)) for k in range(len(sizes))]
+        if len(arrays) == 1:
+            return cls(np.asarray(arrays[0]).astype(_code_dtype(levels), copy=False), levels), strides
+        dtype = _code_dtype(levels)
+        codes = np.zeros(len(arrays[0]), dtype=dtype)
+        for values, stride in zip(arrays, strides):
+            codes += np.asarray(values).astype(dtype) * dtype.type(stride)
+        return cls(codes, levels), strides
+
+    def take(self, idx: np.ndarray) -> Group:
+        return Group(self.codes[idx], self.levels)
+
+
+class Codes:
+    """A categorical covariate: its codes (``size`` of them) within a :class:`Group` (at
+    ``stride``) and, per code, the column it sets (-1: none, the reference level or a level
+    whose column is not in the matrix)."""
+
+    __slots__ = ("group", "stride", "column")
+
+    def __init__(self, group: Group, stride: int, column: np.ndarray):
+        self.group, self.stride, self.column = group, int(stride), np.asarray(column, dtype=np.int64)
+
+    @property
+    def size(self) -> int:
+        return self.column.size
 
     @property
     def set(self) -> np.ndarray:
         return np.flatnonzero(self.column >= 0)
+
+    def of_group(self) -> np.ndarray:
+        """This covariate's code for each of the group's combinations."""
+        return (np.arange(self.group.levels) // self.stride) % self.size
+
+    def part(self, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """The codes of rows start:stop."""
+        g = self.group.codes[start:stop]
+        if self.stride == 1 and self.size == self.group.levels:
+            return g
+        return (g // g.dtype.type(self.stride)) % g.dtype.type(self.size)
+
+    @staticmethod
+    def packed(arrays: Sequence[np.ndarray], columns: Sequence[Sequence[int]]) -> list[Codes]:
+        """Codes of several covariates (``arrays[k]``: codes below ``len(columns[k])``), packed
+        into groups of at most GROUP_LEVELS combinations, and at most one per 16 rows (the
+        tables stay small beside the rows they serve)."""
+        n = len(arrays[0]) if arrays else 0
+        cap = max(min(GROUP_LEVELS, n // 16), 1)
+        out: list[Codes] = []
+        pending: list[int] = []
+
+        def close() -> None:
+            if pending:
+                group, strides = Group.pack([arrays[k] for k in pending], [len(columns[k]) for k in pending])
+                out.extend(Codes(group, s, columns[k]) for k, s in zip(pending, strides))
+                pending.clear()
+
+        levels = 1
+        for k, column in enumerate(columns):
+            if pending and levels * len(column) > cap:
+                close()
+                levels = 1
+            pending.append(k)
+            levels *= len(column)
+        close()
+        return out
+
+
+def _groups(codes: Sequence[Codes]) -> dict[int, tuple[Group, list[Codes]]]:
+    """The distinct groups of ``codes`` with their members."""
+    out: dict[int, tuple[Group, list[Codes]]] = {}
+    for c in codes:
+        out.setdefault(id(c.group), (c.group, []))[1].append(c)
+    return out
 
 
 class CompactMatrix:
@@ -72,7 +155,7 @@ class CompactMatrix:
 
     @property
     def nbytes(self) -> int:
-        return sum(c.codes.nbytes for c in self.codes) + self.numeric.nbytes
+        return sum(g.codes.nbytes for g, _ in _groups(self.codes).values()) + self.numeric.nbytes
 
     # -- products ----------------------------------------------------------------------------
     def __matmul__(self, other):
@@ -86,10 +169,13 @@ class CompactMatrix:
         out = np.zeros(self.shape[0])
         if self.intercept is not None:
             out += b[self.intercept]
-        for c in self.codes:
-            table = np.zeros(c.column.size)
-            table[c.set] = b[c.column[c.set]]
-            out += table[c.codes]
+        for group, members in _groups(self.codes).values():
+            table = np.zeros(group.levels)  # each combination's contribution
+            for c in members:
+                coef = np.zeros(c.size)
+                coef[c.set] = b[c.column[c.set]]
+                table += coef[c.of_group()]
+            out += table[group.codes]
         have = self._numeric_in()
         if have is not None:
             out += self.numeric[:, have] @ b[self.numeric_at[have]]
@@ -102,9 +188,11 @@ class CompactMatrix:
         out = np.zeros((rows.shape[0], self.shape[1]))
         if self.intercept is not None:
             out[:, self.intercept] = rows.sum(axis=1)
-        for c in self.codes:
+        for group, members in _groups(self.codes).values():
             for i, ri in enumerate(rows):
-                out[i, c.column[c.set]] = np.bincount(c.codes, weights=ri, minlength=c.column.size)[c.set]
+                sums = np.bincount(group.codes, weights=ri, minlength=group.levels)  # by combination
+                for c in members:
+                    out[i, c.column[c.set]] = np.bincount(c.of_group(), weights=sums, minlength=c.size)[c.set]
         have = self._numeric_in()
         if have is not None:
             out[:, self.numeric_at[have]] = rows @ self.numeric[:, have]
@@ -130,8 +218,10 @@ class CompactMatrix:
         out = np.zeros(self.shape[1])
         if self.intercept is not None:
             out[self.intercept] = self.shape[0]
-        for c in self.codes:  # 0/1 columns: the sum of squares is the sum
-            out[c.column[c.set]] = np.bincount(c.codes, minlength=c.column.size)[c.set]
+        for group, members in _groups(self.codes).values():  # 0/1 columns: the sum of squares is the sum
+            counts = np.bincount(group.codes, minlength=group.levels)
+            for c in members:
+                out[c.column[c.set]] = np.bincount(c.of_group(), weights=counts, minlength=c.size)[c.set]
         for k in self._numeric_cols:
             col = self.numeric[:, k]
             out[self.numeric_at[k]] = col @ col if squared else col.sum()
@@ -163,7 +253,7 @@ class CompactMatrix:
         if self.intercept is not None:
             out[:, self.intercept] = 1.0
         for c in self.codes:  # every column is written whole: one comparison per level
-            part = c.codes[start:stop]
+            part = c.part(start, stop)
             for code in c.set:
                 np.equal(part, code, out=out[:, c.column[code]], casting="unsafe")
         for k in self._numeric_cols:
@@ -193,7 +283,7 @@ class CompactMatrix:
         for c in self.codes:
             code = np.flatnonzero(c.column == j)
             if code.size:
-                return (c.codes == code[0]).astype(float)
+                return (c.part() == code[0]).astype(float)
         k = np.flatnonzero(self.numeric_at == j)
         if not k.size:
             raise IndexError(j)
@@ -205,7 +295,7 @@ class CompactMatrix:
         new = np.full(self.shape[1] + 1, -1, dtype=np.int64)  # old position -> new; [-1] stays -1
         new[cols] = np.arange(cols.size)
         intercept = None if self.intercept is None or new[self.intercept] < 0 else int(new[self.intercept])
-        codes = [Codes(c.codes, new[c.column]) for c in self.codes]
+        codes = [Codes(c.group, c.stride, new[c.column]) for c in self.codes]
         return CompactMatrix(self.shape[0], cols.size, intercept, [c for c in codes if c.set.size],
                              self.numeric, new[self.numeric_at])
 
@@ -220,8 +310,10 @@ class CompactMatrix:
         numeric = np.empty((idx.size, have.size), order="F")
         for i, k in enumerate(have):
             np.take(self.numeric[:, k], idx, out=numeric[:, i])
+        taken = {key: group.take(idx) for key, (group, _) in _groups(self.codes).items()}
         return CompactMatrix(idx.size, self.shape[1], self.intercept,
-                             [Codes(c.codes[idx], c.column) for c in self.codes], numeric, self.numeric_at[have])
+                             [Codes(taken[id(c.group)], c.stride, c.column) for c in self.codes],
+                             numeric, self.numeric_at[have])
 
     def with_column(self, values: np.ndarray) -> CompactMatrix:
         """[X, values], sharing this matrix's storage: 0/1 values as codes, others as float64."""
@@ -229,7 +321,7 @@ class CompactMatrix:
         p = self.shape[1]
         if np.all((v == 0) | (v == 1)):
             return CompactMatrix(self.shape[0], p + 1, self.intercept,
-                                 [*self.codes, Codes.of(v, [-1, p])], self.numeric, self.numeric_at)
+                                 [*self.codes, *Codes.packed([v], [[-1, p]])], self.numeric, self.numeric_at)
         numeric = np.empty((self.shape[0], self.numeric.shape[1] + 1), order="F")
         numeric[:, :-1] = self.numeric
         numeric[:, -1] = v

@@ -39,6 +39,45 @@ def test_compact_design_holds_the_one_hot_matrix_built_by_hand():
     np.testing.assert_array_equal(d.gram, hand.T @ hand)
 
 
+def test_covariates_share_one_code_a_row_in_mixed_radix():
+    # 160 rows: groups of at most 160 // 16 = 10 combinations. "cat" has 3 levels (a: 80 rows,
+    # b: 50, c: 30), "two" 2 (x: 127, y: 33), "big" 11 (25, 22, ..., 7 rows): 3 x 2 = 6
+    # combinations fit one group, 6 x 11 do not. Levels are coded by frequency (a, x, k00 first:
+    # the references).
+    n = 160
+    cat = ["a"] * 80 + ["b"] * 50 + ["c"] * 30
+    two = ["y" if (i < 100 and i % 8 == 0) or i >= 140 else "x" for i in range(n)]
+    counts = [25, 22, 19, 17, 15, 13, 12, 11, 10, 9, 7]
+    big = list(np.random.default_rng(0).permutation([f"k{k:02d}" for k, c in enumerate(counts) for _ in range(c)]))
+    frame = pl.DataFrame({"cat": cat, "two": two, "big": big})
+    d = build_design(frame, ("cat", "two", "big"), compact=True)
+    C = d.matrix
+    first, second = C.codes[0].group, C.codes[2].group
+    assert C.codes[1].group is first and second is not first and len(C.codes) == 3
+    # cat's code (a 0, b 1, c 2, by frequency) times two's 2 levels, plus two's code (x 0, y 1)
+    code_cat = np.array([{"a": 0, "b": 1, "c": 2}[v] for v in cat])
+    code_two = np.array([{"x": 0, "y": 1}[v] for v in two])
+    np.testing.assert_array_equal(first.codes, code_cat * 2 + code_two)
+    assert first.levels == 6 and first.codes.dtype == np.uint8
+    assert C.nbytes == 2 * n  # two groups of a byte a row, no numbers
+    hand = np.zeros((n, 1 + 2 + 1 + 10))
+    hand[:, 0] = 1
+    hand[:, 1], hand[:, 2], hand[:, 3] = code_cat == 1, code_cat == 2, code_two == 1
+    others = [f"k{k:02d}" for k in range(1, 11)]
+    assert d.references == {"cat": "a", "two": "x", "big": "k00"}
+    assert d.columns[4:] == tuple(f"big={lv}" for lv in others)
+    for j, lv in enumerate(others):
+        hand[:, 4 + j] = [v == lv for v in big]
+    np.testing.assert_array_equal(np.asarray(C), hand)
+    rng = np.random.default_rng(3)
+    b, r = rng.normal(size=hand.shape[1]), rng.normal(size=n)
+    np.testing.assert_allclose(C @ b, hand @ b, rtol=1e-13)
+    np.testing.assert_allclose(r @ C, r @ hand, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(C.column_sums(), hand.sum(axis=0))
+    rows = np.arange(n) % 3 == 0
+    np.testing.assert_array_equal(np.asarray(C[rows][:, [3, 1, 6]]), hand[rows][:, [3, 1, 6]])
+
+
 @pytest.fixture(scope="module")
 def designs():
     frame = simulate.analysis_frame(30_000, 1, seed=5)
