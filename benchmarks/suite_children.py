@@ -203,7 +203,9 @@ def fit_baseline(frame, definitions, arm: str = "iop", reference: str = "residen
     keep = in_arm | (_arm_mask(frame, reference) & ~in_arm)
     sub = frame.filter(pl.Series(keep))
     a = in_arm[keep]
-    design = build_design(sub, DEFAULT_COVARIATES)
+    # statsmodels takes the dense float64 matrix (levelcare's own designs are compact from
+    # 1.7 M episodes on)
+    design = build_design(sub, DEFAULT_COVARIATES, compact=False)
 
     def enough(y, m):
         return all(min(int(y[r].sum()), int(r.sum()) - int(y[r].sum())) >= MIN_EVENTS for r in (m, ~m))
