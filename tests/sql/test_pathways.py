@@ -53,33 +53,23 @@ def test_other_admissions_after_a_stepdown_are_readmissions():
     assert mart["s1:i"]["days_to_readmission"] == 45 - 40
 
 
-def test_the_stepdown_is_the_first_iop_admission_even_after_another_admission():
-    # r discharged day 20; detox 2 days later, then IOP on day 25 (5 days) and again day 30 (10)
+@pytest.mark.parametrize(("reason", "later", "expected"), [
+    # r discharged day 20; detox 2 days later, then IOP on day 25 (5 days) and again day 30 (10):
+    # the first IOP admission (not the first admission) is the step-down, the detox and the
+    # second IOP admission are readmissions, the detox first
+    ("completed", [("d", "detox", 22, 24), ("i1", "iop", 25, 28), ("i2", "iop", 30, 60)], (True, 5, 2)),
+    # r is a transfer: IOP 3 days later is the step-down and the transfer's continuation; PHP on
+    # day 30 is a readmission (10 days)
+    ("transferred", [("b", "iop", 23, 26), ("c", "php", 30, 60)], (True, 3, 10)),
+], ids=["detox-then-iop", "transfer-to-iop"])
+def test_the_stepdown_is_the_first_iop_admission_whatever_came_before(reason, later, expected):
     mart, _ = _build([
-        discharge("r", "p1", "residential_long", 0, 20),
-        discharge("d", "p1", "detox", 22, 24),
-        discharge("i1", "p1", "iop", 25, 28),
-        discharge("i2", "p1", "iop", 30, 60),
+        discharge("r", "p1", "residential_long", 0, 20, discharge_reason=reason),
+        *(discharge(key, "p1", level, admit, out) for key, level, admit, out in later),
     ])
     r = mart["s1:r"]
-    # i1 is the first IOP admission (not the first admission): the step-down; the detox and the
-    # second IOP admission are readmissions, the detox first
-    assert (r["stepdown_iop_14d"], r["days_to_stepdown"]) == (True, 5)
-    assert (r["readmit_30d"], r["days_to_readmission"]) == (True, 2)
-
-
-def test_the_first_admission_after_a_transfer_is_continuity_whatever_its_level():
-    # a transfer on day 20: an IOP admission 3 days later continues it, the PHP one on day 30 is
-    # a readmission (10 days)
-    mart, _ = _build([
-        discharge("a", "p1", "residential_short", 0, 20, discharge_reason="transferred"),
-        discharge("b", "p1", "iop", 23, 26),
-        discharge("c", "p1", "php", 30, 60),
-    ])
-    a = mart["s1:a"]
-    # b is both the step-down (first IOP within 14 days) and the transfer's continuation
-    assert (a["stepdown_iop_14d"], a["days_to_stepdown"]) == (True, 3)
-    assert a["days_to_readmission"] == 10
+    assert (r["stepdown_iop_14d"], r["days_to_stepdown"], r["days_to_readmission"]) == expected
+    assert r["readmit_30d"] is True
 
 
 def test_a_transfer_is_continued_by_the_first_admission_within_14_days():
