@@ -14,11 +14,11 @@ import tempfile
 import pytest
 
 # One Prefect home per test session, with settings for a machine without internet. xdist's
-# workers inherit the controller's; each process removes the folder it made when it exits
+# workers inherit the controller's; the process that made the folder removes it when it exits
 # (the temporary Prefect server stops before: its own exit handler was registered later).
-_PREFECT_HOME = tempfile.mkdtemp(prefix="levelcare-prefect-")
-atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
-os.environ.setdefault("PREFECT_HOME", _PREFECT_HOME)
+if not os.environ.get("PREFECT_HOME"):
+    os.environ["PREFECT_HOME"] = tempfile.mkdtemp(prefix="levelcare-prefect-")
+    atexit.register(shutil.rmtree, os.environ["PREFECT_HOME"], ignore_errors=True)
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -339,7 +339,6 @@ def _finish(con, name: str, sha: str, parsed: _Parsed, site: str | None, run_id:
         clock.lap("cross_checks")
         if report is None:
             report = _validated(parsed)
-            clock.lap("great_expectations")
         if report.errors:
             first = report.errors[0]
             raise Refused(f"{name}: validation could not evaluate {first.check_id} "
@@ -454,9 +453,12 @@ def _validate(con, contract, rows_read: int, docs_dir: Path | None) -> Future:
 
 
 def _validated(parsed: _Parsed):
-    """The great-expectations report of ``parsed``'s batch (waits for it)."""
+    """The great-expectations report of ``parsed``'s batch (waits for it; the wait is added to
+    the clock's great_expectations phase)."""
     validation, parsed.validation = parsed.validation, None
-    return validation.result()
+    report = validation.result()
+    parsed.clock.lap("great_expectations")
+    return report
 
 
 def _abandon(parsed: _Parsed) -> None:

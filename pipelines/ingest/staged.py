@@ -125,7 +125,6 @@ def prepare_file(path: str, kind: str | None = None, site: str | None = None,
                 docs_dir = folder / "docs" if docs else None
                 _parse_and_check(con, p, facts, site, parsed, docs_dir)
                 report = _validated(parsed)
-                parsed.clock.lap("great_expectations")
             except (ReadRefused, Refused) as exc:
                 return PreparedFile(path, p.name, facts.sha256, parsed.kind, "refused", parsed.rows_read,
                                     parsed.version, (str(exc), getattr(exc, "field", ""),

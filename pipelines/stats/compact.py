@@ -151,12 +151,13 @@ class CompactMatrix:
         self.shape = (n, p)
         self.intercept = intercept
         self.codes = tuple(codes)
+        self.groups = _groups(self.codes)  # the distinct groups of ``codes``, with their members
         self.numeric = numeric
         self.numeric_at = np.asarray(numeric_at, dtype=np.int64)  # -1: a column not in the matrix
 
     @property
     def nbytes(self) -> int:
-        return sum(g.codes.nbytes for g, _ in _groups(self.codes).values()) + self.numeric.nbytes
+        return sum(g.codes.nbytes for g, _ in self.groups.values()) + self.numeric.nbytes
 
     # -- products ----------------------------------------------------------------------------
     def __matmul__(self, other):
@@ -170,7 +171,7 @@ class CompactMatrix:
         out = np.zeros(self.shape[0])
         if self.intercept is not None:
             out += b[self.intercept]
-        for group, members in _groups(self.codes).values():
+        for group, members in self.groups.values():
             table = np.zeros(group.levels)  # each combination's contribution
             for c in members:
                 coef = np.zeros(c.size)
@@ -189,7 +190,7 @@ class CompactMatrix:
         out = np.zeros((rows.shape[0], self.shape[1]))
         if self.intercept is not None:
             out[:, self.intercept] = rows.sum(axis=1)
-        for group, members in _groups(self.codes).values():
+        for group, members in self.groups.values():
             for i, ri in enumerate(rows):
                 sums = np.bincount(group.codes, weights=ri, minlength=group.levels)  # by combination
                 for c in members:
@@ -219,7 +220,7 @@ class CompactMatrix:
         out = np.zeros(self.shape[1])
         if self.intercept is not None:
             out[self.intercept] = self.shape[0]
-        for group, members in _groups(self.codes).values():  # 0/1 columns: the sum of squares is the sum
+        for group, members in self.groups.values():  # 0/1 columns: the sum of squares is the sum
             counts = np.bincount(group.codes, minlength=group.levels)
             for c in members:
                 out[c.column[c.set]] = np.bincount(c.of_group(), weights=counts, minlength=c.size)[c.set]
@@ -311,7 +312,7 @@ class CompactMatrix:
         numeric = np.empty((idx.size, have.size), order="F")
         for i, k in enumerate(have):
             np.take(self.numeric[:, k], idx, out=numeric[:, i])
-        taken = {key: group.take(idx) for key, (group, _) in _groups(self.codes).items()}
+        taken = {key: group.take(idx) for key, (group, _) in self.groups.items()}
         return CompactMatrix(idx.size, self.shape[1], self.intercept,
                              [Codes(taken[id(c.group)], c.stride, c.column) for c in self.codes],
                              numeric, self.numeric_at[have])
