@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit
 
-from pipelines.stats.compact import column_sums, row_blocks
+from pipelines.stats.compact import CompactMatrix, column_sums, row_blocks
 from pipelines.stats.results import LogisticFit, readonly
 
 _BLOCK = 1 << 14
@@ -124,8 +124,12 @@ def xtwx(X: np.ndarray, w: np.ndarray) -> np.ndarray:
     """X' diag(w) X accumulated over row blocks (bounded extra memory).
 
     With non-negative weights it forms (sqrt(w) X)'(sqrt(w) X), which numpy hands to BLAS
-    as a symmetric rank-k update (half the arithmetic of a general product).
+    as a symmetric rank-k update (half the arithmetic of a general product). A
+    :class:`~pipelines.stats.compact.CompactMatrix` forms it from sums by code instead
+    (:meth:`~pipelines.stats.compact.CompactMatrix.weighted_gram`), no row expanded.
     """
+    if isinstance(X, CompactMatrix):
+        return X.weighted_gram(w)
     p = X.shape[1]
     out = np.zeros((p, p))
     nonneg = bool(np.all(w >= 0))

@@ -78,6 +78,58 @@ def test_covariates_share_one_code_a_row_in_mixed_radix():
     np.testing.assert_array_equal(np.asarray(C[rows][:, [3, 1, 6]]), hand[rows][:, [3, 1, 6]])
 
 
+def test_a_flag_joins_the_smallest_group_and_the_weighted_gram_is_the_dense_one():
+    # 160 rows: groups of at most 10 combinations; "cat" (3 levels) and "big" (11) do not fit
+    # one group. The arm added by with_column becomes the last digit of cat's group (3 x 2 = 6
+    # combinations): code = cat's code x 2 + arm.
+    n = 160
+    rng = np.random.default_rng(4)
+    cat = ["a"] * 80 + ["b"] * 50 + ["c"] * 30
+    counts = [25, 22, 19, 17, 15, 13, 12, 11, 10, 9, 7]
+    big = list(rng.permutation([f"k{k:02d}" for k, c in enumerate(counts) for _ in range(c)]))
+    num = rng.normal(size=n)
+    d = build_design(pl.DataFrame({"cat": cat, "big": big, "num": num}), ("cat", "big", "num"), compact=True)
+    assert len({id(c.group) for c in d.matrix.codes}) == 2
+    arm = (rng.random(n) < 0.4).astype(float)
+    Ca = with_column(d.matrix, arm)
+    code_cat = np.array([{"a": 0, "b": 1, "c": 2}[v] for v in cat])
+    folded = Ca.codes[0].group
+    assert Ca.codes[-1].group is folded and Ca.codes[1].group is not folded and len(Ca.groups) == 2
+    np.testing.assert_array_equal(folded.codes, code_cat * 2 + arm)
+    hand = np.zeros((n, 1 + 2 + 10 + 1 + 1))
+    hand[:, 0] = 1
+    hand[:, 1], hand[:, 2] = code_cat == 1, code_cat == 2
+    for j in range(10):
+        hand[:, 3 + j] = [v == f"k{j + 1:02d}" for v in big]
+    hand[:, 13], hand[:, 14] = num, arm
+    assert d.columns[13] == "num"
+    np.testing.assert_array_equal(np.asarray(Ca), hand)
+    np.testing.assert_array_equal(np.asarray(Ca[:, :-1]), hand[:, :-1])
+    w = rng.random(n)
+    b = rng.normal(size=hand.shape[1])
+    np.testing.assert_allclose(Ca @ b, hand @ b, rtol=1e-13)
+    for m, h in ((Ca, hand), (Ca[:, :-1], hand[:, :-1]), (Ca[:, [14, 13, 2, 5]], hand[:, [14, 13, 2, 5]])):
+        np.testing.assert_allclose(m.weighted_gram(w), h.T @ (w[:, None] * h), rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(m.weighted_gram(w - 0.5), h.T @ ((w - 0.5)[:, None] * h), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("joint_cells", [compact.JOINT_CELLS, 0])
+def test_the_weighted_gram_by_pairs_of_groups_or_by_members_is_the_dense_one(designs, joint_cells, monkeypatch):
+    # two groups' codes counted together (their table small enough), or the first group's
+    # against each member of the second
+    X, C, _, _ = designs
+    monkeypatch.setattr(compact, "JOINT_CELLS", joint_cells)
+    n = X.shape[0]
+    assert len(C.groups) == 2
+    rng = np.random.default_rng(7)
+    w = rng.random(n)
+    a = (rng.random(n) < 0.5).astype(float)
+    num = C.numeric_at[0]
+    keep = [j for j in range(1, X.shape[1]) if j != num]  # no intercept, a number left out
+    for m, h in ((C, X), (with_column(C, a), with_column(X, a)), (C[:, keep], X[:, keep])):
+        np.testing.assert_allclose(m.weighted_gram(w), h.T @ (w[:, None] * h), rtol=1e-12, atol=1e-9)
+
+
 @pytest.fixture(scope="module")
 def designs():
     frame = simulate.analysis_frame(30_000, 1, seed=5)
