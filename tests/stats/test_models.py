@@ -267,3 +267,27 @@ def test_subset_drops_columns_constant_there_and_keeps_gram_exact():
     assert f"g={gone}" not in s.columns and (f"g={gone}", "constant or collinear in subset") in s.dropped
     np.testing.assert_allclose(s.gram, s.matrix.T @ s.matrix, rtol=1e-10, atol=1e-8)
     np.testing.assert_array_equal(s.matrix[:, s.columns.index("x")], frame["x"].to_numpy()[rows])
+
+
+def test_the_deviance_is_minus_twice_the_log_likelihood_statsmodels_reports(data):
+    X, y, _ = data
+    f = np.random.default_rng(2).integers(1, 4, size=y.size).astype(float)
+    fit = fit_logistic(X, y)
+    weighted = fit_logistic(X, y, freq_weights=f)
+    glm = sm.GLM(y, X, family=sm.families.Binomial()).fit()
+    glm_f = sm.GLM(y, X, family=sm.families.Binomial(), freq_weights=f).fit()
+    assert fit.deviance == pytest.approx(-2 * glm.llf, rel=1e-10)
+    assert weighted.deviance == pytest.approx(-2 * glm_f.llf, rel=1e-10)
+
+
+def test_the_deviance_stays_finite_at_extreme_linear_predictors():
+    # log(1 + e^eta) by hand at |eta| = 800, where e^eta overflows: 800 for eta = 800, e^-800 = 0
+    # for eta = -800; a row y = 1 at eta = 800 and y = 0 at eta = -800 contributes 0, the others
+    # 2 x 800 each
+    from pipelines.stats.logistic import _binary_deviance
+
+    eta = np.array([800.0, -800.0, 800.0, -800.0, 0.0])
+    y = np.array([1.0, 0.0, 0.0, 1.0, 1.0])
+    assert _binary_deviance(y, eta, None) == pytest.approx(2 * 800 + 2 * 800 + 2 * np.log(2), rel=1e-14)
+    f = np.array([1.0, 1.0, 3.0, 0.5, 2.0])
+    assert _binary_deviance(y, eta, f) == pytest.approx(3 * 1600 + 0.5 * 1600 + 2 * 2 * np.log(2), rel=1e-14)
