@@ -43,6 +43,8 @@ DENSIFY_ROWS = 250_000
 
 #: Combinations of levels one group of covariates may hold (its table of sums is this long).
 GROUP_LEVELS = 1 << 12
+#: Rows :meth:`CompactMatrix.weighted_gram` sums at a time.
+GRAM_ROWS = 1 << 20
 #: Cells of a table of two groups' combinations that X'WX counts in one pass (else it counts
 #: the first group's combinations against each member of the second, one pass each).
 JOINT_CELLS = 1 << 22
@@ -256,68 +258,76 @@ class CompactMatrix:
 
         ``w`` summed by each group's combination gives the group's own block (and the
         intercept's row); summed by the pair (combination of a group, code of a later group's
-        member) the cross block of the two; ``w`` times each numeric column summed by
-        combination the numeric columns' cross blocks. At a million rows and 51 columns that is
-        ~20 ``np.bincount`` of a few milliseconds each (65-90 ms) instead of every row expanded
-        to float64 and multiplied (~300 ms). Equal to the dense product to rounding. Beside the
-        rows it holds two vectors at a time (a numeric column times ``w``, a pair's codes)."""
+        member, or of a later group when the two groups' table is small) the cross block of
+        the two; ``w`` times each numeric column summed by combination the numeric columns'
+        cross blocks. At a million rows and 51 columns that is ~20 ``np.bincount`` of a few
+        milliseconds each (65-90 ms) instead of every row expanded to float64 and multiplied
+        (~300 ms). Equal to the dense product to rounding. Rows are summed GRAM_ROWS at a time:
+        beside the rows it holds a few vectors of that many numbers, whatever the rows."""
         w = np.asarray(w, dtype=float)
-        p = self.shape[1]
-        out = np.zeros((p, p))
+        n, p = self.shape
         have = self._numeric_cols
-        at = self.numeric_at[have]
-        i0 = self.intercept
+        m = have.size
         groups = [(group, members, self._indicators(members, group.levels))
                   for group, members in self.groups.values()]
-        if i0 is not None:
-            out[i0, i0] = w.sum()
-        # each numeric column times w, one at a time (a vector, not one a column: at 14 M rows
-        # each is 112 MB), summed by each group's combination and against the numeric columns
-        by_code = [np.zeros((group.levels, have.size)) for group, _, _ in groups]
-        for i, k in enumerate(have):
-            wz = self.numeric[:, k] * w
+        # what each later group is summed against: the whole group (None) or each member
+        pairs = [(g, h, None if group.levels * other.levels <= JOINT_CELLS else c)
+                 for g, (group, _, _) in enumerate(groups) for h, (other, later, _) in enumerate(groups)
+                 if h > g for c in ([None] if group.levels * other.levels <= JOINT_CELLS else later)]
+        sums = [np.zeros(group.levels) for group, _, _ in groups]
+        by_code = [np.zeros((group.levels, m)) for group, _, _ in groups]
+        by_pair = [np.zeros((groups[g][0].levels, groups[h][0].levels if c is None else c.size)) for g, h, c in pairs]
+        numbers = np.zeros((m, m))
+        number_sums = np.zeros(m)
+        total = 0.0
+        for s in range(0, n, GRAM_ROWS):
+            e_ = min(s + GRAM_ROWS, n)
+            ws = w[s:e_]
+            total += ws.sum()
+            codes = [group.codes[s:e_] for group, _, _ in groups]
             for g, (group, _, _) in enumerate(groups):
-                by_code[g][:, i] = np.bincount(group.codes, weights=wz, minlength=group.levels)
-            for j in range(i, have.size):
-                s = wz @ self.numeric[:, have[j]]
-                out[at[i], at[j]] += s
-                if j != i:
-                    out[at[j], at[i]] += s
+                sums[g] += np.bincount(codes[g], weights=ws, minlength=group.levels)
+            for i, k in enumerate(have):
+                wz = self.numeric[s:e_, k] * ws
+                number_sums[i] += wz.sum()
+                for g, (group, _, _) in enumerate(groups):
+                    by_code[g][:, i] += np.bincount(codes[g], weights=wz, minlength=group.levels)
+                for j in range(i, m):
+                    numbers[i, j] += wz @ self.numeric[s:e_, have[j]]
+            for t, (g, h, c) in enumerate(pairs):
+                size, second = (groups[h][0].levels, codes[h]) if c is None else (c.size, c.part(s, e_))
+                pair = codes[g].astype(np.intp)
+                pair *= size
+                pair += second
+                by_pair[t] += np.bincount(pair, weights=ws, minlength=pair_cells(by_pair[t])).reshape(by_pair[t].shape)
+        out = np.zeros((p, p))
+        at = self.numeric_at[have]
+        i0 = self.intercept
+        if i0 is not None:
+            out[i0, i0] = total
+            out[i0, at] += number_sums
+            out[at, i0] += number_sums
+        numbers = np.triu(numbers) + np.triu(numbers, 1).T
+        out[np.ix_(at, at)] += numbers
+        for g, (_, _, e) in enumerate(groups):
+            out += e.T @ (sums[g][:, None] * e)  # its own block: 0/1 columns, a level meets only itself
             if i0 is not None:
-                total = wz.sum()
-                out[i0, at[i]] += total
-                out[at[i], i0] += total
-            del wz
-        for g, (group, _, e) in enumerate(groups):
-            sums = np.bincount(group.codes, weights=w, minlength=group.levels)
-            out += e.T @ (sums[:, None] * e)  # its own block: 0/1 columns, a level meets only itself
-            if i0 is not None:
-                out[i0] += sums @ e
-                out[:, i0] += sums @ e
-            if have.size:  # its columns against the numeric ones
-                cross = e.T @ by_code[g]
-                out[:, at] += cross
-                out[at, :] += cross.T
-            for other, later, e_other in groups[g + 1:]:  # against each later group
-                if group.levels * other.levels <= JOINT_CELLS:  # one count of both groups' codes
-                    cross = (e.T @ self._pair_sums(group, other.codes, other.levels, w)) @ e_other
-                    out += cross + cross.T
-                    continue
-                for c in later:  # else one count per member of the later group
-                    cols = c.column[c.set]
-                    cross = e.T @ self._pair_sums(group, c.part(), c.size, w)[:, c.set]
-                    out[:, cols] += cross
-                    out[cols, :] += cross.T
+                out[i0] += sums[g] @ e
+                out[:, i0] += sums[g] @ e
+            cross = e.T @ by_code[g]  # its columns against the numeric ones
+            out[:, at] += cross
+            out[at, :] += cross.T
+        for t, (g, h, c) in enumerate(pairs):
+            e = groups[g][2]
+            if c is None:
+                cross = (e.T @ by_pair[t]) @ groups[h][2]
+                out += cross + cross.T
+            else:
+                cols = c.column[c.set]
+                cross = e.T @ by_pair[t][:, c.set]
+                out[:, cols] += cross
+                out[cols, :] += cross.T
         return out
-
-    @staticmethod
-    def _pair_sums(group: Group, codes: np.ndarray, size: int, w: np.ndarray) -> np.ndarray:
-        """(group.levels x size): ``w`` summed by each pair of ``group``'s combination and
-        ``codes`` (below ``size``)."""
-        pair = group.codes.astype(np.int64)
-        pair *= size
-        pair += codes
-        return np.bincount(pair, weights=w, minlength=group.levels * size).reshape(group.levels, size)
 
     def _indicators(self, members: Sequence[Codes], levels: int) -> np.ndarray:
         """A (levels x p) 0/1 matrix: the columns each combination of a group's codes sets."""
@@ -443,6 +453,10 @@ class _Transposed:
         """X.T @ r for r of shape (n,) or (n, m)."""
         other = np.asarray(other, dtype=float)
         return (other.T @ self._m).T if other.ndim == 2 else other @ self._m
+
+
+def pair_cells(table: np.ndarray) -> int:
+    return table.shape[0] * table.shape[1]
 
 
 def _everything(key) -> bool:

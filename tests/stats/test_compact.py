@@ -113,12 +113,15 @@ def test_a_flag_joins_the_smallest_group_and_the_weighted_gram_is_the_dense_one(
         np.testing.assert_allclose(m.weighted_gram(w - 0.5), h.T @ ((w - 0.5)[:, None] * h), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("joint_cells", [compact.JOINT_CELLS, 0])
-def test_the_weighted_gram_by_pairs_of_groups_or_by_members_is_the_dense_one(designs, joint_cells, monkeypatch):
+@pytest.mark.parametrize(("joint_cells", "rows"), [(compact.JOINT_CELLS, compact.GRAM_ROWS), (0, compact.GRAM_ROWS),
+                                                   (compact.JOINT_CELLS, 7001), (0, 7001)])
+def test_the_weighted_gram_by_pairs_of_groups_or_by_members_is_the_dense_one(designs, joint_cells, rows, monkeypatch):
     # two groups' codes counted together (their table small enough), or the first group's
-    # against each member of the second
+    # against each member of the second; the 30,000 rows at once or 7,001 at a time (the
+    # last part shorter)
     X, C, _, _ = designs
     monkeypatch.setattr(compact, "JOINT_CELLS", joint_cells)
+    monkeypatch.setattr(compact, "GRAM_ROWS", rows)
     n = X.shape[0]
     assert len(C.groups) == 2
     rng = np.random.default_rng(7)
