@@ -26,6 +26,8 @@ Cochran WG. The combination of estimates from different experiments. Biometrics
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy import stats
 
@@ -54,39 +56,67 @@ def effect_modification(
     modifier: np.ndarray,
     name: str,
     *,
-    method: str = "aipw",
-    cluster: np.ndarray | None = None,
-    min_arm: int = 20,
     starts: tuple[np.ndarray, np.ndarray] | None = None,
+    **options,
 ) -> Interaction:
-    """Adjusted RD of ``method`` within each level of ``modifier`` and Cochran's Q across them.
+    """Adjusted RD of ``method`` (default AIPW) within each level of ``modifier`` and Cochran's Q
+    across them; ``options``: ``method``, ``cluster``, ``min_arm`` of :func:`effect_modifications`.
 
     ``starts``: coefficients of the propensity and outcome models fitted on every row of
     ``design`` (:func:`whole_population_starts`), from which each subgroup's fits start.
     """
+    return effect_modifications([y], treated, design, modifier, name, starts=[starts], **options)[0]
+
+
+def effect_modifications(
+    ys: Sequence[np.ndarray],
+    treated: np.ndarray,
+    design: Design,
+    modifier: np.ndarray,
+    name: str,
+    *,
+    method: str = "aipw",
+    cluster: np.ndarray | None = None,
+    min_arm: int = 20,
+    starts: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
+) -> list[Interaction]:
+    """:func:`effect_modification` of each outcome in ``ys`` (all on the rows of ``design``):
+    a subgroup's propensity model does not depend on the outcome, so it is fitted once for
+    all of them. ``starts``: one per outcome (or None); those given must share their
+    propensity coefficients (the whole population's model), which start each subgroup's."""
     a = np.asarray(treated).astype(bool)
     mod = np.asarray(modifier, dtype=object)
-    y = np.asarray(y, dtype=float)
-    groups: list[tuple[str, Effect]] = []
+    ys = [np.asarray(y, dtype=float) for y in ys]
+    starts = list(starts) if starts is not None else [None] * len(ys)
+    given = [st for st in starts if st is not None]
+    if given and (len(given) < len(ys) or any(not np.array_equal(st[0], given[0][0]) for st in given)):
+        raise ValueError("the outcomes' starts must share one propensity start (or none have one)")
+    groups: list[list[tuple[str, Effect]]] = [[] for _ in ys]
     levels = [v for v in dict.fromkeys(mod.tolist()) if v is not None]
     for level in levels:
         rows = mod == level
         n1, n0 = int((rows & a).sum()), int((rows & ~a).sum())
         if min(n1, n0) < min_arm:
             na = NotEstimable(f"fewer than {min_arm} people in an arm", method, n1 + n0)
-            groups.append((str(level), Effect(na, na, method, "ate", n1 + n0)))
+            for g in groups:
+                g.append((str(level), Effect(na, na, method, "ate", n1 + n0)))
             continue
         part = subset(design, rows)
-        ps_start = out_start = None
-        if starts is not None:
-            ps_start = start_from(starts[0], design.columns, part.columns)
-            out_start = start_from(starts[1], (*design.columns, ARM), (*part.columns, ARM))
+        ps_start = start_from(given[0][0], design.columns, part.columns) if given else None
+        out_columns = (*part.columns, ARM)
         pop = prepare(part, a[rows], start=ps_start)
         del part  # the population holds its own copy (with the arm column)
-        yy = y[rows]
-        out = fit_outcome(pop, yy, start=out_start) if method in ("gcomp", "aipw") else None
         cl = None if cluster is None else cluster_codes(np.asarray(cluster)[rows])
-        groups.append((str(level), estimate(pop, yy, method, outcome=out, cluster=cl)))
+        for k, y in enumerate(ys):
+            yy = y[rows]
+            out_start = None if starts[k] is None else start_from(starts[k][1], (*design.columns, ARM), out_columns)
+            out = fit_outcome(pop, yy, start=out_start) if method in ("gcomp", "aipw") else None
+            groups[k].append((str(level), estimate(pop, yy, method, outcome=out, cluster=cl)))
+    return [_interaction(name, tuple(g), method, int(a.size)) for g in groups]
+
+
+def _interaction(name: str, groups: tuple[tuple[str, Effect], ...], method: str, n: int) -> Interaction:
+    """The subgroups' effects with Cochran's Q across the estimable ones."""
     ok = [e.rd for _, e in groups if isinstance(e.rd, Estimate) and e.rd.se]
     if len(ok) < 2:
         test: TestResult | NotEstimable = NotEstimable(
@@ -97,8 +127,8 @@ def effect_modification(
         w = 1 / np.array([e.se for e in ok]) ** 2
         q = float((w * (d - (w @ d) / w.sum()) ** 2).sum())
         df = len(ok) - 1
-        test = TestResult(q, float(stats.chi2.sf(q, df)), "cochran-q", float(df), int(a.size))
-    return Interaction(name, tuple(groups), test, int(a.size), f"subgroup-{method}")
+        test = TestResult(q, float(stats.chi2.sf(q, df)), "cochran-q", float(df), n)
+    return Interaction(name, groups, test, n, f"subgroup-{method}")
 
 
 def whole_population_starts(

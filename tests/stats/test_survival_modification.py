@@ -122,3 +122,34 @@ def test_effect_modification_from_whole_population_starts_gives_the_same_subgrou
         assert w.rd.estimate == pytest.approx(c.rd.estimate, abs=1e-9)
         assert w.rd.se == pytest.approx(c.rd.se, rel=1e-5)
     assert warm.test.p_value == pytest.approx(cold.test.p_value, rel=1e-5)
+
+
+def test_outcomes_on_the_same_rows_share_each_subgroups_propensity_model(monkeypatch):
+    # two outcomes, three subgroups: one propensity model a subgroup (3 fits, not 6), and each
+    # outcome's subgroup effect is the AIPW of that subgroup's rows computed directly
+    from pipelines.stats import modification
+    from pipelines.stats.adjusted import estimate, fit_outcome, prepare
+
+    rng = np.random.default_rng(12)
+    n = 6000
+    x = rng.normal(size=n)
+    sub = rng.integers(0, 3, n).astype(str)
+    a = rng.random(n) < expit(0.4 * x)
+    y1 = (rng.random(n) < expit(0.5 * x + 0.3 * a)).astype(float)
+    y2 = (rng.random(n) < expit(-0.5 * x - 0.4 * a)).astype(float)
+    design = build_design(pl.DataFrame({"x": x}), ("x",))
+    calls = []
+    monkeypatch.setattr(modification, "prepare", lambda *args, **kw: calls.append(1) or prepare(*args, **kw))
+    both = modification.effect_modifications([y1, y2], a, design, sub, "sub")
+    assert len(calls) == 3
+    for y, result in zip((y1, y2), both, strict=True):
+        assert [level for level, _ in result.subgroups] == list(dict.fromkeys(sub.tolist()))
+        for level, effect in result.subgroups:
+            rows = sub == level
+            pop = prepare(subset(design, rows), a[rows])
+            direct = estimate(pop, y[rows], "aipw", outcome=fit_outcome(pop, y[rows]))
+            assert effect.rd.estimate == pytest.approx(direct.rd.estimate, rel=1e-12)
+            assert effect.rd.se == pytest.approx(direct.rd.se, rel=1e-12)
+    starts = [whole_population_starts(y, a, design) for y in (y1, y2)]
+    with pytest.raises(ValueError, match="share one propensity start"):
+        modification.effect_modifications([y1, y2], a, design, sub, "sub", starts=[starts[0], None])
