@@ -123,15 +123,20 @@ def comparative_results(
 
     try:
         with memory_returned(con):  # reading the frame needs little of DuckDB either
-            # the rows of the levels compared only (at 25 M, 15.5 M of the rows)
-            frame = statistics_frame(con, definitions, list(dict.fromkeys((arm, reference, *(arms or ())))))
-            return _comparative(frame, definitions, arm, reference, arms, margin_pp)
+            # the rows of the levels compared only (at 25 M, 15.5 M of the rows), handed on in a
+            # list that _comparative empties: nothing here keeps the frame alive
+            levels = list(dict.fromkeys((arm, reference, *(arms or ()))))
+            return _comparative([statistics_frame(con, definitions, levels)], definitions, arm, reference, arms,
+                                margin_pp)
     finally:
         heap.release()  # the heap keeps freed blocks for reuse: none are needed now
 
 
-def _comparative(frame: pl.DataFrame, definitions: Sequence[Any], arm: str, reference: str,
+def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: str, reference: str,
                  arms: Sequence[str] | None, margin_pp: float) -> dict[str, Any]:
+    """The tables of comparative_results from the frame in ``holder`` (a list of one, emptied
+    here: compare() lets go of the frame once it has what it reads, and at 25 M the frame's
+    4 GB are then free for the rest of the statistics)."""
     import polars as pl
 
     from pipelines.analysis.comparisons import _arm_mask, compare, concurrently
@@ -139,6 +144,7 @@ def _comparative(frame: pl.DataFrame, definitions: Sequence[Any], arm: str, refe
     from pipelines.stats.propensity import fit_propensity
     from pipelines.stats.weighting import iptw_weights
 
+    frame = holder.pop()
     in_arm = _arm_mask(frame, arm)
     in_ref = _arm_mask(frame, reference) & ~in_arm
     out: dict[str, Any] = {"arm": arm, "reference": reference, "margin_pp": margin_pp}
@@ -170,9 +176,11 @@ def _comparative(frame: pl.DataFrame, definitions: Sequence[Any], arm: str, refe
 
     # the survival and subgroup tables are independent of compare(): one more job on the
     # threads compare() runs its populations on (queued first: it is long)
+    passed = [frame]
+    del frame
     with concurrently() as pool:
         pending = pool.submit(side_tables)
-        result = compare(frame, definitions, arm=arm, reference=reference,
+        result = compare(passed.pop(), definitions, arm=arm, reference=reference,
                          arms=available_arms if len(available_arms) >= 3 else None, margin_pp=margin_pp,
                          executor=pool, design=design, propensity=model.fit)
         side = pending.result()
@@ -271,7 +279,7 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
     import polars as pl
 
     from pipelines.stats.design import build_design
-    from pipelines.stats.modification import effect_modification, whole_population_starts
+    from pipelines.stats.modification import effect_modifications, whole_population_starts
 
     modifiers: dict[str, np.ndarray] = {}
     if "use_days_admit" in sub.columns and sub.get_column("use_days_admit").null_count() < sub.height:
@@ -284,8 +292,12 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
     for col in ("co_occurring_mh", "primary_substance"):
         if col in sub.columns:
             modifiers[col] = _shared_labels(sub.get_column(col))
-    rows = []
     ids = {d.id for d in definitions}
+    # the definitions measured on every row share the whole design, and with it each
+    # subgroup's propensity model (fitted once for all of them: it does not depend on the
+    # outcome); the others have a design of their own rows
+    runs: list[tuple[list[str], list[np.ndarray], np.ndarray, Design, list]] = []
+    shared: dict[bool, int] = {}  # has a start -> its run among the runs on the whole design
     for def_id in (d for d in MODIFICATION_DEFINITIONS if d in ids):
         y = sub.get_column(def_id).cast(float).to_numpy()
         has = ~np.isnan(y)
@@ -293,12 +305,30 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
             continue
         if has.all():
             starts = whole_population_starts(y, treated, whole, propensity)
-            design = whole
+            key = starts is not None
+            if key not in shared:
+                shared[key] = len(runs)
+                runs.append(([], [], has, whole, []))
+            run = runs[shared[key]]
         else:
             design = build_design(sub.filter(pl.Series(has)))
             starts = whole_population_starts(y[has], treated[has], design)
+            run = ([], [], has, design, [])
+            runs.append(run)
+        run[0].append(def_id)
+        run[1].append(y[has])
+        run[4].append(starts)
+    results: dict[tuple[str, str], Any] = {}
+    for def_ids, ys, has, design, starts in runs:
         for name, values in modifiers.items():
-            result = effect_modification(y[has], treated[has], design, values[has], name, starts=starts)
+            found = effect_modifications(ys, treated[has], design, values[has], name, starts=starts)
+            results.update(((def_id, name), result) for def_id, result in zip(def_ids, found))
+    rows = []
+    for def_id in (d for d in MODIFICATION_DEFINITIONS if d in ids):
+        for name in modifiers:
+            result = results.get((def_id, name))
+            if result is None:
+                continue
             p_value = _clean(getattr(result.test, "p_value", None))
             for level, effect in result.subgroups:
                 rd = effect.rd

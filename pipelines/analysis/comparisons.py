@@ -143,6 +143,15 @@ def _label_ranks(frame: pl.DataFrame, column: str | None) -> np.ndarray | None:
     return (labels.rank("dense") - 1).cast(pl.Int64).to_numpy()
 
 
+def _read_columns(frame: pl.DataFrame, definitions: Iterable[DefinitionLike], *others: str | None) -> list[str]:
+    """The columns of ``frame`` that _tasks reads for ``definitions`` (their own and their
+    follow-up columns), and ``others``: what a filtered copy of the frame needs to hold."""
+    names: list[str | None] = [*others]
+    for d in definitions:
+        names += [d.id, f"fu{d.window_days}_reached" if d.window_days is not None else None]
+    return [c for c in dict.fromkeys(names) if c is not None and c in frame.columns]
+
+
 def _tasks(frame: pl.DataFrame, definitions: Iterable[DefinitionLike], followup: bool = True) -> list[_Task]:
     """One task per definition (and one more per follow-up definition, unless not ``followup``).
     Equal masks are one array: definitions mostly share their populations."""
@@ -217,13 +226,17 @@ def compare(
     if unknown:
         raise ValueError(f"unknown methods: {sorted(unknown)}")
     ctx = _Context(arm, reference, methods, min_arm, min_events, max_weight, confidence, primary)
+    covariates = tuple(covariates or DEFAULT_COVARIATES)
     with ctx.timed("design"):
         in_arm = _arm_mask(frame, arm)
         in_ref = _arm_mask(frame, reference) & ~in_arm
-        sub = frame.filter(pl.Series(in_arm | in_ref))
+        # the columns read from here on only (a copy of every column of the frame's rows was
+        # the largest allocation of the statistics at national scale)
+        sub = frame.select(_read_columns(frame, definitions, cluster, *(covariates if design is None else ()))).filter(
+            pl.Series(in_arm | in_ref))
         treated = in_arm[in_arm | in_ref]
         if design is None:
-            design = build_design(sub, tuple(covariates or DEFAULT_COVARIATES))
+            design = build_design(sub, covariates)
         elif design.n != sub.height:
             raise ValueError(f"design has {design.n} rows, the comparison {sub.height}")
         cl_values = _label_ranks(sub, cluster)
@@ -242,9 +255,12 @@ def compare(
         if arms:
             mctx = ctx.fresh()
             multinomial.append((mctx, pool.submit(
-                mctx.timed_call, "multinomial", mctx.run_multinomial, frame, list(arms), definitions,
-                tuple(covariates or DEFAULT_COVARIATES), cluster,
+                mctx.timed_call, "multinomial", mctx.run_multinomial, [frame], list(arms), definitions,
+                covariates, cluster,
             )))  # fmt: skip
+        # the frame is not read here any more: the multinomial job lets go of it once it has
+        # its rows (a caller that passed the frame on without keeping it frees it then)
+        del frame
         anchor = None
         if any(m != "crude" for m in methods) and min(int(treated.sum()), int((~treated).sum())) >= min_arm:
             # The propensity model on every row of the comparison starts each population's fit
@@ -522,7 +538,9 @@ class _Context:
         self._effect_rows(d, "ipw_followup", fe.ipw_followup, "ipfw", pop_id, None, True)
 
     # -- several arms -----------------------------------------------------------------------
-    def run_multinomial(self, frame, arms, definitions, covariates, cluster):
+    def run_multinomial(self, holder, arms, definitions, covariates, cluster):
+        """The multinomial rows; ``holder``: a list holding the frame, emptied here so that the
+        frame can be freed while the job runs."""
         import polars as pl
 
         from pipelines.stats.design import build_design, start_from, subset
@@ -532,12 +550,14 @@ class _Context:
         from pipelines.stats.results import Effect, NotEstimable
         from pipelines.stats.weighting import multinomial_weights
 
+        frame = holder.pop()
         arms = [self.reference] + [x for x in arms if x != self.reference]
         codes = np.full(frame.height, -1)
         for k, x in enumerate(arms):
             codes[_arm_mask(frame, x) & (codes < 0)] = k
         keep = codes >= 0
-        sub = frame.filter(pl.Series(keep))
+        sub = frame.select(_read_columns(frame, definitions, cluster, *covariates)).filter(pl.Series(keep))
+        del frame
         codes = codes[keep]
         full = build_design(sub, covariates)
         cl_all = _label_ranks(sub, cluster)
