@@ -185,7 +185,6 @@ def _tasks(frame: pl.DataFrame, definitions: Iterable[DefinitionLike], followup:
     return tasks
 
 
-@single_blas_thread()
 def compare(
     frame: pl.DataFrame,
     definitions: Sequence[DefinitionLike],
@@ -225,73 +224,76 @@ def compare(
     unknown = set(methods) - set(DEFAULT_METHODS)
     if unknown:
         raise ValueError(f"unknown methods: {sorted(unknown)}")
-    ctx = _Context(arm, reference, methods, min_arm, min_events, max_weight, confidence, primary)
-    covariates = tuple(covariates or DEFAULT_COVARIATES)
-    with ctx.timed("design"):
-        in_arm = _arm_mask(frame, arm)
-        in_ref = _arm_mask(frame, reference) & ~in_arm
-        # the columns read from here on only (a copy of every column of the frame's rows was
-        # the largest allocation of the statistics at national scale)
-        sub = frame.select(_read_columns(frame, definitions, cluster, *(covariates if design is None else ()))).filter(
-            pl.Series(in_arm | in_ref))
-        treated = in_arm[in_arm | in_ref]
-        if design is None:
-            design = build_design(sub, covariates)
-        elif design.n != sub.height:
-            raise ValueError(f"design has {design.n} rows, the comparison {sub.height}")
-        cl_values = _label_ranks(sub, cluster)
-        tasks = _tasks(sub, definitions)
-        n_rows = sub.height
-        del sub  # what the populations need is in the design and the tasks
-    by_pop: dict[str, list[_Task]] = {}
-    for t in tasks:
-        by_pop.setdefault(_key(t.mask), []).append(t)
-    with concurrently(executor) as pool:
-        # Populations and the multinomial comparison share nothing: each is a job with its
-        # own context on the pool's threads (numpy and BLAS release the GIL), and the rows are
-        # collected in the order a single thread would have produced them (populations in
-        # order, then the multinomial rows), so the numbers do not depend on the threads.
-        multinomial = []  # submitted first: the longest job
-        if arms:
-            mctx = ctx.fresh()
-            multinomial.append((mctx, pool.submit(
-                mctx.timed_call, "multinomial", mctx.run_multinomial, [frame], list(arms), definitions,
-                covariates, cluster,
-            )))  # fmt: skip
-        # the frame is not read here any more: the multinomial job lets go of it once it has
-        # its rows (a caller that passed the frame on without keeping it frees it then)
-        del frame
-        anchor = None
-        if any(m != "crude" for m in methods) and min(int(treated.sum()), int((~treated).sum())) >= min_arm:
-            # The propensity model on every row of the comparison starts each population's fit
-            # (populations are subsets of these rows): fewer Newton steps than a cold start.
-            if propensity is None:
-                with ctx.timed("propensity + weights"):
-                    propensity = fit_propensity(design.matrix, treated).fit
-            anchor = (propensity.params, design.columns) if propensity.converged else None
-        populations = []
-        for pid, group in enumerate(by_pop.values(), start=1):
-            pctx = ctx.fresh()
-            populations.append((pctx, pool.submit(pctx.run_population, f"p{pid}", group, design, treated,
-                                                  cl_values, anchor)))
-        for job_ctx, future in populations + multinomial:
-            future.result()
-            ctx.absorb(job_ctx)
-    with ctx.timed("tables"):
-        comparisons = _with_adjusted_p(
-            pl.DataFrame(ctx.rows, schema=_polars_schema(_COMPARISON_SCHEMA), orient="row")
+    # single BLAS thread in a with block, not as a decorator: the decorator's call would hold
+    # ``frame`` until the end, and the frame is let go once its rows are read (below)
+    with single_blas_thread():
+        ctx = _Context(arm, reference, methods, min_arm, min_events, max_weight, confidence, primary)
+        covariates = tuple(covariates or DEFAULT_COVARIATES)
+        with ctx.timed("design"):
+            in_arm = _arm_mask(frame, arm)
+            in_ref = _arm_mask(frame, reference) & ~in_arm
+            # the columns read from here on only (a copy of every column of the frame's rows was
+            # the largest allocation of the statistics at national scale)
+            read = _read_columns(frame, definitions, cluster, *(covariates if design is None else ()))
+            sub = frame.select(read).filter(pl.Series(in_arm | in_ref))
+            treated = in_arm[in_arm | in_ref]
+            if design is None:
+                design = build_design(sub, covariates)
+            elif design.n != sub.height:
+                raise ValueError(f"design has {design.n} rows, the comparison {sub.height}")
+            cl_values = _label_ranks(sub, cluster)
+            tasks = _tasks(sub, definitions)
+            n_rows = sub.height
+            del sub  # what the populations need is in the design and the tasks
+        by_pop: dict[str, list[_Task]] = {}
+        for t in tasks:
+            by_pop.setdefault(_key(t.mask), []).append(t)
+        with concurrently(executor) as pool:
+            # Populations and the multinomial comparison share nothing: each is a job with its
+            # own context on the pool's threads (numpy and BLAS release the GIL), and the rows are
+            # collected in the order a single thread would have produced them (populations in
+            # order, then the multinomial rows), so the numbers do not depend on the threads.
+            multinomial = []  # submitted first: the longest job
+            if arms:
+                mctx = ctx.fresh()
+                multinomial.append((mctx, pool.submit(
+                    mctx.timed_call, "multinomial", mctx.run_multinomial, [frame], list(arms), definitions,
+                    covariates, cluster,
+                )))  # fmt: skip
+            # the frame is not read here any more: the multinomial job lets go of it once it has
+            # its rows (a caller that passed the frame on without keeping it frees it then)
+            del frame
+            anchor = None
+            if any(m != "crude" for m in methods) and min(int(treated.sum()), int((~treated).sum())) >= min_arm:
+                # The propensity model on every row of the comparison starts each population's fit
+                # (populations are subsets of these rows): fewer Newton steps than a cold start.
+                if propensity is None:
+                    with ctx.timed("propensity + weights"):
+                        propensity = fit_propensity(design.matrix, treated).fit
+                anchor = (propensity.params, design.columns) if propensity.converged else None
+            populations = []
+            for pid, group in enumerate(by_pop.values(), start=1):
+                pctx = ctx.fresh()
+                populations.append((pctx, pool.submit(pctx.run_population, f"p{pid}", group, design, treated,
+                                                      cl_values, anchor)))
+            for job_ctx, future in populations + multinomial:
+                future.result()
+                ctx.absorb(job_ctx)
+        with ctx.timed("tables"):
+            comparisons = _with_adjusted_p(
+                pl.DataFrame(ctx.rows, schema=_polars_schema(_COMPARISON_SCHEMA), orient="row")
+            )
+            ni = [_ni_row(r, margin_pp, arm, reference) for r in ctx.primary_rd]
+        return ComparisonResult(
+            comparisons=comparisons,
+            balance=pl.DataFrame(ctx.balance_rows, schema=_polars_schema(_BALANCE_SCHEMA), orient="row"),
+            diagnostics=pl.DataFrame(ctx.diag_rows, schema=_polars_schema(_DIAG_SCHEMA), orient="row"),
+            noninferiority=pl.DataFrame(ni, schema=_polars_schema(_NI_SCHEMA), orient="row"),
+            arm=arm,
+            reference=reference,
+            n=n_rows,
+            timings=dict(ctx.timings),
         )
-        ni = [_ni_row(r, margin_pp, arm, reference) for r in ctx.primary_rd]
-    return ComparisonResult(
-        comparisons=comparisons,
-        balance=pl.DataFrame(ctx.balance_rows, schema=_polars_schema(_BALANCE_SCHEMA), orient="row"),
-        diagnostics=pl.DataFrame(ctx.diag_rows, schema=_polars_schema(_DIAG_SCHEMA), orient="row"),
-        noninferiority=pl.DataFrame(ni, schema=_polars_schema(_NI_SCHEMA), orient="row"),
-        arm=arm,
-        reference=reference,
-        n=n_rows,
-        timings=dict(ctx.timings),
-    )
 
 
 _COMPARISON_SCHEMA = {

@@ -215,3 +215,20 @@ def test_subgroup_labels_share_one_string_per_label():
     assert out.dtype == object and out.tolist() == ["opioid", None, "alcohol", "opioid"]
     assert out[0] is out[3]
     assert _shared_labels(pl.Series([True, None, False])).tolist() == ["true", None, "false"]
+
+
+def test_compare_lets_go_of_a_frame_it_was_handed_once_its_rows_are_read(monkeypatch):
+    # a caller that does not keep the frame (comparative_results) has it freed while the
+    # populations and the multinomial job run: at national scale the frame is ~4 GB
+    import weakref
+
+    import pipelines.analysis.comparisons as comparisons
+
+    box = [simulate.analysis_frame(4_000, 3, seed=9)]
+    freed: list[bool] = []
+    weakref.finalize(box[0], freed.append, True)
+    seen: list[bool] = []
+    tables = comparisons._with_adjusted_p
+    monkeypatch.setattr(comparisons, "_with_adjusted_p", lambda df: seen.append(bool(freed)) or tables(df))
+    result = comparisons.compare(box.pop(), simulate.definitions(3), arms=("iop", "php", "residential"))
+    assert seen == [True] and result.comparisons.height > 0
