@@ -222,7 +222,7 @@ def test_compare_lets_go_of_a_frame_it_was_handed_once_its_rows_are_read(monkeyp
     # populations and the multinomial job run: at national scale the frame is ~4 GB
     import weakref
 
-    import pipelines.analysis.comparisons as comparisons
+    from pipelines.analysis import comparisons
 
     box = [simulate.analysis_frame(4_000, 3, seed=9)]
     freed: list[bool] = []
