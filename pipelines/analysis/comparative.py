@@ -293,11 +293,18 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
         if col in sub.columns:
             modifiers[col] = _shared_labels(sub.get_column(col))
     ids = {d.id for d in definitions}
+    results: dict[tuple[str, str], Any] = {}
+
+    def run(def_ids: list[str], ys: list[np.ndarray], has: np.ndarray, design: Design, starts: list) -> None:
+        for name, values in modifiers.items():
+            found = effect_modifications(ys, treated[has], design, values[has], name, starts=starts)
+            results.update(((def_id, name), result) for def_id, result in zip(def_ids, found))
+
     # the definitions measured on every row share the whole design, and with it each
     # subgroup's propensity model (fitted once for all of them: it does not depend on the
-    # outcome); the others have a design of their own rows
-    runs: list[tuple[list[str], list[np.ndarray], np.ndarray, Design, list]] = []
-    shared: dict[bool, int] = {}  # has a start -> its run among the runs on the whole design
+    # outcome), by whether their fits have starts; the others have a design of their own
+    # rows, run at once (one such design at a time)
+    shared: dict[bool, tuple[list[str], list[np.ndarray], list]] = {}
     for def_id in (d for d in MODIFICATION_DEFINITIONS if d in ids):
         y = sub.get_column(def_id).cast(float).to_numpy()
         has = ~np.isnan(y)
@@ -305,24 +312,17 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
             continue
         if has.all():
             starts = whole_population_starts(y, treated, whole, propensity)
-            key = starts is not None
-            if key not in shared:
-                shared[key] = len(runs)
-                runs.append(([], [], has, whole, []))
-            run = runs[shared[key]]
+            def_ids, ys, all_starts = shared.setdefault(starts is not None, ([], [], []))
+            def_ids.append(def_id)
+            ys.append(y)
+            all_starts.append(starts)
         else:
             design = build_design(sub.filter(pl.Series(has)))
-            starts = whole_population_starts(y[has], treated[has], design)
-            run = ([], [], has, design, [])
-            runs.append(run)
-        run[0].append(def_id)
-        run[1].append(y[has])
-        run[4].append(starts)
-    results: dict[tuple[str, str], Any] = {}
-    for def_ids, ys, has, design, starts in runs:
-        for name, values in modifiers.items():
-            found = effect_modifications(ys, treated[has], design, values[has], name, starts=starts)
-            results.update(((def_id, name), result) for def_id, result in zip(def_ids, found))
+            run([def_id], [y[has]], has, design, [whole_population_starts(y[has], treated[has], design)])
+            del design
+    everyone = np.ones(len(treated), dtype=bool)
+    for def_ids, ys, all_starts in shared.values():
+        run(def_ids, ys, everyone, whole, all_starts)
     rows = []
     for def_id in (d for d in MODIFICATION_DEFINITIONS if d in ids):
         for name in modifiers:

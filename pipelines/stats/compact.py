@@ -270,10 +270,14 @@ class CompactMatrix:
         m = have.size
         groups = [(group, members, self._indicators(members, group.levels))
                   for group, members in self.groups.values()]
-        # what each later group is summed against: the whole group (None) or each member
-        pairs = [(g, h, None if group.levels * other.levels <= JOINT_CELLS else c)
-                 for g, (group, _, _) in enumerate(groups) for h, (other, later, _) in enumerate(groups)
-                 if h > g for c in ([None] if group.levels * other.levels <= JOINT_CELLS else later)]
+        # (group, later group, None: summed by both groups' combinations, or a member of the
+        # later group: by the first group's combination and that member's code)
+        pairs: list[tuple[int, int, Codes | None]] = []
+        for g, (group, _, _) in enumerate(groups):
+            for h in range(g + 1, len(groups)):
+                other, later, _ = groups[h]
+                joint = group.levels * other.levels <= JOINT_CELLS
+                pairs += [(g, h, None)] if joint else [(g, h, c) for c in later]
         sums = [np.zeros(group.levels) for group, _, _ in groups]
         by_code = [np.zeros((group.levels, m)) for group, _, _ in groups]
         by_pair = [np.zeros((groups[g][0].levels, groups[h][0].levels if c is None else c.size)) for g, h, c in pairs]
@@ -299,7 +303,7 @@ class CompactMatrix:
                 pair = codes[g].astype(np.intp)
                 pair *= size
                 pair += second
-                by_pair[t] += np.bincount(pair, weights=ws, minlength=pair_cells(by_pair[t])).reshape(by_pair[t].shape)
+                by_pair[t] += np.bincount(pair, weights=ws, minlength=by_pair[t].size).reshape(by_pair[t].shape)
         out = np.zeros((p, p))
         at = self.numeric_at[have]
         i0 = self.intercept
@@ -453,10 +457,6 @@ class _Transposed:
         """X.T @ r for r of shape (n,) or (n, m)."""
         other = np.asarray(other, dtype=float)
         return (other.T @ self._m).T if other.ndim == 2 else other @ self._m
-
-
-def pair_cells(table: np.ndarray) -> int:
-    return table.shape[0] * table.shape[1]
 
 
 def _everything(key) -> bool:
