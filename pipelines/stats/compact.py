@@ -20,7 +20,8 @@ rounding (sums are formed in another order):
   at a time (and ~40 ms for the dense float64 product);
 * X'WX (:func:`pipelines.stats.logistic.xtwx`) is formed from sums of the weights by code
   (:meth:`CompactMatrix.weighted_gram`), at a million rows 65-90 ms against ~300 ms for the rows
-  expanded to float64 block by block (:func:`row_blocks`, still there for anything else);
+  expanded to float64 block by block (as it was until 2026-11-30), and the balance moments
+  likewise (:meth:`CompactMatrix.moments`): no row is expanded;
 * rows and columns are selected (a column selection shares the codes), a column appended (a
   0/1 column as the last digit of the smallest group when it has room).
 
@@ -34,8 +35,6 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-#: Rows expanded at a time by :meth:`CompactMatrix.blocks`.
-BLOCK_ROWS = 1 << 12
 #: A CompactMatrix of more rows refuses to become one dense array: an operation that would
 #: expand all of it is a bug, not something to do quietly at 25 million rows.
 DENSIFY_ROWS = 250_000
@@ -343,12 +342,11 @@ class CompactMatrix:
             e[combos[on], column[on]] = 1.0
         return e
 
-    # -- blocks ------------------------------------------------------------------------------
-    def block(self, start: int, stop: int, out: np.ndarray | None = None) -> np.ndarray:
-        """Rows start:stop as a dense Fortran float64 array (written into ``out`` if given)."""
+    # -- dense rows --------------------------------------------------------------------------
+    def block(self, start: int, stop: int) -> np.ndarray:
+        """Rows start:stop as a dense Fortran float64 array."""
         stop = min(stop, self.shape[0])
-        rows = max(stop - start, 0)
-        out = np.empty((rows, self.shape[1]), order="F") if out is None else out[:rows]
+        out = np.empty((max(stop - start, 0), self.shape[1]), order="F")
         if self.intercept is not None:
             out[:, self.intercept] = 1.0
         for c in self.codes:  # every column is written whole: one comparison per level
@@ -358,14 +356,6 @@ class CompactMatrix:
         for k in self._numeric_cols:
             out[:, self.numeric_at[k]] = self.numeric[start:stop, k]
         return out
-
-    def blocks(self, size: int = BLOCK_ROWS) -> Iterator[tuple[int, int, np.ndarray]]:
-        """(start, stop, rows start:stop dense); one buffer serves every block (a fresh array
-        per block cost a page fault per page)."""
-        n = self.shape[0]
-        buf = np.empty((min(size, n), self.shape[1]), order="F")
-        for s in range(0, n, size):
-            yield s, min(s + size, n), self.block(s, s + size, buf)
 
     # -- selection ---------------------------------------------------------------------------
     def __getitem__(self, key):
@@ -464,11 +454,10 @@ def _everything(key) -> bool:
 
 
 def row_blocks(X, size: int) -> Iterator[tuple[int, int, np.ndarray]]:
-    """(start, stop, dense rows start:stop) of a dense array (views) or a CompactMatrix (one
-    reused buffer: use each block before asking for the next)."""
+    """(start, stop, rows start:stop) of a dense array, as views. A CompactMatrix is refused:
+    its products sum by code (weighted_gram, moments) rather than expand blocks of rows."""
     if isinstance(X, CompactMatrix):
-        yield from X.blocks(size)
-        return
+        raise TypeError("a CompactMatrix is not expanded block by block: use its own sums")
     for s in range(0, X.shape[0], size):
         yield s, min(s + size, X.shape[0]), X[s : s + size]
 

@@ -186,6 +186,8 @@ def test_a_compact_matrix_is_not_expanded_whole_by_accident(designs, monkeypatch
     with pytest.raises(TypeError, match="not expanded whole"):
         np.asarray(C)
     assert np.asarray(C[:1000]).shape == (1000, C.shape[1])
+    with pytest.raises(TypeError, match="not expanded block by block"):
+        next(compact.row_blocks(C, 1000))
 
 
 def test_the_dense_matrix_is_kept_below_the_limit(monkeypatch):
