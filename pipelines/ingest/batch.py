@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from pipelines.contracts import Contract
-from pipelines.ingest.readers import SRC_VIEW, quote_ident, quote_lit
+from pipelines.ingest.readers import SRC_VIEW, quote_ident, quote_lit, trimmed
 from pipelines.warehouse import load_sql
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def typed_expr(ftype: str, s: str) -> str:
 
 
 def _src(columns: set[str], name: str) -> str:
-    return f"NULLIF(trim({quote_ident(name)}), '')" if name in columns else "CAST(NULL AS VARCHAR)"
+    return trimmed(quote_ident(name)) if name in columns else "CAST(NULL AS VARCHAR)"
 
 
 def _generic_checks(contract: Contract, present: set[str], skip_required: set[str]) -> list[RowCheck]:

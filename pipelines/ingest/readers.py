@@ -70,6 +70,18 @@ def quote_lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def trimmed(expr: str) -> str:
+    """SQL: the text ``expr`` without leading and trailing spaces, NULL when nothing is left;
+    the same as ``NULLIF(trim(expr), '')``, at less than half its cost.
+
+    DuckDB's ``trim`` strips the Unicode space separators (category Zs): of ASCII only ' ', the
+    rest are multi-byte. A value with no ' ' whose bytes are all ASCII (``strlen = length``)
+    has nothing to strip and is taken as it is; ``trim`` runs on the others only. On a 1.7 M-row
+    discharge file (37 columns) trim on every value took 2.3 s of the typed batch's ~4.5."""
+    return (f"NULLIF(CASE WHEN contains({expr}, ' ') OR strlen({expr}) <> length({expr}) "
+            f"THEN trim({expr}) ELSE {expr} END, '')")
+
+
 def _format_of(path: Path, head: bytes) -> str:
     if head.startswith(b"PAR1"):
         return "parquet"

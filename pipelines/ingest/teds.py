@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipelines.contracts import Contract, teds_codes
 from pipelines.ingest.batch import BATCH, RowCheck, _generic_checks, literal
-from pipelines.ingest.readers import SRC_TABLE, SRC_VIEW, ReadRefused, quote_ident, quote_lit
+from pipelines.ingest.readers import SRC_TABLE, SRC_VIEW, ReadRefused, quote_ident, quote_lit, trimmed
 
 if TYPE_CHECKING:
     import duckdb
@@ -120,7 +120,7 @@ def build_teds(con: duckdb.DuckDBPyConnection, contract: Contract, columns: list
     conformance = {c.id: c for c in contract.checks if c.category == "conformance"}
     for target, spec in codes["targets"].items():
         src_col = _source(spec, era, cols)
-        src = f"NULLIF(trim({quote_ident(src_col)}), '')" if src_col else "CAST(NULL AS VARCHAR)"
+        src = trimmed(quote_ident(src_col)) if src_col else "CAST(NULL AS VARCHAR)"
         output = spec["output"]
         if output == "text":
             inner.append(f"{src} AS _c_{target}")
