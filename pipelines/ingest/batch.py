@@ -181,10 +181,13 @@ def collect_row_failures(con: duckdb.DuckDBPyConnection, checks: list[RowCheck])
     con.executemany("INSERT INTO _lc_checks VALUES (?, ?, ?, ?, ?, ?)",
                     [[i, c.field, c.check_id, c.severity, c.category, c.reason] for i, c in enumerate(checks)])
     items = ", ".join(f"CASE WHEN coalesce({c.condition}, false) THEN {i} END" for i, c in enumerate(checks))
+    # the list is built only for rows that fail something (most rows fail nothing: building a
+    # list of 61 items for each of 1.7 M discharges took 1.0 s, the filter first 0.7 s)
+    failing = " OR ".join(f"coalesce({c.condition}, false)" for c in checks)
     con.execute(
         f"INSERT INTO {FAILURES} SELECT f._row_number, c.field, c.check_id, c.severity, c.category, c.reason "
-        f"FROM (SELECT _row_number, unnest(list_filter([{items}], lambda x: x IS NOT NULL)) AS idx FROM {BATCH}) AS f "
-        "JOIN _lc_checks AS c USING (idx)"
+        f"FROM (SELECT _row_number, unnest(list_filter([{items}], lambda x: x IS NOT NULL)) AS idx FROM {BATCH} "
+        f"WHERE {failing}) AS f JOIN _lc_checks AS c USING (idx)"
     )
 
 
