@@ -192,14 +192,22 @@ def collect_row_failures(con: duckdb.DuckDBPyConnection, checks: list[RowCheck])
 
 
 def row_hash_expr(contract: Contract, alias: str = "") -> str:
+    """md5 of the stored fields as a JSON array: quoted strings and null, so that no two different
+    rows give the same text (joined with '|' and '\\N' for null, 'a|b', 'c' read as 'a', 'b|c'
+    and a null as the text '\\N')."""
     p = f"{alias}." if alias else ""
-    parts = ", ".join(f"coalesce(CAST({p}{quote_ident(f.name)} AS VARCHAR), '\\N')" for f in contract.stored_fields)
-    return f"md5(concat_ws('|', {parts}))"
+    parts = ", ".join(f"CAST({p}{quote_ident(f.name)} AS VARCHAR)" for f in contract.stored_fields)
+    return f"md5(CAST(to_json([{parts}]) AS VARCHAR))"
 
 
 def key_expr(contract: Contract, alias: str = "") -> str:
+    """The record's key as text: each field but the last preceded by its length, so that no two
+    different keys give the same text (the fields only joined with ':' made site 'a:b' with
+    episode 'c' the key of site 'a' with episode 'b:c'). Null is ''. Text rather than a list of
+    the fields: the checks join and group on it, and a list key made them ~3x slower."""
     p = f"{alias}." if alias else ""
-    return " || ':' || ".join(f"coalesce(CAST({p}{quote_ident(k)} AS VARCHAR), '')" for k in contract.key)
+    parts = [f"coalesce(CAST({p}{quote_ident(k)} AS VARCHAR), '')" for k in contract.key]
+    return " || ':' || ".join([f"strlen({x}) || ':' || {x}" for x in parts[:-1]] + parts[-1:])
 
 
 def run_cross_checks(con: duckdb.DuckDBPyConnection, contract: Contract, today: dt.date) -> None:
