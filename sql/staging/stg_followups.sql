@@ -27,7 +27,9 @@ resolved as (
 
 final as (
     select
-        site_id || ':' || episode_id as episode_key,
+        -- '\' and ':' in site_id escaped ('\\', '\:'): site 'a:b' with episode 'c' is not site 'a'
+        -- with episode 'b:c' (docs/interfaces.md)
+        replace(replace(site_id, '\', '\\'), ':', '\:') || ':' || episode_id as episode_key,
         followup_id,
         episode_id,
         site_id,

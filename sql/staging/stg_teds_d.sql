@@ -9,7 +9,9 @@ source as (
 
 final as (
     select
-        site_id || ':' || episode_id as episode_key,
+        -- '\' and ':' in site_id escaped ('\\', '\:'): site 'a:b' with episode 'c' is not site 'a'
+        -- with episode 'b:c' (docs/interfaces.md)
+        replace(replace(site_id, '\', '\\'), ':', '\:') || ':' || episode_id as episode_key,
         episode_id,
         site_id,
         discharge_year,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mart_rows import by_key, discharge, insert, new_warehouse
+from mart_rows import by_key, day, discharge, insert, new_warehouse
 
 from pipelines import marts
 from pipelines.definitions.registry import mart_schema
@@ -91,3 +91,30 @@ def test_mart_has_every_column_docs_interfaces_promises():
     per_window = ["status", "reached", "abstinent", "readmitted", "phq9"]
     promised += [f"fu{w}_{c}" for w in (30, 90, 180, 365) for c in per_window]
     assert set(promised) <= set(mart_schema())
+
+
+def test_episode_keys_of_sites_with_colons_and_backslashes_stay_apart():
+    # joined with ':' alone, site 'a:b' + episode 'c' and site 'a' + episode 'b:c' were one
+    # episode_key: each episode took the other's follow-ups and appeared twice
+    con = new_warehouse()
+    insert(con, "raw_discharges", [
+        discharge("c", "p1", "iop", 0, 10, site_id="a:b"),
+        discharge("b:c", "p2", "residential_short", 0, 20, site_id="a"),
+        discharge("e", "p3", "iop", 0, 30, site_id="x\\"),
+        discharge("\\:e", "p4", "iop", 0, 40, site_id="x"),
+    ])
+    insert(con, "raw_followups", [
+        {"followup_id": "f1", "episode_id": "c", "site_id": "a:b", "window_days": 30, "contact_date": day(40),
+         "status": "reached", "abstinent_30d": True},
+        {"followup_id": "f2", "episode_id": "b:c", "site_id": "a", "window_days": 30, "contact_date": day(50),
+         "status": "refused"},
+    ])
+    marts.build(con)
+    got = {(r["site_id"], r["episode_id"]): r for r in by_key(con, "mart_episodes").values()}
+    (count,) = con.execute("select count(*) from mart_episodes").fetchone()
+    assert count == 4 and len(got) == 4
+    assert sorted(r["episode_key"] for r in got.values()) == sorted(
+        ["a\\:b:c", "a:b:c", "x\\\\:e", "x:\\:e"])
+    assert got[("a:b", "c")]["fu30_status"] == "reached"
+    assert got[("a", "b:c")]["fu30_status"] == "refused"
+    assert got[("a:b", "c")]["los_days"] == 10 and got[("a", "b:c")]["los_days"] == 20
