@@ -343,18 +343,17 @@ class CompactMatrix:
         return e
 
     # -- dense rows --------------------------------------------------------------------------
-    def block(self, start: int, stop: int) -> np.ndarray:
-        """Rows start:stop as a dense Fortran float64 array."""
-        stop = min(stop, self.shape[0])
-        out = np.empty((max(stop - start, 0), self.shape[1]), order="F")
+    def _dense(self) -> np.ndarray:
+        """Every row as a dense Fortran float64 array (``__array__``, small matrices only)."""
+        out = np.empty(self.shape, order="F")
         if self.intercept is not None:
             out[:, self.intercept] = 1.0
         for c in self.codes:  # every column is written whole: one comparison per level
-            part = c.part(start, stop)
+            part = c.part()
             for code in c.set:
                 np.equal(part, code, out=out[:, c.column[code]], casting="unsafe")
         for k in self._numeric_cols:
-            out[:, self.numeric_at[k]] = self.numeric[start:stop, k]
+            out[:, self.numeric_at[k]] = self.numeric[:, k]
         return out
 
     # -- selection ---------------------------------------------------------------------------
@@ -432,7 +431,7 @@ class CompactMatrix:
     def __array__(self, dtype=None, copy=None):
         if self.shape[0] > DENSIFY_ROWS:
             raise TypeError(f"a CompactMatrix of {self.shape[0]} rows is not expanded whole")
-        out = self.block(0, self.shape[0])
+        out = self._dense()
         return out if dtype is None else out.astype(dtype)
 
 
