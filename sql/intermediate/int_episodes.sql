@@ -13,6 +13,7 @@ teds as (
 native_shaped as (
     select
         episode_key,
+        episode_row,
         episode_id,
         person_id,
         site_id,
@@ -70,6 +71,7 @@ native_shaped as (
 teds_shaped as (
     select
         episode_key,
+        episode_row,
         episode_id,
         null::varchar as person_id,
         site_id,
@@ -119,6 +121,7 @@ unioned as (
 final as (
     select
         episode_key,
+        episode_row,
         episode_id,
         person_id,
         site_id,

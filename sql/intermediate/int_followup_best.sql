@@ -1,20 +1,21 @@
 -- The best contact attempt per episode and follow-up window (30, 90, 180, 365 days):
 -- reached beats deceased beats refused beats unreachable; ties go to the latest contact, then
 -- to the highest followup_id. Measurements are kept only when the person was reached.
--- Windows without any attempt have no row here (mart_followups fills the grid).
+-- Windows without any attempt have no row here (mart_followups fills the grid). Keyed by
+-- episode_row (stg_discharges); attempts of no discharge have no episode and are left out.
 with
 
 followups as (
     select * from stg_followups
-    where window_days in (30, 90, 180, 365)
+    where window_days in (30, 90, 180, 365) and episode_row is not null
 ),
 
 ranked as (
     select
         *,
-        count(*) over (partition by episode_key, window_days) as attempts,
+        count(*) over (partition by episode_row, window_days) as attempts,
         row_number() over (
-            partition by episode_key, window_days
+            partition by episode_row, window_days
             order by
                 case status
                     when 'reached' then 1
@@ -31,7 +32,7 @@ ranked as (
 
 final as (
     select
-        episode_key,
+        episode_row,
         window_days,
         attempts::integer as attempts,
         followup_id,

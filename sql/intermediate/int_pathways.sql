@@ -12,6 +12,7 @@ with
 episodes as (
     select
         episode_key,
+        episode_row,
         person_id,
         level_of_care,
         level_group,
@@ -34,6 +35,7 @@ data_end as (
 later_admissions as (
     select
         idx.episode_key,
+        idx.episode_row,
         idx.level_group as index_level_group,
         idx.discharge_reason as index_discharge_reason,
         nxt.episode_key as next_episode_key,
@@ -42,7 +44,7 @@ later_admissions as (
     from episodes as idx
     inner join episodes as nxt
         on nxt.person_id = idx.person_id
-        and nxt.episode_key <> idx.episode_key
+        and nxt.episode_row <> idx.episode_row
         and nxt.admit_date >= idx.discharge_date
 ),
 
@@ -50,10 +52,10 @@ ranked as (
     select
         *,
         row_number() over (
-            partition by episode_key order by gap_days, next_episode_key
+            partition by episode_row order by gap_days, next_episode_key
         ) as admission_rank,
         row_number() over (
-            partition by episode_key, next_level_of_care = 'iop' order by gap_days, next_episode_key
+            partition by episode_row, next_level_of_care = 'iop' order by gap_days, next_episode_key
         ) as same_kind_rank
     from later_admissions
 ),
@@ -77,12 +79,12 @@ classified as (
 
 per_episode as (
     select
-        episode_key,
+        episode_row,
         bool_or(is_stepdown) as has_stepdown,
         min(gap_days) filter (where not is_stepdown and not is_transfer) as days_to_readmission,
         min(gap_days) filter (where is_stepdown) as days_to_stepdown
     from classified
-    group by episode_key
+    group by episode_row
 ),
 
 sequenced as (
@@ -103,6 +105,7 @@ sequenced as (
 final as (
     select
         sequenced.episode_key,
+        sequenced.episode_row,
         sequenced.person_id,
         -- a null person_id links nothing: no sequence to speak of
         case when sequenced.person_id is not null then sequenced.episode_seq end as episode_seq,
@@ -142,7 +145,7 @@ final as (
         end as readmit_180d
     from sequenced
     cross join data_end
-    left join per_episode on per_episode.episode_key = sequenced.episode_key
+    left join per_episode on per_episode.episode_row = sequenced.episode_row
 )
 
 select * from final

@@ -130,14 +130,14 @@ final as (
         pathways.days_to_stepdown
     from episodes
     left join followup_best as fu30
-        on fu30.episode_key = episodes.episode_key and fu30.window_days = 30
+        on fu30.episode_row = episodes.episode_row and fu30.window_days = 30
     left join followup_best as fu90
-        on fu90.episode_key = episodes.episode_key and fu90.window_days = 90
+        on fu90.episode_row = episodes.episode_row and fu90.window_days = 90
     left join followup_best as fu180
-        on fu180.episode_key = episodes.episode_key and fu180.window_days = 180
+        on fu180.episode_row = episodes.episode_row and fu180.window_days = 180
     left join followup_best as fu365
-        on fu365.episode_key = episodes.episode_key and fu365.window_days = 365
-    left join pathways on pathways.episode_key = episodes.episode_key
+        on fu365.episode_row = episodes.episode_row and fu365.window_days = 365
+    left join pathways on pathways.episode_row = episodes.episode_row
 )
 
 select * from final

@@ -8,13 +8,14 @@ source as (
 ),
 
 discharges as (
-    select site_id, episode_id, discharge_date from raw_discharges
+    select site_id, episode_id, discharge_date, rowid as episode_row from raw_discharges
 ),
 
 resolved as (
     select
         source.*,
         discharges.discharge_date,
+        discharges.episode_row,
         coalesce(
             source.contact_date,
             discharges.discharge_date + source.days_after_discharge::integer
@@ -30,6 +31,8 @@ final as (
         -- '\' and ':' in site_id escaped ('\\', '\:'): site 'a:b' with episode 'c' is not site 'a'
         -- with episode 'b:c' (docs/interfaces.md)
         replace(replace(site_id, '\', '\\'), ':', '\:') || ':' || episode_id as episode_key,
+        -- the discharge's episode_row (stg_discharges); null when no discharge has this key
+        episode_row,
         followup_id,
         episode_id,
         site_id,

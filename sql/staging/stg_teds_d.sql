@@ -4,7 +4,7 @@
 with
 
 source as (
-    select * from raw_teds_d
+    select *, -1 - rowid as episode_row from raw_teds_d
 ),
 
 final as (
@@ -12,6 +12,8 @@ final as (
         -- '\' and ':' in site_id escaped ('\\', '\:'): site 'a:b' with episode 'c' is not site 'a'
         -- with episode 'b:c' (docs/interfaces.md)
         replace(replace(site_id, '\', '\\'), ':', '\:') || ':' || episode_id as episode_key,
+        -- negative (-1 - rowid), so that it never equals a native discharge's (stg_discharges)
+        episode_row,
         episode_id,
         site_id,
         discharge_year,

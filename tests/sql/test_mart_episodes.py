@@ -118,3 +118,31 @@ def test_episode_keys_of_sites_with_colons_and_backslashes_stay_apart():
     assert got[("a:b", "c")]["fu30_status"] == "reached"
     assert got[("a", "b:c")]["fu30_status"] == "refused"
     assert got[("a:b", "c")]["los_days"] == 10 and got[("a", "b:c")]["los_days"] == 20
+
+
+def test_follow_ups_reach_their_own_episode_only_not_a_teds_row_or_an_orphan():
+    # the build joins on an integer row key; the first native and the first TEDS-D row are both
+    # row 0 of their raw table, and a follow-up of no discharge belongs to no episode
+    con = new_warehouse()
+    insert(con, "raw_discharges", [discharge("e1", "p1", "iop", 0, 10), discharge("e2", "p2", "iop", 0, 12)])
+    insert(con, "raw_teds_d", [
+        {"episode_id": "e1", "services_d": 6, "level_of_care": "iop", "discharge_reason": "completed",
+         "los_code": 10},
+    ])
+    insert(con, "raw_followups", [
+        {"followup_id": "f1", "episode_id": "e1", "window_days": 30, "contact_date": day(40),
+         "status": "reached", "abstinent_30d": True},
+        {"followup_id": "f2", "episode_id": "e1", "window_days": 30, "contact_date": day(38),
+         "status": "unreachable"},
+        {"followup_id": "f3", "episode_id": "e9", "window_days": 30, "contact_date": day(40),
+         "status": "reached", "abstinent_30d": False},
+    ])
+    marts.build(con)
+    mart = by_key(con, "mart_episodes")
+    assert set(mart) == {"s1:e1", "s1:e2", "state-01:e1"}
+    native, other, teds = mart["s1:e1"], mart["s1:e2"], mart["state-01:e1"]
+    assert (native["fu30_status"], native["fu30_attempts"], native["fu30_abstinent"]) == ("reached", 2, True)
+    assert (other["fu30_status"], other["fu30_reached"], other["fu30_attempts"]) == (None, False, 0)
+    assert (teds["fu30_status"], teds["fu30_reached"], teds["fu30_attempts"]) == (None, False, None)
+    (long_rows,) = con.execute("select count(*) from mart_followups where status is not null").fetchone()
+    assert long_rows == 1
