@@ -15,7 +15,9 @@ long form of mart_episodes' fu{w}_* columns): writing its 6.8 million rows at 1.
 a fifth of the build. The staging models are too: each is read once, by an intermediate model,
 and at 25 M episodes the build wrote 40 GB (temporary tables spilled beside the warehouse, and
 the marts) with staging tables against 22 GB with views, in 388 s against 358 s; at 1.7 M the
-two are even.
+two are even. ``int_episodes`` is a view as well, though two models read it: stored, it held
+0.5 GB of the build's 2.3 GB at 1.7 M episodes (same time), and at 25 M the build took 326 s
+with it against 230 s without.
 
 Raw tables may not exist yet in a young warehouse (no TEDS-D file ingested, say). The models
 need them, so ``ensure_raw_tables`` creates any missing one empty, with the DDL the contracts

@@ -31,14 +31,14 @@ def test_build_on_an_empty_warehouse_gives_empty_marts():
     assert con.execute("select view_name from duckdb_views() where temporary and not internal").fetchall() == []
 
 
-def test_staging_models_are_temporary_views_and_intermediate_ones_temporary_tables():
+def test_staging_models_and_int_episodes_are_temporary_views_the_other_intermediate_ones_tables():
     con = duckdb.connect()
     marts.build(con, keep_temporary=True)
     views = {v for (v,) in con.execute("select view_name from duckdb_views() where temporary and not internal")
              .fetchall()}
     tables = {t for (t,) in con.execute("select table_name from duckdb_tables() where temporary").fetchall()}
-    assert views == {"stg_discharges", "stg_followups", "stg_teds_d"}
-    assert tables == {"int_episodes", "int_followup_best", "int_pathways"}
+    assert views == {"stg_discharges", "stg_followups", "stg_teds_d", "int_episodes"}
+    assert tables == {"int_followup_best", "int_pathways"}
 
 
 def test_mart_followups_is_a_view_and_replaces_the_table_an_older_build_left():
