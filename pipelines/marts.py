@@ -85,12 +85,13 @@ def _models() -> list[tuple[str, bool]]:
 
 def build(con: duckdb.DuckDBPyConnection, *, data_end_date: dt.date | None = None,
           keep_temporary: bool = False) -> list[str]:
-    """Materialize every model as a table, in dependency order, in one transaction.
+    """Materialize every model (a table, or a view where marked), in dependency order, in one
+    transaction.
 
     ``data_end_date`` is the last day the data can show (readmissions and follow-up windows
     that end after it are unknown); by default the latest admission or discharge date found.
-    The staging views and intermediate tables are dropped at the end (they hold ~2 GiB of memory
-    at 1.7M episodes that the statistics after the build need) unless ``keep_temporary``.
+    The temporary views and tables are dropped at the end (the tables hold memory that the
+    statistics after the build need) unless ``keep_temporary``.
     """
     con.execute("set enable_progress_bar = false")  # it would write to a user's terminal
     with transaction(con):
