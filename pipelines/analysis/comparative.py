@@ -295,11 +295,10 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
     ids = {d.id for d in definitions}
     results: dict[tuple[str, str], Any] = {}
 
-    def run(def_ids: list[str], ys: list[np.ndarray], has: np.ndarray | None, design: Design, starts: list) -> None:
-        """``has``: the rows of ``design`` (None: every row, nothing to copy)."""
+    def run(def_ids: list[str], ys: list[np.ndarray], rows: np.ndarray | slice, design: Design, starts: list) -> None:
+        """``rows``: the rows of ``design`` (``slice(None)``: every row, a view, nothing copied)."""
         for name, values in modifiers.items():
-            found = effect_modifications(ys, treated if has is None else treated[has], design,
-                                         values if has is None else values[has], name, starts=starts)
+            found = effect_modifications(ys, treated[rows], design, values[rows], name, starts=starts)
             results.update(((def_id, name), result) for def_id, result in zip(def_ids, found))
 
     # the definitions measured on every row share the whole design, and with it each
@@ -323,7 +322,7 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
             run([def_id], [y[has]], has, design, [whole_population_starts(y[has], treated[has], design)])
             del design
     for def_ids, ys, all_starts in shared.values():
-        run(def_ids, ys, None, whole, all_starts)
+        run(def_ids, ys, slice(None), whole, all_starts)
     rows = []
     for def_id in (d for d in MODIFICATION_DEFINITIONS if d in ids):
         for name in modifiers:

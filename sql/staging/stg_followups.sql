@@ -28,10 +28,8 @@ resolved as (
 
 final as (
     select
-        -- '\' and ':' in site_id escaped ('\\', '\:'): site 'a:b' with episode 'c' is not site 'a'
-        -- with episode 'b:c' (docs/interfaces.md)
-        replace(replace(site_id, '\', '\\'), ':', '\:') || ':' || episode_id as episode_key,
-        -- the discharge's episode_row (stg_discharges); null when no discharge has this key
+        -- the episode: the discharge's episode_row (stg_discharges); null when no discharge has
+        -- this site and episode_id (the build joins on it, so no episode_key is needed here)
         episode_row,
         followup_id,
         episode_id,

@@ -80,7 +80,9 @@ def test_stg_followups_resolves_contact_date_and_days_after_discharge():
     assert stg["f1"]["days_after_discharge"] == 28
     assert stg["f2"]["contact_date"] == day(10 + 95)
     assert stg["f2"]["days_after_discharge"] == 95
-    assert stg["f1"]["episode_key"] == "s1:e1"
+    (discharge_row,) = con.execute("select episode_row from stg_discharges where episode_key = 's1:e1'").fetchone()
+    assert discharge_row is not None
+    assert stg["f1"]["episode_row"] == stg["f2"]["episode_row"] == discharge_row
 
 
 def test_stg_teds_d_keys_and_keeps_the_los_code():
