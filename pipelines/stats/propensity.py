@@ -29,7 +29,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import expit, logit
-from scipy.stats import rankdata
 
 from pipelines.stats.logistic import fit_logistic, fit_multinomial
 from pipelines.stats.results import PropensityModel, readonly
@@ -38,14 +37,26 @@ EQUIPOISE_BOUNDS = (0.3, 0.7)
 
 
 def c_statistic(score: np.ndarray, treated: np.ndarray) -> float:
-    """Area under the ROC curve of ``score`` for ``treated`` (mid-ranks for ties)."""
+    """Area under the ROC curve of ``score`` for ``treated``: the share of (treated, untreated)
+    pairs in which the treated person scores higher, a tie counting one half.
+
+    Counted from the two groups' sorted scores: for each treated score, the untreated scores
+    below it and equal to it (``searchsorted`` left and right). The same number as the
+    Mann-Whitney mid-rank formula (every term is an integer or a half: exact in float64), at a
+    third of the time of ranking all scores (0.07 against 0.22 s a million rows); it runs once
+    per propensity model.
+    """
+    score = np.asarray(score, dtype=float)
     treated = np.asarray(treated, dtype=bool)
     n1 = int(treated.sum())
     n0 = treated.size - n1
-    if n1 == 0 or n0 == 0:
+    if n1 == 0 or n0 == 0 or np.isnan(score).any():
         return float("nan")
-    ranks = rankdata(score)
-    return float((ranks[treated].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    s1 = np.sort(score[treated])
+    s0 = np.sort(score[~treated])
+    below = np.searchsorted(s0, s1, "left")
+    tied = np.searchsorted(s0, s1, "right") - below
+    return float((below.sum() + 0.5 * tied.sum()) / (n1 * n0))
 
 
 def preference_score(ps: np.ndarray, share_treated: float) -> np.ndarray:
