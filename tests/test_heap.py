@@ -64,3 +64,41 @@ def test_worker_thread_reuses_freed_large_blocks_and_release_returns_them():
     assert tuned["faults"] * 5 < stock["faults"], (tuned, stock)
     # release() gives the 200 MiB hole back to the kernel (nothing to give when glibc unmapped it)
     assert tuned["released"] > 150 * 2**20, tuned
+
+
+TRIM_CHILD = r"""
+import json, resource, sys, time
+import numpy as np
+import pipelines  # configures the heap on import
+from pipelines import heap
+
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize()
+limit = int(sys.argv[1])
+with heap.trimmed(limit=limit, every=0.05):
+    # 300 MiB of written blocks, every other one then freed: 150 MiB of holes between live blocks,
+    # which the heap's top cannot give back
+    blocks = [np.ones(10 * 2**20 // 8) for _ in range(30)]
+    before = rss()  # nothing free yet: nothing to trim
+    del blocks[::2]
+    time.sleep(0.5)  # ten looks by the watcher
+    during = rss()
+print(json.dumps({"free": heap.free_bytes(), "released": before - during}))
+"""
+
+
+def _trim_child(limit: int) -> dict:
+    environ = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
+    out = subprocess.run([sys.executable, "-c", TRIM_CHILD, str(limit)], env=environ, check=True,
+                         capture_output=True, text=True, timeout=120)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_trimmed_hands_back_free_heap_past_its_limit_only():
+    past = _trim_child(64 * 2**20)  # 150 MiB free: past the limit
+    within = _trim_child(1 << 30)  # within it: the holes stay (glibc keeps them for reuse)
+    assert past["free"] > 140 * 2**20 and within["free"] > 140 * 2**20, (past, within)
+    # trimming leaves the holes free in the heap (free stays) but takes their pages out of memory
+    assert past["released"] > 120 * 2**20, past
+    assert abs(within["released"]) < 20 * 2**20, within
