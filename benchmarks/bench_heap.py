@@ -1,0 +1,90 @@
+"""Where the adjusted statistics' memory goes: the process's resident size beside the C heap.
+
+    uv run --frozen python benchmarks/bench_heap.py WAREHOUSE.duckdb [--out RESULTS.json] [--every 0.1]
+
+Runs ``comparative_results`` (as ``levelcare run``'s analyze step calls it, with its arms) on a
+warehouse whose marts are built, and samples every ``--every`` seconds the resident size of
+the process and glibc's ``mallinfo2``: the heap's size, the bytes in use and the bytes free in
+it (holes between live blocks; ``pipelines.heap.trimmed`` hands their pages back past 1 GiB).
+Prints the wall, user and system seconds, the peak and the heap at the peak, and the most the
+heap held free. glibc only (``mallinfo2``, glibc 2.33 and later).
+
+Compare two versions of the code on the same warehouse with ``PYTHONPATH=<checkout>``; the
+results written with ``--out`` are byte-identical when only the memory handling differs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import inspect
+import json
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+GIB = 2**30
+
+
+class MallInfo2(ctypes.Structure):  # struct mallinfo2 (malloc.h)
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("warehouse", type=Path)
+    parser.add_argument("--out", type=Path, help="write the comparative results here (JSON)")
+    parser.add_argument("--every", type=float, default=0.1, help="seconds between samples")
+    args = parser.parse_args()
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallInfo2
+    page = resource.getpagesize()
+    samples: list[tuple[float, int, int, int, int]] = []
+    stop = threading.Event()
+
+    def sample(t0: float) -> None:
+        while True:
+            m = libc.mallinfo2()
+            with open("/proc/self/statm") as fh:
+                rss = int(fh.read().split()[1]) * page
+            samples.append((time.perf_counter() - t0, rss, m.arena, m.uordblks, m.fordblks))
+            if stop.wait(args.every):
+                return
+
+    from pipelines.analysis.command import analyze
+    from pipelines.analysis.comparative import comparative_results
+    from pipelines.definitions import registry
+    from pipelines.settings import Settings
+    from pipelines.warehouse import connect
+
+    settings = Settings(warehouse=args.warehouse)
+    definitions = registry.select(registry.load_registry(settings.definitions_dir), None)
+    arms = inspect.signature(analyze).parameters["arms"].default
+    t0 = time.perf_counter()
+    sampler = threading.Thread(target=sample, args=(t0,), daemon=True)
+    sampler.start()
+    with connect(settings.warehouse) as con:
+        results = comparative_results(con, definitions, arms=arms)
+    wall = time.perf_counter() - t0
+    stop.set()
+    sampler.join()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    if args.out:
+        args.out.write_text(json.dumps(results, default=str), encoding="utf-8")
+    at, rss, arena, used, free = max(samples, key=lambda s: s[1])
+    most = max(samples, key=lambda s: s[4])
+    print(f"comparative_results: {wall:.1f} s wall, {usage.ru_utime:.0f} s user, {usage.ru_stime:.0f} s system; "
+          f"{len(results.get('comparisons', []))} comparison rows")
+    print(f"peak resident {rss / GIB:.2f} GiB at {at:.0f} s: heap {arena / GIB:.2f} GiB, "
+          f"in use {used / GIB:.2f}, free {free / GIB:.2f}")
+    print(f"most free in the heap: {most[4] / GIB:.2f} GiB at {most[0]:.0f} s "
+          f"(resident {most[1] / GIB:.2f} GiB, in use {most[3] / GIB:.2f})")
+
+
+if __name__ == "__main__":
+    main()
