@@ -14,9 +14,10 @@ it is), for blocks up to ``MMAP_THRESHOLD`` from that heap, and to give the top 
 back to the kernel only beyond ``TRIM_THRESHOLD`` free. ``release()`` hands the free memory
 back after the statistics; ``trimmed()`` does so while they run, whenever more than
 ``TRIM_FREE_LIMIT`` is free: the holes between live blocks are reused but stay resident, and at
-25 M episodes they reached 9.4 GiB (peak 15.3 GiB; with trimmed() 10.8 GiB in the same time). DuckDB and polars bring their own allocator (jemalloc); they are
-not affected. A user's own glibc settings (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``,
-``MALLOC_TRIM_THRESHOLD_``, ``GLIBC_TUNABLES``) win: then nothing is changed.
+25 M episodes they reached 9.4 GiB (peak 15.3 GiB; with trimmed() 10.8 GiB in the same time).
+DuckDB and polars bring their own allocator (jemalloc); they are not affected. A user's own
+glibc settings (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
+``GLIBC_TUNABLES``) win: then nothing is changed (``trimmed()`` included).
 """
 
 from __future__ import annotations
@@ -92,8 +93,8 @@ def trimmed(limit: int = TRIM_FREE_LIMIT, every: float = TRIM_EVERY) -> Iterator
     episodes the heap held up to 9.4 GiB free beside 4-8 GiB in use, and the process peaked at
     15.3 GiB; trimmed, at 10.8 GiB, in the same time (848 and 839 s; benchmarks/README.md). At
     5 M: 3.2 -> 2.8 GiB. A hole handed back is faulted in again when it is reused (system time
-    54 -> 156 s at 25 M), so nothing is done below ``limit``: at 1.7 M episodes the heap never
-    holds 0.6 GiB free. Results do not depend on it (byte-identical at 25 M). ``malloc_trim``
+    54 -> 156 s at 25 M), so nothing is done below ``limit``: at 1.7 M episodes the heap holds
+    at most 0.57 GiB free. Results do not depend on it (byte-identical at 25 M). ``malloc_trim``
     leaves the holes free in the heap (``free_bytes`` does not fall); it takes their pages out
     of memory.
     """
