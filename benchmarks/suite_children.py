@@ -144,7 +144,8 @@ def analyze(warehouse: str, out: str) -> None:
 
 def data(warehouse: str) -> None:
     """Marts and the crude rates of every definition only (the data stages after ingest): the
-    national-scale measurement, where the statistics do not fit in memory yet."""
+    national-scale measurement of those stages, apart from the statistics (``statistics``),
+    which take another quarter of an hour there."""
     from pipelines import marts
     from pipelines.analysis.rates import rates
     from pipelines.definitions import registry
