@@ -16,8 +16,6 @@ results written with ``--out`` are byte-identical when only the memory handling 
 from __future__ import annotations
 
 import argparse
-import ctypes
-import inspect
 import json
 import resource
 import sys
@@ -26,12 +24,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 GIB = 2**30
-
-
-class MallInfo2(ctypes.Structure):  # struct mallinfo2 (malloc.h)
-    _fields_ = [(name, ctypes.c_size_t) for name in (
-        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
 def main() -> None:
@@ -41,30 +35,29 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=0.1, help="seconds between samples")
     args = parser.parse_args()
 
-    libc = ctypes.CDLL("libc.so.6")
-    libc.mallinfo2.restype = MallInfo2
+    from suite_children import statistics_inputs
+
+    from pipelines import heap
+
+    if heap.mallinfo() is None:
+        sys.exit("bench_heap.py needs glibc 2.33 or later (mallinfo2)")
     page = resource.getpagesize()
     samples: list[tuple[float, int, int, int, int]] = []
     stop = threading.Event()
 
     def sample(t0: float) -> None:
         while True:
-            m = libc.mallinfo2()
+            m = heap.mallinfo()
             with open("/proc/self/statm") as fh:
                 rss = int(fh.read().split()[1]) * page
             samples.append((time.perf_counter() - t0, rss, m.arena, m.uordblks, m.fordblks))
             if stop.wait(args.every):
                 return
 
-    from pipelines.analysis.command import analyze
     from pipelines.analysis.comparative import comparative_results
-    from pipelines.definitions import registry
-    from pipelines.settings import Settings
     from pipelines.warehouse import connect
 
-    settings = Settings(warehouse=args.warehouse)
-    definitions = registry.select(registry.load_registry(settings.definitions_dir), None)
-    arms = inspect.signature(analyze).parameters["arms"].default
+    settings, definitions, arms = statistics_inputs(args.warehouse)
     t0 = time.perf_counter()
     sampler = threading.Thread(target=sample, args=(t0,), daemon=True)
     sampler.start()

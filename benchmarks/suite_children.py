@@ -163,20 +163,27 @@ def data(warehouse: str) -> None:
     _emit({**probe.stages, "rate_rows": len(rows)})
 
 
-def statistics(warehouse: str) -> None:
-    """The adjusted statistics alone (comparative_results, with analyze()'s arms) on a warehouse
-    whose marts are built: the national-scale measurement after ``data``."""
+def statistics_inputs(warehouse: str | Path):
+    """(settings, every built-in definition, analyze()'s arms): what ``levelcare run``'s
+    analyze step hands ``comparative_results`` (also benchmarks/bench_heap.py)."""
     import inspect
 
     from pipelines.analysis.command import analyze as run_analyze
-    from pipelines.analysis.comparative import comparative_results
     from pipelines.definitions import registry
     from pipelines.settings import Settings
-    from pipelines.warehouse import connect
 
     settings = Settings(warehouse=Path(warehouse))
     definitions = registry.select(registry.load_registry(settings.definitions_dir), None)
-    arms = inspect.signature(run_analyze).parameters["arms"].default
+    return settings, definitions, inspect.signature(run_analyze).parameters["arms"].default
+
+
+def statistics(warehouse: str) -> None:
+    """The adjusted statistics alone (comparative_results, with analyze()'s arms) on a warehouse
+    whose marts are built: the national-scale measurement after ``data``."""
+    from pipelines.analysis.comparative import comparative_results
+    from pipelines.warehouse import connect
+
+    settings, definitions, arms = statistics_inputs(warehouse)
     probe = Probe()
     with connect(settings.warehouse) as con, probe.stage("adjusted statistics"):
         out = comparative_results(con, definitions, arms=arms)

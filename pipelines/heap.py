@@ -77,10 +77,18 @@ def release() -> None:
         _libc().malloc_trim(0)
 
 
+def mallinfo():
+    """The heap's counts now (glibc's ``struct mallinfo2``: ``arena`` its size, ``uordblks``
+    the bytes in use, ``fordblks`` the bytes free), or None before glibc 2.33 / elsewhere."""
+    info = _mallinfo2()
+    return None if info is None else info()
+
+
 def free_bytes() -> int | None:
-    """Bytes free inside the heap (glibc's ``mallinfo2().fordblks``), or None where unknown."""
-    info = _mallinfo2() if _configured else None
-    return None if info is None else int(info().fordblks)
+    """Bytes free inside the heap as levelcare configured it, or None where it did not (another
+    C library, or a user's own glibc settings) or cannot tell."""
+    info = mallinfo() if _configured else None
+    return None if info is None else int(info.fordblks)
 
 
 @contextmanager
@@ -107,7 +115,7 @@ def trimmed(limit: int = TRIM_FREE_LIMIT, every: float = TRIM_EVERY) -> Iterator
         while not stop.wait(every):
             free = free_bytes()
             if free is not None and free > limit:
-                _libc().malloc_trim(0)
+                release()
 
     watcher = threading.Thread(target=watch, name="levelcare-heap-trim", daemon=True)
     watcher.start()

@@ -49,9 +49,11 @@ print(json.dumps({"configured": heap._configured, "faults": faults[0], "released
 """
 
 
-def _child(**env: str) -> dict:
+def _child(code: str = CHILD, *args: str, **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter (no glibc setting of the caller's, ``env`` added);
+    its last line of output, as JSON."""
     environ = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
-    out = subprocess.run([sys.executable, "-c", CHILD], env={**environ, **env}, check=True,
+    out = subprocess.run([sys.executable, "-c", code, *args], env={**environ, **env}, check=True,
                          capture_output=True, text=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -88,16 +90,9 @@ print(json.dumps({"free": heap.free_bytes(), "released": before - during}))
 """
 
 
-def _trim_child(limit: int) -> dict:
-    environ = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
-    out = subprocess.run([sys.executable, "-c", TRIM_CHILD, str(limit)], env=environ, check=True,
-                         capture_output=True, text=True, timeout=120)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def test_trimmed_hands_back_free_heap_past_its_limit_only():
-    past = _trim_child(64 * 2**20)  # 150 MiB free: past the limit
-    within = _trim_child(1 << 30)  # within it: the holes stay (glibc keeps them for reuse)
+    past = _child(TRIM_CHILD, str(64 * 2**20))  # 150 MiB free: past the limit
+    within = _child(TRIM_CHILD, str(1 << 30))  # within it: the holes stay (glibc keeps them for reuse)
     assert past["free"] > 140 * 2**20 and within["free"] > 140 * 2**20, (past, within)
     # trimming leaves the holes free in the heap (free stays) but takes their pages out of memory
     assert past["released"] > 120 * 2**20, past
