@@ -19,12 +19,19 @@ from pipelines.heap import USER_SETTINGS
 pytestmark = pytest.mark.skipif(
     not (hasattr(os, "confstr") and os.confstr("CS_GNU_LIBC_VERSION")), reason="glibc only")
 
-CHILD = r"""
-import json, resource, threading
+# what both child programs start with: the heap configured, and the process's resident bytes
+PRELUDE = r"""
+import json, resource, sys, threading, time
 import numpy as np
 import pipelines  # configures the heap on import
 from pipelines import heap
 
+def rss():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize()
+"""
+
+CHILD = PRELUDE + r"""
 np._core.multiarray._set_madvise_hugepage(False)  # count 4 KiB pages, the same on any kernel
 faults = []
 def work():
@@ -36,9 +43,6 @@ def work():
 t = threading.Thread(target=work)
 t.start(); t.join()
 
-def rss():
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * resource.getpagesize()
 # a 200 MiB hole below a live block: the heap's top cannot give it back, release() can
 hole = np.ones(200 * 2**20 // 8)
 above = np.ones(2**20 // 8)
@@ -68,15 +72,7 @@ def test_worker_thread_reuses_freed_large_blocks_and_release_returns_them():
     assert tuned["released"] > 150 * 2**20, tuned
 
 
-TRIM_CHILD = r"""
-import json, resource, sys, time
-import numpy as np
-import pipelines  # configures the heap on import
-from pipelines import heap
-
-def rss():
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * resource.getpagesize()
+TRIM_CHILD = PRELUDE + r"""
 limit = int(sys.argv[1])
 with heap.trimmed(limit=limit, every=0.05):
     # 300 MiB of written blocks, every other one then freed: 150 MiB of holes between live blocks,
