@@ -5,11 +5,12 @@
 
 Runs ``comparative_results`` (as ``levelcare run``'s analyze step calls it, with its arms) on a
 warehouse whose marts are built (``--after-marts``: builds them and the crude rates first, in
-the same process, as the analyze step does), and samples every ``--every`` seconds the resident size of
-the process and glibc's ``mallinfo2``: the heap's size, the bytes in use and the bytes free in
-it (holes between live blocks; ``pipelines.heap.trimmed`` hands their pages back past 1 GiB).
-Prints the wall, user and system seconds, the peak and the heap at the peak, and the most the
-heap held free; ``--trace`` writes every sample (CSV). glibc only (``mallinfo2``, glibc 2.33 and later).
+the same process, as the analyze step does), and samples every ``--every`` seconds the
+resident size of the process and glibc's ``mallinfo2``: the heap's size, the bytes in use and
+the bytes free in it (holes between live blocks; ``pipelines.heap.trimmed`` hands their pages
+back past 1 GiB). Prints the wall, user and system seconds of ``comparative_results``, the peak
+and the heap at the peak, and the most the heap held free; ``--trace`` writes every sample
+(CSV). glibc only (``mallinfo2``, glibc 2.33 and later).
 
 Compare two versions of the code on the same warehouse with ``PYTHONPATH=<checkout>``; the
 results written with ``--out`` are byte-identical when only the memory handling differs.

@@ -157,14 +157,14 @@ def _hand_over(inner, work: list) -> object:
     """
     import inspect
 
+    signature = inspect.signature(inner)
+    # names: the parameters of inner (identifiers, not input), each of which can be given by name
+    if any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in signature.parameters.values()):
+        raise TypeError(f"{inner.__name__}: a parameter that cannot be given by name")
     args, kwargs = work.pop(0), work.pop(0)
-    named = inspect.signature(inner).bind(*args, **kwargs).arguments
+    named = signature.bind(*args, **kwargs).arguments
     names, values = list(named), list(named.values())[::-1]
     del args, kwargs, named
-    # names: the parameters of inner (identifiers, not input), each of which can be given by name
-    if any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL, p.VAR_KEYWORD)
-           for p in inspect.signature(inner).parameters.values()):
-        raise TypeError(f"{inner.__name__}: a parameter that cannot be given by name")
     call = eval(f"lambda _fn, _vals: _fn({', '.join(f'{n}=_vals.pop()' for n in names)})")
     return call(inner, values)
 
