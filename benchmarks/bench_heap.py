@@ -37,11 +37,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="write the comparative results here (JSON)")
     parser.add_argument("--every", type=float, default=0.1, help="seconds between samples")
     parser.add_argument("--after-marts", action="store_true",
-                        help="build the marts and the crude rates first, in this process, as analyze() does")
+                        help="build the marts and the crude rates first, in this process, as levelcare run's analyze step does")
     parser.add_argument("--trace", type=Path, help="write every sample here (CSV)")
     args = parser.parse_args()
 
-    from suite_children import statistics_inputs
+    from suite_children import RUN_BY, statistics_inputs
 
     from pipelines import heap
 
@@ -75,7 +75,7 @@ def main() -> None:
             from pipelines.analysis import rates
 
             marts.build(con)
-            rates.rates(con, definitions, list(rates.DEFAULT_BY))
+            rates.rates(con, definitions, RUN_BY)  # levelcare run's groupings
             before = resource.getrusage(resource.RUSAGE_SELF)
             peak_before = max(s[1] for s in samples)
             print(f"marts and crude rates: {time.perf_counter() - start[0]:.1f} s, peak resident "
