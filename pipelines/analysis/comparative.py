@@ -79,7 +79,8 @@ def statistics_frame(
 ) -> pl.DataFrame:
     """The part of :func:`analysis_frame` that :func:`comparative_results` reads (arms, cluster,
     covariates, definitions, follow-up), its text columns Categorical; only the rows whose
-    ``level_group`` or ``level_of_care`` is one of ``levels`` when given (an arm's rows).
+    ``level_group`` or ``level_of_care`` is one of ``levels`` when given (an arm's rows), in
+    the mart's key order (``evaluate.FRAME_ORDER``: the same numbers however the marts were built).
 
     Read in batches of FRAME_BATCH_ROWS, each batch's text made Categorical before the next:
     DuckDB's text handed to polars whole held ~460 bytes a row at the peak (25 M rows: 12.8
@@ -90,10 +91,13 @@ def statistics_frame(
     from pipelines.stats.design import DEFAULT_COVARIATES
 
     baseline = list(dict.fromkeys(("level_group", "level_of_care", "site_id", *DEFAULT_COVARIATES)))
-    sql, params = frame_sql(definitions, not_applicable(con, definitions), _extra_columns(con), baseline)
+    where = ""
     if levels is not None:
         marks = ", ".join("?" for _ in levels)
-        sql = f"select * from ({sql}) where level_group in ({marks}) or level_of_care in ({marks})"
+        where = f"level_group in ({marks}) or level_of_care in ({marks})"
+    sql, params = frame_sql(definitions, not_applicable(con, definitions), _extra_columns(con), baseline,
+                            where=where, ordered=True)
+    if levels is not None:
         params = [*params, *levels, *levels]
     reader = con.sql(sql, params=params).to_arrow_reader(FRAME_BATCH_ROWS)
     parts = [_categorical(pl.from_arrow(batch)) for batch in reader]

@@ -32,6 +32,12 @@ BASELINE_COLUMNS: tuple[str, ...] = (
     "phq9_admit", "gad7_admit", "employed_admit", "homeless_admit", "arrests_admit",
     "payer", "referral_source", "mat",
 )
+# The frame's row order: the mart's key (unique per source; the source breaks a tie between a
+# native and a TEDS-D episode of one site and id). A build of the marts on several threads
+# does not keep one row order, and the statistics' sums, starting values and subgroup order
+# follow the frame's: ordered, the same data give the same numbers to the last digit.
+# 25 M episodes: 22.8 s to read the statistics' 15.5 M rows ordered against 14.3 s unordered.
+FRAME_ORDER = "episode_key, source"
 
 
 def not_applicable(
@@ -67,9 +73,14 @@ def frame_sql(
     inapplicable: Mapping[str, Sequence[str]],
     extra: Sequence[str] = (),
     baseline: Sequence[str] = BASELINE_COLUMNS,
+    *,
+    where: str = "",
+    ordered: bool = False,
 ) -> tuple[str, list[object]]:
     """The analysis-frame query and its parameters (``baseline``: the baseline columns wanted,
-    ``extra``: more columns of the mart, after the definitions')."""
+    ``extra``: more columns of the mart, after the definitions'; ``where``: a condition on the
+    mart's rows, its parameters appended by the caller; ``ordered``: rows in FRAME_ORDER, for
+    whatever depends on their order; an aggregate does not)."""
     params: list[object] = []
     columns = [f'"{c}"' for c in baseline]
     for d in definitions:
@@ -79,7 +90,12 @@ def frame_sql(
         else:
             columns.append(f'CAST({definition_sql(d, params)} AS TINYINT) AS "{d.id}"')
     columns += [f'"{c}"' for c in extra]
-    return f"select {', '.join(columns)} from {SOURCE_TABLE}", params
+    sql = f"select {', '.join(columns)} from {SOURCE_TABLE}"
+    if where:
+        sql += f" where {where}"
+    if ordered:
+        sql += f" order by {FRAME_ORDER}"
+    return sql, params
 
 
 def evaluate(
@@ -90,5 +106,5 @@ def evaluate(
     ids = [d.id for d in definitions]
     if len(set(ids)) != len(ids):
         raise ValueError("a definition is listed twice")
-    sql, params = frame_sql(definitions, not_applicable(con, definitions), extra)
+    sql, params = frame_sql(definitions, not_applicable(con, definitions), extra, ordered=True)
     return con.sql(sql, params=params).pl()

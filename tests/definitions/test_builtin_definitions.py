@@ -180,7 +180,8 @@ def test_statistics_frame_keeps_the_rows_of_the_levels_compared(con):
     defs = list(registry.load_registry(None).values())
     iop = comparative.statistics_frame(con, defs, ["iop"])
     assert iop["level_of_care"].cast(str).to_list() == ["iop", "iop", "iop"]  # step, xfer, late
-    # a group (residential_short and _long) and a level, in table order
+    # a group (residential_short and _long) and a level, in the order of episode_key:
+    # 's1:dead' < 's1:done' < 'state-01:teds' ('1' sorts before 't')
     both = comparative.statistics_frame(con, defs, ["residential", "detox"])
-    assert both["level_of_care"].cast(str).to_list() == ["residential_short", "detox", "residential_long"]
-    assert both["completion"].to_list() == [1, 0, 1]  # done, dead, teds
+    assert both["level_of_care"].cast(str).to_list() == ["detox", "residential_short", "residential_long"]
+    assert both["completion"].to_list() == [0, 1, 1]  # dead, done, teds
