@@ -57,3 +57,25 @@ def test_statistics_do_not_depend_on_the_marts_row_order(warehouse: Path):
             assert _results(con, definitions) == first, f"mart_episodes ordered by {order} (first row {head!r})"
             # the notebooks' frame too: the same rows in the same order
             assert analysis_frame(con, definitions).equals(frame), order
+
+
+def test_a_native_and_a_teds_episode_with_one_key_come_in_source_order():
+    """A native discharge and a TEDS-D one may share site and episode id (so episode_key): the
+    source breaks the tie ('native' < 'teds-d'), whatever order the mart holds them in."""
+    from mart_rows import discharge, insert, new_warehouse
+
+    from pipelines.analysis.comparative import statistics_frame
+
+    con = new_warehouse()
+    # the native rows are female, the TEDS-D row male (mart_rows' defaults): sex tells them apart
+    insert(con, "raw_discharges", [discharge("k1", "p1", "iop", 0, 30, site_id="state-01"),
+                                   discharge("k0", "p2", "iop", 0, 30, site_id="state-01")])
+    insert(con, "raw_teds_d", [{"episode_id": "k1", "services_d": 7, "level_of_care": "iop",
+                                "discharge_reason": "completed", "los_code": 30}])
+    marts.build(con)
+    definitions = registry.select(registry.load_registry(None), None)
+    for order in ("source", "source desc", "episode_key desc, source desc"):
+        con.execute(f"create or replace table mart_episodes as select * from mart_episodes order by {order}")
+        frame = statistics_frame(con, definitions, ["iop"])
+        # 'state-01:k0' (native), then 'state-01:k1' native, then 'state-01:k1' TEDS-D
+        assert frame.get_column("sex").cast(str).to_list() == ["female", "female", "male"], order
