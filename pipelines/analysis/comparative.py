@@ -91,14 +91,12 @@ def statistics_frame(
     from pipelines.stats.design import DEFAULT_COVARIATES
 
     baseline = list(dict.fromkeys(("level_group", "level_of_care", "site_id", *DEFAULT_COVARIATES)))
-    where = ""
+    where, levels_twice = "", []
     if levels is not None:
         marks = ", ".join("?" for _ in levels)
-        where = f"level_group in ({marks}) or level_of_care in ({marks})"
+        where, levels_twice = f"level_group in ({marks}) or level_of_care in ({marks})", [*levels, *levels]
     sql, params = frame_sql(definitions, not_applicable(con, definitions), _extra_columns(con), baseline,
-                            where=where, ordered=True)
-    if levels is not None:
-        params = [*params, *levels, *levels]
+                            where=where, where_params=levels_twice, ordered=True)
     reader = con.sql(sql, params=params).to_arrow_reader(FRAME_BATCH_ROWS)
     parts = [_categorical(pl.from_arrow(batch)) for batch in reader]
     return pl.concat(parts, how="vertical") if parts else _categorical(pl.from_arrow(reader.schema.empty_table()))

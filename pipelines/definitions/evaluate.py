@@ -75,11 +75,12 @@ def frame_sql(
     baseline: Sequence[str] = BASELINE_COLUMNS,
     *,
     where: str = "",
+    where_params: Sequence[object] = (),
     ordered: bool = False,
 ) -> tuple[str, list[object]]:
     """The analysis-frame query and its parameters (``baseline``: the baseline columns wanted,
     ``extra``: more columns of the mart, after the definitions'; ``where``: a condition on the
-    mart's rows, its parameters appended by the caller; ``ordered``: rows in FRAME_ORDER, for
+    mart's rows, with ``where_params`` for its ``?``; ``ordered``: rows in FRAME_ORDER, for
     whatever depends on their order; an aggregate does not)."""
     params: list[object] = []
     columns = [f'"{c}"' for c in baseline]
@@ -93,6 +94,7 @@ def frame_sql(
     sql = f"select {', '.join(columns)} from {SOURCE_TABLE}"
     if where:
         sql += f" where {where}"
+        params += where_params
     if ordered:
         sql += f" order by {FRAME_ORDER}"
     return sql, params
