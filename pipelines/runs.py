@@ -261,6 +261,9 @@ def rerun(settings: Any, run_id: str, out_dir: Path) -> dict:
         params = manifest["parameters"]
         scratch = dataclasses.replace(settings, warehouse=snapshot, definitions_dir=defs_dir)
         new_id = new_run_id()
+        from pipelines.results.periods import parse_period
+
+        # runs recorded before periods existed had a report quarter only, and counted all data
         analyze(scratch, Path(out_dir), [d["id"] for d in manifest["definitions"]], params.get("by"),
-                run_id=new_id)
+                run_id=new_id, period=parse_period(params.get("period")))
     return {"run_id": new_id, "rerun_of": run_id, "out_dir": str(out_dir)}

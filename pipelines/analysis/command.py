@@ -46,21 +46,33 @@ def configure_analyze(parser: argparse.ArgumentParser) -> None:
                         help="non-inferiority margin in percentage points (default 5)")
     parser.add_argument("--disclosure", choices=("cms", "opensafely"), default="cms",
                         help="small-cell rule for everything written (default cms: no count 1-10)")
+    add_period_arguments(parser)
     parser.add_argument(
         "--data-end-date", metavar="YYYY-MM-DD", type=dt.date.fromisoformat, default=None,
         help="last day the data cover (default: latest admission or discharge date)",
     )
 
 
+def add_period_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--period FROM..TO`` and ``--quarter Q`` (= ``Q..Q``), shared by analyze, run, report, export."""
+    parser.add_argument("--period", metavar="FROM..TO",
+                        help="quarters counted, inclusive, e.g. 2025Q3..2026Q2 (default: all data)")
+    parser.add_argument("--quarter", metavar="YYYYQn",
+                        help="one quarter: the same as --period Q..Q (trends: the 8 quarters ending at Q)")
+
+
 def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines.definitions.command import with_definitions_dir
+    from pipelines.results.periods import parse_period
 
     settings = with_definitions_dir(settings, args.definitions_dir)
+    period = parse_period(args.period, args.quarter)
     results = analyze(settings, args.out, args.definitions, args.by, data_end_date=args.data_end_date,
-                      arm=args.arm, reference=args.reference, margin_pp=args.margin, rule=args.disclosure)
+                      arm=args.arm, reference=args.reference, margin_pp=args.margin, rule=args.disclosure,
+                      period=period)
     not_applicable = len(results["not_applicable"])
     print(
-        f"wrote {args.out / 'rates.csv'} and {args.out / 'results.json'}: "
+        f"wrote {args.out / 'results.json'} and its CSVs for {results['period']['label']}: "
         f"{len(results['definitions'])} definitions ({not_applicable} not applicable), "
         f"{len(results['rates'])} rate rows"
     )
@@ -83,14 +95,18 @@ def analyze(
     margin_pp: float = 5.0,
     rule: str = "cms",
     offload: Callable[[bytes, Sequence[Any], dict[str, Any]], Any] | None = None,
+    period: Any = None,
 ) -> dict[str, Any]:
     """Build marts, compute every selected definition's rates and the comparisons of ``arm``
-    with ``reference``; write rates.csv, comparisons.csv, balance.csv and results.json.
+    with ``reference`` over ``period``; write the results model (results.json) and its CSVs
+    (rates.csv, trends.csv, comparisons.csv, balance.csv).
 
-    Everything written passes :mod:`pipelines.disclosure` under ``rule`` (``cms`` by default,
-    or ``opensafely``). ``disclose`` sees (and may change) the rate rows before that step;
-    nothing bypasses it. ``run_id`` is given by callers that record the run
-    (flows, rerun); otherwise a new one.
+    ``period`` (default: all data) limits every number to discharges of those quarters (TEDS-D:
+    years wholly inside it); trends cover the 8 quarters ending at the period's end. Everything
+    written passes :mod:`pipelines.disclosure` under ``rule`` (``cms`` by default, or
+    ``opensafely``) once, here, and the model records the rule. ``disclose`` sees (and may
+    change) the rate rows before that step; nothing bypasses it. ``run_id`` is given by
+    callers that record the run (flows, rerun); otherwise a new one.
 
     ``offload`` runs the comparative statistics in another process (a Dask worker) while the
     rates are computed here: it is called with ``mart_episodes`` as Parquet bytes, the
@@ -99,24 +115,51 @@ def analyze(
     definitions (one propensity fit per population, Holm/BH across definitions), so they
     leave as one unit; the numbers are those computed here.
     """
-    import polars as pl
-
-    from pipelines import __version__, marts
+    from pipelines import __version__, disclosure, marts
     from pipelines.analysis import rates as rates_mod
     from pipelines.definitions import registry
+    from pipelines.ingest.core import docs_root_of
+    from pipelines.results import model as m
+    from pipelines.results import warehouse_sections as ws
+    from pipelines.results.periods import Period
     from pipelines.warehouse import connect
 
     definitions = registry.select(registry.load_registry(settings.definitions_dir), definition_ids)
     groupings = list(by) if by else list(rates_mod.DEFAULT_BY)
+    rates_mod._validate_by(groupings)
+    period = period or Period()
+    r = disclosure.get_rule(rule)
     if not Path(settings.warehouse).exists():
         raise UserError(f"{settings.warehouse}: no warehouse here yet (run `levelcare ingest` first)")
 
     with connect(settings.warehouse, timeout_seconds=settings.lock_timeout_seconds) as con:
         marts.build(con, data_end_date=data_end_date)
-        options = {"arm": arm, "reference": reference, "arms": arms, "margin_pp": margin_pp}
+        end_date = data_end_date or con.execute(
+            "select max(data_end_date) from mart_pathways"
+        ).fetchall()[0][0]
+        where, params = ws.period_where(period)
+        info = ws.period_info(con, period, where, params, _quarter(end_date))
+        if period.asked and not info.first_data_quarter and not info.teds_years:
+            raise UserError(f"--period {period.text()}: no discharge in the warehouse falls in it "
+                            f"({_data_span(con)})")
+        options = {"arm": arm, "reference": reference, "arms": arms, "margin_pp": margin_pp,
+                   "where": where, "where_params": params}
         pending = offload(_marts_parquet(con), definitions, options) if compare and offload else None
-        table = rates_mod.rates(con, definitions, groupings)
+        period_by = [g for g in groupings if g != "quarter"]
+        table = rates_mod.rates(con, definitions, period_by, where=where, where_params=params)
+        trend_rows: RateRows = []
+        if info.trend_quarters:
+            marks = ", ".join("?" for _ in info.trend_quarters)
+            # all levels together: a level x quarter cross-table of a small program hides so many
+            # cells that complementary suppression took the period's own level rows with them
+            trend_rows = [x for x in rates_mod.rates(
+                con, definitions, ["quarter"], where=f"discharge_quarter in ({marks})",
+                where_params=info.trend_quarters).to_dicts() if x["group_by"] != "all"]
         inputs = _inputs(con)
+        cohort = ws.cohort(con, where, params, r)
+        table_one = ws.table_one(con, where, params, r, arm, reference)
+        instruments = ws.instruments(con, where, params, r)
+        quality = ws.data_quality(con, docs_root_of(settings), r)
         comparative: dict[str, Any] = {}
         if pending is not None:
             comparative = pending.result()
@@ -124,60 +167,108 @@ def analyze(
             from pipelines.analysis.comparative import comparative_results
 
             comparative = comparative_results(con, definitions, **options)
-        end_date = data_end_date or con.execute(
-            "select max(data_end_date) from mart_pathways"
-        ).fetchall()[0][0]
-    from pipelines import disclosure
 
     rows: RateRows = table.to_dicts()
     if disclose is not None:
         rows = disclose(rows)
-    rows = disclosure.apply_rates(rows, rule)
-    comparative = disclosure.apply_comparative(comparative, rows, rule)
-
-    not_applicable = [
-        {"id": r["definition_id"], "note": r["note"]}
-        for r in rows
-        if r["denominator"] == 0 and r["group_by"] == "all" and (r["note"] or "").startswith("not applicable")
-    ]
+    shown = disclosure.apply_rates([*rows, *trend_rows], r, period_quarters=info.quarters)
+    rows, trends = shown[:len(rows)], shown[len(rows):]
+    if "quarter" in groupings:  # the period's quarters: the same (disclosed) cells as the trend's
+        rows += [x for x in trends if x["group_by"] == "quarter" and x["group"] in info.quarters]
+    not_applicable = {
+        x["definition_id"]: x["note"] for x in rows
+        if x["denominator"] == 0 and x["group_by"] == "all" and (x["note"] or "").startswith("not applicable")
+    }
+    comparative = _without(comparative, not_applicable)
+    comparative = disclosure.apply_comparative(comparative, rows, r)
     now = dt.datetime.now(dt.UTC)
-    results: dict[str, Any] = {
-        "run_id": run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
-        "created_at": now.isoformat(timespec="seconds"),
-        "levelcare_version": __version__,
-        "inputs": inputs,
-        "definitions": [d.as_dict() for d in definitions],
-        "rates": rows,
-        "not_applicable": not_applicable,
-        "comparisons": comparative.get("comparisons", []),
-        "balance": comparative.get("balance", []),
+    results = m.Results(
+        run_id=run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        created_at=now.isoformat(timespec="seconds"),
+        levelcare_version=__version__,
+        period=info,
+        disclosure=m.DisclosureInfo(rule=r.name, marker=r.marker, complementary_marker=COMPLEMENTARY_MARKER[r.name],
+                                    note=r.note, high=r.high, round_to=r.round_to, min_stat_n=r.min_stat_n),
+        inputs=inputs,
+        definitions=[{**d.as_dict(), "applicable": d.id not in not_applicable,
+                      "not_applicable_reason": not_applicable.get(d.id)} for d in definitions],
+        not_applicable=[{"id": k, "note": v} for k, v in not_applicable.items()],
+        rates=rows, trends=trends,
+        comparisons=_with_reasons(comparative.get("comparisons", []), rows),
+        balance=comparative.get("balance", []),
         # dates leave the warehouse no finer than a quarter
-        "diagnostics": {
-            "data_end_quarter": _quarter(end_date), "groupings": ["all", *groupings],
-            "disclosure_rule": rule, "arm": arm, "reference": reference, "margin_pp": margin_pp,
+        diagnostics={
+            "data_end_quarter": info.data_end_quarter, "groupings": ["all", *groupings],
+            "disclosure_rule": r.name, "arm": arm, "reference": reference, "margin_pp": margin_pp,
             "adjusted": comparative.get("diagnostics", []),
             "propensity": comparative.get("propensity"),
             "not_estimable": comparative.get("not_estimable"),
         },
-        "survival": comparative.get("survival", {}),
-        "noninferiority": comparative.get("noninferiority", []),
-        "modification": comparative.get("modification", []),
-    }
-    out_dir = Path(out_dir)
+        survival=comparative.get("survival", {}),
+        noninferiority=[{**x, "suppression": "small" if x.get("estimate") is None and "not shown" in
+                         str(x.get("conclusion")) else None} for x in comparative.get("noninferiority", [])],
+        modification=[{**x, "suppression": "small" if x.get("n") is None else None}
+                      for x in comparative.get("modification", [])],
+        cohort=cohort, table_one=table_one, instruments=instruments, data_quality=quality,
+    )
+    write_outputs(results, Path(out_dir))
+    log.info("analyze: %d definitions, %d rate rows, %d trend rows", len(definitions), len(rows), len(trends))
+    return results.model_dump(mode="json")
+
+
+# how a cell withheld only to protect another is written (the rule's own marker: a small one)
+COMPLEMENTARY_MARKER = {"cms": "†", "opensafely": "[REDACTED]"}
+
+
+def write_outputs(results: Any, out_dir: Path) -> None:
+    """results.json and the CSVs, each passing the last disclosure guard before it is written."""
+    from pipelines import disclosure
+    from pipelines.results.model import write_results
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    disclosure.check_artifact(rows, rule=rule, name="rates.csv")  # the last guard comes before the file, not after
-    frame = pl.DataFrame(rows, schema=table.schema)
-    # group labels come from the data (site ids): a spreadsheet must not run "=..." as a formula
-    frame = frame.with_columns(
-        pl.when(pl.col(c).str.contains(r"^[=+\-@\t\r]")).then(pl.lit("'") + pl.col(c)).otherwise(pl.col(c)).alias(c)
-        for c, t in frame.schema.items() if t == pl.String)
-    frame.write_csv(out_dir / "rates.csv")
-    _write_csv(out_dir / "comparisons.csv", results["comparisons"], COMPARISON_COLUMNS)
-    _write_csv(out_dir / "balance.csv", results["balance"], BALANCE_COLUMNS)
-    (out_dir / "results.json").write_text(
-        json.dumps(results, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    log.info("analyze: %d definitions, %d rate rows", len(definitions), len(rows))
-    return results
+    rule = results.disclosure.rule
+    data = results.model_dump(mode="json")
+    for name, key in (("rates.csv", "rates"), ("trends.csv", "trends")):
+        disclosure.check_artifact(data[key], rule=rule, name=name)  # the last guard comes before the file
+        _write_csv(out_dir / name, data[key], RATE_COLUMNS)
+    _write_csv(out_dir / "comparisons.csv", data["comparisons"], COMPARISON_COLUMNS)
+    _write_csv(out_dir / "balance.csv", data["balance"], BALANCE_COLUMNS)
+    write_results(results, out_dir / "results.json")
+
+
+def _data_span(con) -> str:
+    first, last = con.execute("select min(discharge_quarter), max(discharge_quarter) from mart_episodes").fetchone()
+    years = con.execute("select min(discharge_year), max(discharge_year) from mart_episodes "
+                        "where source = 'teds-d'").fetchone()
+    parts = [f"discharges from {first} to {last}"] if first else []
+    if years[0] is not None:
+        parts.append(f"TEDS-D years {years[0]}-{years[1]}")
+    return "the data hold " + " and ".join(parts) if parts else "the warehouse holds no discharges"
+
+
+def _without(comparative: dict[str, Any], not_applicable: dict[str, str]) -> dict[str, Any]:
+    """Not-applicable definitions leave the comparisons, non-inferiority and subgroups: they
+    are listed once, with the reason, in ``not_applicable``."""
+    out = dict(comparative)
+    for key in ("comparisons", "noninferiority", "modification"):
+        out[key] = [x for x in comparative.get(key) or [] if x.get("definition_id") not in not_applicable]
+    return out
+
+
+def _with_reasons(comparisons: list[dict[str, Any]], rates: RateRows) -> list[dict[str, Any]]:
+    """A hidden comparison says why: ``complementary`` when every rate it would give back was
+    withheld only to protect another cell, else ``small``."""
+    why = {(str(x["definition_id"]), str(x["group"])): x.get("suppression") for x in rates
+           if x["group_by"] in ("level_group", "level_of_care")}
+    out = []
+    for x in comparisons:
+        reason = None
+        if x.get("suppressed"):
+            mine = [why.get((str(x["definition_id"]), str(x.get(k)))) for k in ("arm", "reference")]
+            hidden = [w for w in mine if w]
+            reason = "complementary" if hidden and all(w == "complementary" for w in hidden) else "small"
+        out.append({**x, "suppression": reason})
+    return out
 
 
 def _marts_parquet(con) -> bytes:
@@ -215,6 +306,8 @@ def comparative_from_marts(marts: bytes, definitions: Sequence[Any], options: di
 COMPARISON_COLUMNS = ("definition_id", "arm", "reference", "estimand", "method", "estimate", "ci_low",
                       "ci_high", "p_value", "n_arm", "n_reference", "note")
 BALANCE_COLUMNS = ("covariate", "smd_before", "smd_after", "variance_ratio_after")
+RATE_COLUMNS = ("definition_id", "definition_version", "group_by", "group", "numerator", "denominator", "rate",
+                "ci_low", "ci_high", "ci_method", "suppressed", "suppression", "note")
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], leading: Sequence[str]) -> None:

@@ -75,11 +75,13 @@ def analysis_frame(con: duckdb.DuckDBPyConnection, definitions: Sequence[Any]) -
 
 
 def statistics_frame(
-    con: duckdb.DuckDBPyConnection, definitions: Sequence[Any], levels: Sequence[str] | None = None
+    con: duckdb.DuckDBPyConnection, definitions: Sequence[Any], levels: Sequence[str] | None = None,
+    where: str = "", where_params: Sequence[Any] = (),
 ) -> pl.DataFrame:
     """The part of :func:`analysis_frame` that :func:`comparative_results` reads (arms, cluster,
     covariates, definitions, follow-up), its text columns Categorical; only the rows whose
-    ``level_group`` or ``level_of_care`` is one of ``levels`` when given (an arm's rows), in
+    ``level_group`` or ``level_of_care`` is one of ``levels`` when given (an arm's rows) and
+    that meet ``where`` (the reporting period, with ``where_params``), in
     the mart's key order (``evaluate.FRAME_ORDER``: the same numbers however the marts were built).
 
     Read in batches of FRAME_BATCH_ROWS, each batch's text made Categorical before the next:
@@ -91,12 +93,14 @@ def statistics_frame(
     from pipelines.stats.design import DEFAULT_COVARIATES
 
     baseline = list(dict.fromkeys(("level_group", "level_of_care", "site_id", *DEFAULT_COVARIATES)))
-    where, levels_twice = "", []
+    conditions, params = ([f"({where})"], list(where_params)) if where else ([], [])
     if levels is not None:
         marks = ", ".join("?" for _ in levels)
-        where, levels_twice = f"level_group in ({marks}) or level_of_care in ({marks})", [*levels, *levels]
-    sql, params = frame_sql(definitions, not_applicable(con, definitions), _extra_columns(con), baseline,
-                            where=where, where_params=levels_twice, ordered=True)
+        conditions.append(f"(level_group in ({marks}) or level_of_care in ({marks}))")
+        params += [*levels, *levels]
+    inapplicable = not_applicable(con, definitions, where=where, where_params=where_params)
+    sql, params = frame_sql(definitions, inapplicable, _extra_columns(con), baseline,
+                            where=" and ".join(conditions), where_params=params, ordered=True)
     reader = con.sql(sql, params=params).to_arrow_reader(FRAME_BATCH_ROWS)
     parts = [_categorical(pl.from_arrow(batch)) for batch in reader]
     return pl.concat(parts, how="vertical") if parts else _categorical(pl.from_arrow(reader.schema.empty_table()))
@@ -117,9 +121,12 @@ def comparative_results(
     reference: str = "residential",
     arms: Sequence[str] | None = None,
     margin_pp: float = 5.0,
+    where: str = "",
+    where_params: Sequence[Any] = (),
 ) -> dict[str, Any]:
-    """Every comparative table of ``results.json`` for ``arm`` vs ``reference`` (DuckDB keeps
-    little memory meanwhile: the frame is loaded, the rest is numpy)."""
+    """Every comparative table of ``results.json`` for ``arm`` vs ``reference`` over the
+    mart's rows that meet ``where`` (the reporting period; "" = all) (DuckDB keeps little
+    memory meanwhile: the frame is loaded, the rest is numpy)."""
     from pipelines import heap
     from pipelines.warehouse import memory_returned
 
@@ -129,8 +136,8 @@ def comparative_results(
             # the rows of the levels compared only (at 25 M, 15.5 M of the rows), handed on in a
             # list that _comparative empties: nothing here keeps the frame alive
             levels = list(dict.fromkeys((arm, reference, *(arms or ()))))
-            return _comparative([statistics_frame(con, definitions, levels)], definitions, arm, reference, arms,
-                                margin_pp)
+            return _comparative([statistics_frame(con, definitions, levels, where, where_params)], definitions,
+                                arm, reference, arms, margin_pp)
     finally:
         heap.release()  # the heap keeps freed blocks for reuse: none are needed now
 

@@ -99,15 +99,22 @@ def intervals(x: Sequence[int], n: Sequence[int]) -> tuple[list, list, list, lis
 
 
 def _validate_by(by: Sequence[str]) -> list[str]:
+    """Grouping labels: one of GROUP_COLUMNS, or several joined by commas
+    (``level_group,quarter``: one row per combination, its group ``iop|2026Q3``)."""
     from pipelines.errors import UserError
 
     labels = []
     for label in by:
-        if label not in GROUP_COLUMNS:
-            raise UserError(f"--by: unknown grouping {label!r} (choose from {', '.join(GROUP_COLUMNS)})")
+        for part in label.split(","):
+            if part not in GROUP_COLUMNS:
+                raise UserError(f"--by: unknown grouping {part!r} (choose from {', '.join(GROUP_COLUMNS)})")
         if label not in labels:
             labels.append(label)
     return labels
+
+
+def _label_columns(label: str) -> list[str]:
+    return [GROUP_COLUMNS[part] for part in label.split(",")]
 
 
 def rates(
@@ -116,22 +123,26 @@ def rates(
     by: Sequence[str] = DEFAULT_BY,
     *,
     frame: pl.DataFrame | None = None,
+    where: str = "",
+    where_params: Sequence[object] = (),
 ) -> pl.DataFrame:
     """Rates of ``definitions`` overall (group_by "all") and by each grouping in ``by``.
 
     Counts come from ``frame`` (an analysis frame from ``evaluate``) when given, otherwise
-    from the analysis-frame query run inside DuckDB (nothing row-level reaches Python).
+    from the analysis-frame query run inside DuckDB (nothing row-level reaches Python) over
+    the mart's rows that meet ``where`` (a condition with ``where_params``; the reporting
+    period), and applicability is judged on those rows.
     Definitions that are not applicable to the data give one "all" row with denominator 0,
     rate null and a note naming the missing fields.
     """
     import polars as pl
 
     labels = _validate_by(by)
-    inapplicable = not_applicable(con, definitions)
+    inapplicable = not_applicable(con, definitions, where=where, where_params=where_params)
     applicable = [d for d in definitions if not inapplicable.get(d.id)]
     rows: list[dict[str, Any]] = []
     if applicable:
-        counts = _group_counts(con, applicable, labels, inapplicable, frame)
+        counts = _group_counts(con, applicable, labels, inapplicable, frame, where, where_params)
         rows.extend(_rate_rows(counts, applicable, labels))
     for d in definitions:
         if inapplicable.get(d.id):
@@ -160,14 +171,19 @@ def _group_counts(
     labels: Sequence[str],
     inapplicable: Mapping[str, Sequence[str]],
     frame: pl.DataFrame | None,
+    where: str = "",
+    where_params: Sequence[object] = (),
 ) -> list[tuple]:
     if frame is not None:
         source_sql, params = "select * from _levelcare_frame", []
         con.register("_levelcare_frame", frame)
+        if where:
+            source_sql += f" where {where}"
+            params = list(where_params)
     else:
-        source_sql, params = frame_sql(definitions, inapplicable)
-    cols = [GROUP_COLUMNS[label] for label in labels]
-    sets = ", ".join(["()"] + [f'("{c}")' for c in cols])
+        source_sql, params = frame_sql(definitions, inapplicable, where=where, where_params=where_params)
+    cols = list(dict.fromkeys(c for label in labels for c in _label_columns(label)))
+    sets = ", ".join(["()"] + ["(" + ", ".join(f'"{c}"' for c in _label_columns(label)) + ")" for label in labels])
     flags = [f'grouping("{c}") AS "_g_{c}"' for c in cols]
     groups = [f'"{c}"' for c in cols]
     aggs = [f'sum("{d.id}")::BIGINT, count("{d.id}")' for d in definitions]
@@ -185,14 +201,20 @@ def _group_counts(
 
 
 def _rate_rows(counts: list[tuple], definitions: Sequence[Definition], labels: Sequence[str]) -> list[dict]:
-    k = len(labels)
+    cols = list(dict.fromkeys(c for label in labels for c in _label_columns(label)))
+    by_columns = {frozenset(_label_columns(label)): label for label in labels}
+    k = len(cols)
     keyed: list[tuple[str, Any, Definition, int, int]] = []
     for row in counts:
         flags, groups, aggs = row[:k], row[k:2 * k], row[2 * k:]
-        # grouping() is 0 for the column this grouping set groups by
-        active = [i for i, f in enumerate(flags) if f == 0]
-        group_by = labels[active[0]] if active else "all"
-        group = groups[active[0]] if active else None
+        # grouping() is 0 for the columns this grouping set groups by
+        active = frozenset(cols[i] for i, f in enumerate(flags) if f == 0)
+        if not active:
+            group_by, group = "all", None
+        else:
+            group_by = by_columns[active]
+            values = [groups[cols.index(c)] for c in _label_columns(group_by)]
+            group = None if any(v is None for v in values) else "|".join(str(v) for v in values)
         for j, d in enumerate(definitions):
             keyed.append((group_by, group, d, int(aggs[2 * j] or 0), int(aggs[2 * j + 1])))
     rate, lo, hi, method = intervals([r[3] for r in keyed], [r[4] for r in keyed])

@@ -41,15 +41,18 @@ FRAME_ORDER = "episode_key, source"
 
 
 def not_applicable(
-    con: duckdb.DuckDBPyConnection, definitions: Sequence[Definition]
+    con: duckdb.DuckDBPyConnection, definitions: Sequence[Definition], *, where: str = "",
+    where_params: Sequence[object] = (),
 ) -> dict[str, list[str]]:
-    """Definition id -> required fields with no value anywhere in the mart (empty: applicable)."""
+    """Definition id -> required fields with no value anywhere in the mart, or in its rows that
+    meet ``where`` (a condition with ``where_params`` for its ``?``) when given (empty: applicable)."""
     fields = sorted({f for d in definitions for f in d.requires})
     if not fields:
         return {d.id: [] for d in definitions}
     # field names were checked against the mart's columns when the definitions were loaded
     counts = con.execute(
         "select " + ", ".join(f'count("{f}")' for f in fields) + f" from {SOURCE_TABLE}"
+        + (f" where {where}" if where else ""), list(where_params)
     ).fetchall()[0]
     empty = {f for f, n in zip(fields, counts, strict=True) if not n}
     return {d.id: [f for f in d.requires if f in empty] for d in definitions}

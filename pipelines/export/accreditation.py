@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipelines import __version__, disclosure
+from pipelines import __version__
 from pipelines.errors import UserError
 from pipelines.report import tables
 from pipelines.report.model import Table
@@ -89,20 +89,26 @@ def load_targets(path: Path | None) -> dict[str, tuple[str, str, float]]:
     return indicators
 
 
-def indicator_table(shown_rates: Sequence[Mapping[str, Any]], raw_rates: Sequence[Mapping[str, Any]],
-                    indicators: Mapping[str, tuple[str, str, float]], labels: Mapping[str, str],
-                    period: str) -> tuple[Table, list[str]]:
-    """CARF 1.M: one row per indicator and level of care (plus all levels), grouped by domain."""
+def indicator_table(shown_rates: Sequence[Mapping[str, Any]], indicators: Mapping[str, tuple[str, str, float]],
+                    labels: Mapping[str, str], period: str, not_applicable: Mapping[str, str] = ()
+                    ) -> tuple[Table, list[str]]:
+    """CARF 1.M: one row per indicator and level of care (plus all levels), grouped by domain,
+    from the disclosed rates of the results model. A not-applicable indicator is a line saying
+    why, never a row of zeros."""
     recs, hid, missing = [], [], []
+    not_applicable = dict(not_applicable or {})
     order = {d: i for i, d in enumerate(DOMAINS)}
     for ind, (domain, objective, target) in sorted(indicators.items(), key=lambda kv: (order[kv[1][0]], kv[0])):
-        rows = [(a, b) for a, b in zip(raw_rates, shown_rates) if str(b.get("definition_id")) == ind
+        if ind in not_applicable:
+            missing.append(f"{domain}: {ind}: not applicable: {not_applicable[ind]}")
+            continue
+        rows = [b for b in shown_rates if str(b.get("definition_id")) == ind
                 and str(b.get("group_by")) in ("all", "level_group")]
         if not rows:
             missing.append(f"{domain}: {ind}: not available: no rates for this definition in the results")
             continue
-        rows.sort(key=lambda ab: (ab[1].get("group_by") != "all", tables.level_order(ab[1].get("group"))))
-        for a, b in rows:
+        rows.sort(key=lambda b: (b.get("group_by") != "all", tables.level_order(b.get("group"))))
+        for b in rows:
             rate = b.get("rate")
             recs.append({
                 "domain": domain, "indicator": ind, "label": labels.get(ind, ind), "objective": objective,
@@ -111,7 +117,8 @@ def indicator_table(shown_rates: Sequence[Mapping[str, Any]], raw_rates: Sequenc
                 "ci_low": b.get("ci_low"), "ci_high": b.get("ci_high"), "period": period,
                 "target_met": None if rate is None else ("yes" if rate >= target else "no"),
             })
-            hid.append({c: b.get(c) is None and a.get(c) is not None
+            why = (b.get("suppression") or "small") if b.get("suppressed") else None
+            hid.append({c: why if b.get(c) is None else None
                         for c in ("numerator", "denominator", "rate", "ci_low", "ci_high")})
     import pandas as pd
 
@@ -119,9 +126,9 @@ def indicator_table(shown_rates: Sequence[Mapping[str, Any]], raw_rates: Sequenc
             "rate", "ci_low", "ci_high", "period", "target_met"]
     frame = pd.DataFrame(recs, columns=cols)
     frame = frame.astype(object).where(frame.notna(), None)
-    hidden = pd.DataFrame(hid, columns=["numerator", "denominator", "rate", "ci_low", "ci_high"]).fillna(False)
+    hidden = pd.DataFrame(hid, columns=["numerator", "denominator", "rate", "ci_low", "ci_high"], dtype=object)
     t = Table(id="carf-indicators", title="CARF 1.M performance indicators", frame=frame,
-              count_cols=("numerator", "denominator"), hidden=hidden.astype(bool),
+              count_cols=("numerator", "denominator"), hidden=hidden,
               formats={"target": "pct", "numerator": "int", "denominator": "int", "rate": "pct", "ci_low": "pct",
                        "ci_high": "pct"},
               headers={"ci_low": "95% CI low", "ci_high": "95% CI high", "level_of_care": "level of care"},
@@ -129,47 +136,43 @@ def indicator_table(shown_rates: Sequence[Mapping[str, Any]], raw_rates: Sequenc
     return t, missing
 
 
-def joint_commission_tables(instruments: Sequence[Mapping[str, Any]], raw_rates, shown_rates,
-                            labels: Mapping[str, str], rule: str) -> tuple[list[Table], list[str]]:
+def joint_commission_tables(instruments: Sequence[Mapping[str, Any]], shown_rates: Sequence[Mapping[str, Any]],
+                            labels: Mapping[str, str]) -> tuple[list[Table], list[str]]:
     """CTS.03.01.09 EP3: standardized instruments aggregated for the population served."""
     import pandas as pd
 
     out, missing = [], []
     if instruments:
-        recs, hid = [], []
         rows = sorted(instruments, key=lambda r: (r["instrument"], tables.level_order(r["level_group"])))
-        # n by level adds up to a total that other outputs show (all discharges with scores):
-        # protect it like any cross-table column
-        counts, _ = disclosure.suppress_table(
-            pd.DataFrame({"instrument": [x["instrument"] for x in rows],
-                          "level_group": [x["level_group"] for x in rows], "n": [x["n"] for x in rows]}),
-            ["n"], groups="instrument", margins="cols", total_label="\0total", rule=rule)
-        shown_n = list(counts.loc[counts["level_group"] != "\0total", "n"])  # rows keep their order
-        for x, n in zip(rows, shown_n):
-            ok = n is not None and disclosure.statistic_allowed(x["n"], rule)
+        recs, hid = [], []
+        for x in rows:
+            ok = x.get("mean_admit") is not None and x.get("mean_discharge") is not None
             recs.append({"instrument": x["instrument"].upper().replace("PHQ9", "PHQ-9").replace("GAD7", "GAD-7"),
-                         "level_of_care": x["level_group"], "n_with_both_scores": n,
+                         "level_of_care": x["level_group"], "n_with_both_scores": x["n"],
                          "mean_admission": x["mean_admit"] if ok else None,
                          "mean_discharge": x["mean_discharge"] if ok else None,
                          "mean_change": x["mean_discharge"] - x["mean_admit"] if ok else None})
-            hid.append({c: not ok for c in ("n_with_both_scores", "mean_admission", "mean_discharge", "mean_change")})
+            why = x.get("suppression")
+            hid.append({"n_with_both_scores": why if x["n"] is None else None,
+                        **{c: why for c in ("mean_admission", "mean_discharge", "mean_change") if not ok}})
         frame = pd.DataFrame(recs)
         frame = frame.astype(object).where(frame.notna(), None)
         out.append(Table(id="jc-instruments", title="Standardized instruments: admission and discharge means",
-                         frame=frame, count_cols=("n_with_both_scores",), hidden=pd.DataFrame(hid),
+                         frame=frame, count_cols=("n_with_both_scores",),
+                         hidden=pd.DataFrame(hid, columns=["n_with_both_scores", "mean_admission", "mean_discharge",
+                                                           "mean_change"], dtype=object),
                          formats={"n_with_both_scores": "int", "mean_admission": "num2", "mean_discharge": "num2",
                                   "mean_change": "num2"},
                          note="People with both an admission and a discharge score."))
     else:
         missing.append("instrument means: not available: no PHQ-9/GAD-7 admission and discharge scores")
-    sel = [(a, b) for a, b in zip(raw_rates, shown_rates)
+    sel = [b for b in shown_rates
            if str(b.get("definition_id")) in JC_RATES and str(b.get("group_by")) == "level_group"]
     if sel:
-        t = tables.rates_table([a for a, _ in sel], [b for _, b in sel], labels, id="jc-rates",
-                               title="Response, remission and reliable improvement by level of care",
-                               note="PHQ-9: response = 50% drop, remission < 5, reliable change >= 5 points "
-                                    "(Löwe et al. 2004); GAD-7 reliable change >= 4 points.")
-        out.append(t)
+        out.append(tables.rates_table(sel, labels, id="jc-rates",
+                                      title="Response, remission and reliable improvement by level of care",
+                                      note="PHQ-9: response = 50% drop, remission < 5, reliable change >= 5 "
+                                           "points (Löwe et al. 2004); GAD-7 reliable change >= 4 points."))
     else:
         missing.append("response/remission rates: not available: no PHQ-9/GAD-7 definitions in the results")
     return out, missing
@@ -193,8 +196,8 @@ def code_commit() -> str | None:
     return res.stdout.strip() or None if res.returncode == 0 else None
 
 
-def manifest(results: Mapping[str, Any], results_path: Path, ledger: Sequence[Mapping[str, Any]],
-             targets_path: Path | None, standard: str | None, rule: str) -> dict[str, Any]:
+def manifest(results: Mapping[str, Any], results_path: Path, targets_path: Path | None, standard: str | None
+             ) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     return {
         "export_run_id": f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
@@ -206,10 +209,10 @@ def manifest(results: Mapping[str, Any], results_path: Path, ledger: Sequence[Ma
         "targets_file": None if targets_path is None else {"name": Path(targets_path).name,
                                                             "sha256": file_sha256(Path(targets_path))},
         "standard": standard or "carf+joint-commission",
-        "disclosure_rule": rule,
+        "period": results["period"]["label"],
+        "period_quarters": results["period"]["quarters"],
+        "disclosure_rule": results["disclosure"]["rule"],
         "definitions": [{"id": d.get("id"), "version": d.get("version")} for d in results.get("definitions") or []],
         "inputs": [{"file_name": x.get("file_name"), "file_sha256": x.get("file_sha256"), "kind": x.get("kind")}
-                   for x in (results.get("inputs") or [])]
-                  or [{"file_name": x.get("file_name"), "file_sha256": x.get("file_sha256"), "kind": x.get("kind")}
-                      for x in ledger],
+                   for x in (results.get("inputs") or [])],
     }

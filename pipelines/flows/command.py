@@ -22,7 +22,9 @@ def _csv(text: str) -> list[str]:
 def _flow_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", metavar="DIR", required=True, type=Path, help="folder of extracts to ingest")
     parser.add_argument("--out", metavar="DIR", required=True, type=Path, help="folder for results and report")
-    parser.add_argument("--quarter", metavar="YYYYQN", help="report quarter (default: latest in the data)")
+    from pipelines.analysis.command import add_period_arguments
+
+    add_period_arguments(parser)
     parser.add_argument("--definitions", metavar="IDS", type=_csv, help="definition ids (default: all)")
     parser.add_argument("--by", metavar="GROUPS", type=_csv, help="rate groupings (default: level of care)")
     parser.add_argument("--format", metavar="FORMATS", default=FORMATS, type=_csv, help=f"report formats ({FORMATS})")
@@ -43,10 +45,12 @@ def flow_parameters(args: argparse.Namespace, settings: Settings) -> dict[str, A
         raise UserError(f"--input {args.input}: not a folder")
     if args.dask_address and args.task_runner != "dask":
         raise UserError("--dask-address needs --task-runner dask")
+    from pipelines.results.periods import parse_period
+
     defs = args.definitions_dir or (str(settings.definitions_dir) if settings.definitions_dir else None)
     return {
         "input_dir": str(args.input), "out_dir": str(args.out), "warehouse": str(settings.warehouse),
-        "quarter": args.quarter, "definitions": args.definitions, "by": args.by,
+        "period": parse_period(args.period, args.quarter).text(), "definitions": args.definitions, "by": args.by,
         "formats": args.format, "definitions_dir": defs,
         "task_runner": args.task_runner, "dask_address": args.dask_address,
     }

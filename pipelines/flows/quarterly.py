@@ -149,12 +149,14 @@ def _submit_comparative(marts: bytes, definitions: list[Any], options: dict[str,
 
 @task(name="analyze")
 def analyze_task(warehouse: str, out_dir: str, run_id: str, definitions: list[str] | None,
-                 by: list[str] | None, definitions_dir: str | None, parallel: bool = False) -> dict[str, Any]:
+                 by: list[str] | None, definitions_dir: str | None, parallel: bool = False,
+                 period: str | None = None) -> dict[str, Any]:
     from pipelines.analysis.command import analyze
+    from pipelines.results.periods import parse_period
 
     settings = Settings(warehouse=Path(warehouse), definitions_dir=Path(definitions_dir) if definitions_dir else None)
     results = analyze(settings, Path(out_dir), definitions, by, run_id=run_id,
-                      offload=_submit_comparative if parallel else None)
+                      offload=_submit_comparative if parallel else None, period=parse_period(period))
     progress("analyze", f"{len(results['definitions'])} definitions, {len(results['rates'])} rate rows, "
              f"{len(results.get('comparisons', []))} comparison rows")
     return {"run_id": results["run_id"], "definitions": len(results["definitions"]),
@@ -164,23 +166,23 @@ def analyze_task(warehouse: str, out_dir: str, run_id: str, definitions: list[st
 @flow(name="analyze")
 def analyze_flow(warehouse: str, out_dir: str, run_id: str, definitions: list[str] | None = None,
                  by: list[str] | None = None, definitions_dir: str | None = None,
-                 parallel: bool = False) -> dict[str, Any]:
-    return analyze_task(warehouse, out_dir, run_id, definitions, by, definitions_dir, parallel)
+                 parallel: bool = False, period: str | None = None) -> dict[str, Any]:
+    return analyze_task(warehouse, out_dir, run_id, definitions, by, definitions_dir, parallel, period)
 
 
 @task(name="report")
-def report_task(warehouse: str, out_dir: str, quarter: str | None, formats: list[str]) -> list[str]:
+def report_task(out_dir: str, period: str | None, formats: list[str]) -> list[str]:
     from pipelines.report.command import write_report
+    from pipelines.results.periods import parse_period
 
-    files = write_report(Settings(warehouse=Path(warehouse)), Path(out_dir), quarter=quarter, formats=formats)
+    files = write_report(Path(out_dir), period=parse_period(period), formats=formats)
     progress("report", ", ".join(p.name for p in files))
     return [str(p) for p in files]
 
 
 @flow(name="report")
-def report_flow(warehouse: str, out_dir: str, quarter: str | None = None,
-                formats: list[str] | None = None) -> list[str]:
-    return report_task(warehouse, out_dir, quarter, formats or ["html", "pdf", "xlsx"])
+def report_flow(out_dir: str, period: str | None = None, formats: list[str] | None = None) -> list[str]:
+    return report_task(out_dir, period, formats or ["html", "pdf", "xlsx"])
 
 
 @flow(name="quarterly")
@@ -188,7 +190,7 @@ def quarterly_flow(
     input_dir: str,
     out_dir: str,
     warehouse: str = "levelcare.duckdb",
-    quarter: str | None = None,
+    period: str | None = None,
     definitions: list[str] | None = None,
     by: list[str] | None = None,
     formats: list[str] | None = None,
@@ -197,7 +199,8 @@ def quarterly_flow(
     task_runner: str = "default",
     dask_address: str | None = None,
 ) -> dict[str, Any]:
-    """Ingest every file in ``input_dir``, validate, analyze and report into ``out_dir``.
+    """Ingest every file in ``input_dir``, validate, analyze and report into ``out_dir``;
+    ``period`` (``FROM..TO`` quarters; None = all data) is what the numbers count.
 
     ``task_runner="dask"`` runs the independent tasks on the Dask scheduler at
     ``dask_address`` (``tcp://HOST:PORT``), or on a local cluster started for the run.
@@ -211,10 +214,10 @@ def quarterly_flow(
         ledger = on_dask(ingest_flow, address)(warehouse, input_dir, run_id, parallel=parallel)
         validate_flow(ledger)
         summary = on_dask(analyze_flow, address)(warehouse, out_dir, run_id, definitions, by or DEFAULT_BY,
-                                                 definitions_dir, parallel=parallel)
-    files = report_flow(warehouse, out_dir, quarter, formats)
+                                                 definitions_dir, parallel=parallel, period=period)
+    files = report_flow(out_dir, period, formats)
     record_task(warehouse, run_id, out_dir, {
-        "input_dir": input_dir, "quarter": quarter, "definitions": definitions, "by": by or DEFAULT_BY,
+        "input_dir": input_dir, "period": period, "definitions": definitions, "by": by or DEFAULT_BY,
         "formats": formats, "definitions_dir": definitions_dir, "task_runner": task_runner,
         "dask_address": dask_address,
     })

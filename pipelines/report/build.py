@@ -1,62 +1,31 @@
-"""Assemble the quarterly report (sections in reading order) from results and warehouse aggregates.
+"""Assemble the report (sections in reading order) from the results model alone.
 
-Every number passes :mod:`pipelines.disclosure` before it reaches a table, a chart or a
-sentence; the summary's sentences are written from the disclosed tables.
+The results model (:mod:`pipelines.results`) holds every number already disclosed; this
+module only arranges, labels and draws them. It opens no warehouse and recomputes no
+number: a report written after ``rerun`` shows that run's numbers only. The summary's
+sentences are written from the same rows as the tables.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from pipelines import disclosure
-from pipelines.errors import UserError
 from pipelines.report import charts, tables
-from pipelines.report.inputs import WarehouseAggregates
 from pipelines.report.model import Report, Section
 
-ARM, REFERENCE = "iop", "residential"
 HEADLINE = ("completion", "retention_90d", "abstinent_90d_itt", "abstinent_90d_cc", "no_readmission_30d",
             "phq9_response")
 FOLLOWUP_TARGET = 0.80  # GPRA: grantees are held to an 80% follow-up rate
+FOLLOWUP_PREFIX = "followup_reached_"
 SMD_THRESHOLD, EQUIPOISE_MIN = 0.1, 0.2  # OHDSI CohortMethod diagnostics
-TREND_QUARTERS = 8
-_QUARTER = re.compile(r"^(\d{4})Q([1-4])$")
-
-
-def parse_quarter(q: str) -> tuple[int, int]:
-    m = _QUARTER.match(q or "")
-    if not m:
-        raise UserError(f"--quarter: {q!r} is not a quarter like 2026Q3")
-    return int(m.group(1)), int(m.group(2))
-
-
-def last_quarters(q: str, n: int = TREND_QUARTERS) -> list[str]:
-    year, quarter = parse_quarter(q)
-    k = year * 4 + quarter - 1
-    return [f"{(k - i) // 4}Q{(k - i) % 4 + 1}" for i in range(n - 1, -1, -1)]
-
-
-def report_quarter(results: Mapping[str, Any], agg: WarehouseAggregates, quarter: str | None) -> str | None:
-    if quarter:
-        parse_quarter(quarter)
-        return quarter
-    q = (results.get("diagnostics") or {}).get("data_end_quarter")
-    if q and _QUARTER.match(str(q)):
-        return str(q)
-    seen = [str(r.get("group")).split("|")[-1] for r in results.get("rates", [])
-            if any(k in str(r.get("group_by")) for k in tables.QUARTER_KEYS)]
-    seen += agg.quarters
-    seen = [s for s in seen if _QUARTER.match(s)]
-    return max(seen) if seen else None
-
-
-ADJUSTED_PREFERENCE = ("aipw", "gcomp", "iptw_ate", "iptw", "overlap")  # the headline adjusted method, in order
-
-
-FOREST_METHODS = ("crude", "iptw_ate", "iptw", "overlap", "gcomp", "aipw")
+ADJUSTED_PREFERENCE = ("aipw", "gcomp", "iptw_ate", "overlap")  # the headline adjusted method, in order
+FOREST_METHODS = ("crude", "iptw_ate", "overlap", "gcomp", "aipw")
+# the weighting behind each adjusted method whose estimate the report shows
+WEIGHTING_OF = {"iptw_ate": "iptw_ate", "aipw": "iptw_ate", "iptw_att": "iptw_att", "overlap": "overlap"}
+WEIGHTING_TITLES = {"iptw_ate": "IPTW weighting (ATE; also AIPW's weights)", "iptw_att": "IPTW weighting (ATT)",
+                    "overlap": "overlap weighting (ATO)"}
 # a definition's missing-data policy -> the comparisons' name for the same approach
 POLICY_ROWS = {"failure": "itt", "exclude": "cc"}
 
@@ -66,9 +35,7 @@ def _forest_rows(rows: Sequence[Mapping[str, Any]], definitions: Sequence[Mappin
     """The risk-difference rows of the forest plot: crude and the average-treatment-effect
     methods, under the definition's own missing-data policy (comparisons.csv keeps every row)."""
     policy = {str(d.get("id")): POLICY_ROWS.get(str(d.get("missing"))) for d in definitions}
-    rd = [dict(x) for x in rows
-          if str(x.get("estimand") or x.get("measure") or "rd") in ("rd", "risk_difference")
-          and str(x.get("method")) in FOREST_METHODS]
+    rd = [dict(x) for x in rows if x.get("estimand") == "rd" and str(x.get("method")) in FOREST_METHODS]
     chosen: dict[str, Any] = {}
     for x in rd:
         d, m = str(x.get("definition_id")), x.get("missing_data")
@@ -81,15 +48,8 @@ def _forest_rows(rows: Sequence[Mapping[str, Any]], definitions: Sequence[Mappin
 
 def _ni_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Non-inferiority rows with ``margin`` (0-1 scale) and the 95% interval as ci_low/ci_high."""
-    out = []
-    for x in rows:
-        x = dict(x)
-        if x.get("margin") is None and x.get("margin_pp") is not None:
-            x["margin"] = x["margin_pp"] / 100
-        x.setdefault("ci_low", x.get("ci95_low"))
-        x.setdefault("ci_high", x.get("ci95_high"))
-        out.append(x)
-    return out
+    return [{**x, "margin": x["margin_pp"] / 100, "ci_low": x.get("ci95_low"), "ci_high": x.get("ci95_high")}
+            for x in rows]
 
 
 def _preferred(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
@@ -107,46 +67,47 @@ def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.1f}%"
 
 
-def _rate_phrase(r: Mapping[str, Any] | None, marker: str) -> str:
+def _rate_phrase(r: Mapping[str, Any] | None, ctx: _Context) -> str:
     if r is None:
         return "no data"
     if r.get("rate") is None:
-        return f"not shown ({marker}: small numbers)"
+        if r.get("denominator") == 0:
+            return "no one in the population"
+        why = "withheld to protect a small count" if r.get("suppression") == "complementary" else "small numbers"
+        return f"not shown ({ctx.marker_of(r)}: {why})"
+    n = f"; {r['numerator']:,}/{r['denominator']:,}" if r.get("numerator") is not None else ""
     if r.get("ci_low") is None:
-        return _pct(r["rate"])
-    return f"{_pct(r['rate'])} (95% CI {_pct(r['ci_low'])}–{_pct(r['ci_high'])})"
+        return f"{_pct(r['rate'])}{n}"
+    return f"{_pct(r['rate'])} (95% CI {_pct(r['ci_low'])}–{_pct(r['ci_high'])}{n})"
 
 
-def build_report(
-    results: Mapping[str, Any], agg: WarehouseAggregates, *, quarter: str | None = None, rule: str = "cms",
-    data_docs: str | None = None,
-) -> Report:
-    r = disclosure.get_rule(rule)
-    q = report_quarter(results, agg, quarter)
+def build_report(results: Mapping[str, Any], *, data_docs: Sequence[tuple[str, str]] = ()) -> Report:
+    """The report of ``results`` (a results model as a dict); ``data_docs``: (file name, href)
+    of each file's great-expectations Data Docs, relative to where the report is written."""
+    d = results["disclosure"]
     definitions = list(results.get("definitions") or [])
     labels = tables.definition_labels(definitions)
-    raw_rates = [dict(x) for x in results.get("rates") or []]
-    for x in raw_rates:  # rows of definitions not in the list still get a label
-        labels.setdefault(str(x.get("definition_id")), str(x.get("definition_id")))
-    shown_rates = disclosure.apply_rates(raw_rates, rule=r)
-    pairs = list(zip(raw_rates, shown_rates))
-    ctx = _Context(results=results, agg=agg, quarter=q, rule=r, labels=labels, pairs=pairs,
-                   marker=r.marker, data_docs=data_docs)
-    ctx.facts["window"] = last_quarters(q) if q else []
-    comparisons = disclosure.apply_comparisons(_forest_rows(results.get("comparisons") or [], definitions),
-                                               shown_rates, rule=r)
-    noninferiority = disclosure.apply_comparisons(_ni_rows(results.get("noninferiority") or []), shown_rates, rule=r)
-    ctx.comparisons, ctx.noninferiority = comparisons, noninferiority
-
+    ctx = _Context(results=results, labels=labels, marker=d["marker"], complementary=d["complementary_marker"],
+                   rule=disclosure.get_rule(d["rule"]), data_docs=list(data_docs), definitions=definitions)
+    ctx.arm = results["diagnostics"]["arm"]
+    ctx.reference = results["diagnostics"]["reference"]
+    ctx.comparisons = [x for x in _forest_rows(results.get("comparisons") or [], definitions)
+                       if x.get("arm") == ctx.arm]
+    ctx.noninferiority = _ni_rows(results.get("noninferiority") or [])
     sections = [
         _data_quality(ctx), _cohort(ctx), _rates(ctx), _comparison(ctx), _survival(ctx), _trends(ctx),
-        _sites(ctx), _stepdown(ctx), _appendix(ctx, definitions),
+        _sites(ctx), _stepdown(ctx), _appendix(ctx),
     ]
     sections.insert(0, _summary(ctx))  # last: it reads the facts and flags the others found
+    note = d["note"]
+    if d["complementary_marker"] != d["marker"]:
+        note += (f" {d['complementary_marker']} not shown: withheld only so that a small count elsewhere cannot "
+                 "be worked out from totals.")
     return Report(
         title="Outcomes after intensive outpatient and residential treatment",
-        quarter=q, run_id=str(results.get("run_id", "")), created_at=str(results.get("created_at", "")),
-        rule_name=r.name, marker=r.marker, disclosure_note=r.note, sections=sections,
+        period=results["period"]["label"], run_id=str(results.get("run_id", "")),
+        created_at=str(results.get("created_at", "")), rule_name=d["rule"], marker=d["marker"],
+        disclosure_note=note, sections=sections, complementary_marker=d["complementary_marker"],
     )
 
 
@@ -155,49 +116,50 @@ class _Context:
         self.__dict__.update(kw)
         self.flags: list[str] = []
         self.facts: dict[str, Any] = {}
+        self.not_applicable = {x["id"]: x["note"] for x in self.results.get("not_applicable") or []}
 
-    def rows(self, keys: Sequence[str]) -> tuple[list[dict], list[dict]]:
-        raw = [a for a, b in self.pairs if str(a.get("group_by")) in keys]
-        shown = [b for a, b in self.pairs if str(a.get("group_by")) in keys]
-        return raw, shown
+    def rows(self, keys: Sequence[str], section: str = "rates") -> list[dict]:
+        return [x for x in self.results.get(section) or [] if str(x.get("group_by")) in keys]
+
+    def marker_of(self, row: Mapping[str, Any]) -> str:
+        return self.complementary if row.get("suppression") == "complementary" else self.marker
 
 
 # --------------------------------------------------------------------------- sections
 def _summary(ctx: _Context) -> Section:
     s = Section("summary", "Summary")
     f = ctx.facts
-    period = f"{f['first_quarter']} to {f['last_quarter']}" if f.get("first_quarter") else "the analysed period"
+    period = ctx.results["period"]["label"]
     if f.get("episodes") is not None:
         s.paragraphs.append(
             f"Who was served: {f['episodes']} discharges ({period}) from {f.get('sites', '–')} programs "
             f"were analysed: {f.get('by_level', '')}."
         )
     else:
-        s.paragraphs.append("Who was served: not available: the warehouse has no episodes for the period.")
-    _, shown = ctx.rows(("level_group",))
-    if not shown:
-        _, shown = ctx.rows(("level_of_care",))
-    heads = [d for d in HEADLINE if any(str(x.get("definition_id")) == d for x in shown)]
-    heads = heads or list(dict.fromkeys(str(x.get("definition_id")) for x in shown))[:4]
+        s.paragraphs.append(f"Who was served: not available: no discharges in the period ({period}).")
+    shown = ctx.rows(("level_group",)) or ctx.rows(("level_of_care",))
+    present = list(dict.fromkeys(str(x.get("definition_id")) for x in shown))
+    heads = [d for d in HEADLINE if d in present] or present[:4]
     if heads:
-        s.paragraphs.append("Headline success rates (more definitions in 'Success rates by definition'):")
+        s.paragraphs.append("Headline success rates (definition id and people counted in brackets; more "
+                            "definitions in 'Success rates by definition'):")
     for d in heads:
         by = {x.get("group"): x for x in shown if str(x.get("definition_id")) == d}
-        s.paragraphs.append(f"{ctx.labels.get(d, d)}: IOP {_rate_phrase(by.get(ARM), ctx.marker)}; "
-                            f"residential {_rate_phrase(by.get(REFERENCE), ctx.marker)}.")
+        s.paragraphs.append(f"{ctx.labels.get(d, d)} [{d}]: IOP {_rate_phrase(by.get(ctx.arm), ctx)}; "
+                            f"residential {_rate_phrase(by.get(ctx.reference), ctx)}.")
     if not heads:
-        s.unavailable.append("not available: results.json holds no rates by level of care")
-    ni = _preferred([x for x in ctx.noninferiority if x.get("arm", ARM) == ARM])
+        s.unavailable.append("not available: the results hold no rates by level of care for the period")
+    ni = _preferred([x for x in ctx.noninferiority if x.get("arm") == ctx.arm])
     if ni:
         head = [x for x in ni if str(x.get("definition_id")) in heads] or ni[:4]
         for x in head:
             s.paragraphs.append(_ni_sentence(x, ctx))
         if len(ni) > len(head):
-            s.paragraphs.append(f"Non-inferiority for all {len(ni)} definitions: see 'IOP compared with "
-                                "residential'.")
+            s.paragraphs.append(f"Non-inferiority for all {len(ni)} applicable definitions: see 'IOP compared "
+                                "with residential'.")
     else:
-        s.paragraphs.append("Non-inferiority of IOP to residential: not available: no non-inferiority "
-                            "analysis in these results.")
+        why = ctx.results["diagnostics"].get("not_estimable") or "no non-inferiority analysis in these results"
+        s.paragraphs.append(f"Non-inferiority of IOP to residential: not available: {why}.")
     if ctx.flags:
         s.paragraphs.append("Data-quality flags:")
         s.bullets += list(ctx.flags)
@@ -208,108 +170,127 @@ def _summary(ctx: _Context) -> Section:
 
 def _ni_sentence(x: Mapping[str, Any], ctx: _Context) -> str:
     label = ctx.labels.get(str(x.get("definition_id")), x.get("definition_id"))
-    margin = x.get("margin")
     if x.get("estimate") is None or x.get("ci_low") is None:
         return f"Non-inferiority for {label}: not shown ({x.get('conclusion') or 'small numbers'})."
-    conclusion = x.get("conclusion")
-    if not conclusion and margin is not None:
-        lo, hi = x["ci_low"], x["ci_high"]
-        conclusion = "non-inferior" if lo > -margin else "inferior" if hi < -margin else "inconclusive"
-    m = f" with a margin of {100 * margin:.1f} percentage points" if margin is not None else ""
-    if conclusion and len(str(conclusion)) > 40:  # the analysis wrote the verdict as a sentence
-        return f"{label}: {str(conclusion)[0].upper()}{str(conclusion)[1:]} ({x.get('method', 'adjusted')})."
-    return (f"Was IOP non-inferior to residential for {label}? {str(conclusion).capitalize()}{m}: "
-            f"difference {100 * x['estimate']:+.1f} points (95% CI {100 * x['ci_low']:+.1f} to "
-            f"{100 * x['ci_high']:+.1f}; {x.get('method', 'adjusted')}).")
+    return (f"{label} [{x.get('definition_id')}]: {str(x['conclusion'])[0].upper()}{str(x['conclusion'])[1:]} "
+            f"(difference {100 * x['estimate']:+.1f} percentage points, 95% CI {100 * x['ci_low']:+.1f} to "
+            f"{100 * x['ci_high']:+.1f}; {x.get('method')}).")
 
 
 def _data_quality(ctx: _Context) -> Section:
     s = Section("data-quality", "Data quality")
-    agg, rule = ctx.agg, ctx.rule
-    if agg.ledger:
-        t = tables.ledger_table(agg.ledger, rule.name)
-        s.tables.append(t)
-        read = sum(x["rows_read"] or 0 for x in agg.ledger)
-        quarantined = sum(x["rows_quarantined"] or 0 for x in agg.ledger)
-        refused = sum(1 for x in agg.ledger if x["status"] == "refused")
-        s.paragraphs.append(f"{len(agg.ledger)} files received; {refused} refused whole.")
+    dq = ctx.results["data_quality"]
+    ledger = dq.get("ledger") or []
+    if ledger:
+        s.tables.append(tables.ledger_table(ledger))
+        refused = sum(1 for x in ledger if x["status"] == "refused")
+        s.paragraphs.append(f"{len(ledger)} files received; {refused} refused whole.")
         if refused:
             ctx.flags.append(f"{refused} file(s) refused whole at ingestion.")
+        read = sum(x["rows_read"] or 0 for x in ledger)
+        quarantined = sum(x["rows_quarantined"] or 0 for x in ledger)
         if read and quarantined / read > 0.05:
             ctx.flags.append(f"{_pct(quarantined / read)} of rows read were quarantined (above 5%).")
     else:
-        s.unavailable.append(f"ingest ledger: not available: {agg.missing.get('ledger') or agg.missing.get('warehouse', 'no files ingested')}")
-    if agg.quarantine:
-        s.tables.append(tables.quarantine_table(agg.quarantine, rule.name))
-    elif agg.ledger:
+        s.unavailable.append("ingest ledger: not available: no files were ingested into this warehouse")
+    if dq.get("quarantine"):
+        s.tables.append(tables.quarantine_table(dq["quarantine"]))
+    elif ledger:
         s.paragraphs.append("No rows were quarantined.")
-    if agg.followup:
-        shown = disclosure.apply_rates(agg.followup, rule=rule)
-        t = tables.rates_table(agg.followup, shown, {f"followup_response_{w}d": f"Follow-up reached, {w} days"
-                                                     for w in (30, 90, 180, 365)},
-                               id="table-followup", title="Follow-up response rate (target 80%)",
-                               note="Reached / discharges whose window had passed by the latest discharge "
-                                    "date (native records only).")
-        s.tables.append(t)
-        rated = [x for x in shown if x.get("rate") is not None]
+    _followup(ctx, s)
+    _validation(ctx, s, dq.get("validation") or {})
+    for item in ctx.results.get("not_applicable") or []:
+        s.paragraphs.append(f"Definition {item['id']}: {item['note']}.")
+    return s
+
+
+def _followup(ctx: _Context, s: Section) -> None:
+    """Follow-up response: the registry's followup_reached_* definitions (the same numbers as
+    rates.csv); a window the program does not run is not applicable, never 0%."""
+    rows = [x for x in ctx.rows(("level_group",)) if str(x["definition_id"]).startswith(FOLLOWUP_PREFIX)]
+    na = sorted((k for k in ctx.not_applicable if k.startswith(FOLLOWUP_PREFIX)), key=_window)
+    if rows:
+        s.tables.append(tables.rates_table(
+            rows, ctx.labels, id="table-followup", title="Follow-up response rate (target 80%)",
+            note="Reached / native discharges whose window had ended by the data end date (deaths excluded), as "
+                 "in the followup_reached_* definitions."))
+        rated = [x for x in rows if x.get("rate") is not None]
         low = [x for x in rated if x["rate"] < FOLLOWUP_TARGET]
         if low:
             worst = min(low, key=lambda x: x["rate"])
             ctx.flags.append(f"follow-up response is below the 80% target in {len(low)} of {len(rated)} "
                              f"window/level cells shown (lowest {_pct(worst['rate'])}: {worst['group']} at "
-                             f"{worst['window_days']} days).")
-    else:
-        s.unavailable.append(f"follow-up response: not available: {agg.missing.get('followup', 'no follow-ups')}")
-    validation = ctx.results.get("validation") or {}
-    checks = validation.get("checks") or []
-    if checks:
-        recs = [{**c, "failing_rows": disclosure.shown_count(c.get("failing_rows"), rule)} for c in checks]
-        import pandas as pd
+                             f"{_window(worst['definition_id'])} days).")
+    for d in na:
+        s.paragraphs.append(f"Follow-up at {_window(d)} days: not applicable: {ctx.not_applicable[d]} "
+                            "(the program does not run this window).")
+    if not rows and not na:
+        s.unavailable.append("follow-up response: not available: no followup_reached_* definition was analysed")
 
-        t = tables.simple_table("table-validation", "Validation results", recs,
-                                ["check_id", "category", "status", "failing_rows"], {"failing_rows": "int"})
+
+def _window(definition_id: str) -> int:
+    return int(str(definition_id).removeprefix(FOLLOWUP_PREFIX).rstrip("d"))
+
+
+def _validation(ctx: _Context, s: Section, validation: Mapping[str, Any]) -> None:
+    files, checks = validation.get("files") or [], validation.get("checks") or []
+    if not files:
+        why = ("no validation report found for " + ", ".join(validation["missing"])) if validation.get("missing") \
+            else "no file was loaded"
+        s.unavailable.append(f"validation results: not available: {why}")
+        return
+    import pandas as pd
+
+    recs = []
+    for f in files:
+        mine = [c for c in checks if c["file_sha256"] == f["file_sha256"]]
+        recs.append({
+            "file_name": f["file_name"], "suite": f["suite"], "rows_validated": f["rows_validated"],
+            "sampled": "yes" if f["sampled"] else "no",
+            "great_expectations": "passed" if f["success"] else "failed",
+            "checks_passed": sum(c["status"] == "passed" for c in mine),
+            "checks_failed": sum(c["status"] != "passed" for c in mine)})
+    s.tables.append(tables.simple_table(
+        "table-validation", "Validation results (levelcare checks and great-expectations suites)", recs,
+        list(recs[0]), {"rows_validated": "int", "checks_passed": "int", "checks_failed": "int"},
+        note="rows validated: great-expectations validates every row up to 50,000 and a systematic sample "
+             "beyond; levelcare's own checks cover every row."))
+    bad = [c for c in checks if c["status"] != "passed"]
+    if bad:
+        t = tables.simple_table("table-validation-failed", "Checks that did not pass", bad,
+                                ["file_name", "source", "check_id", "category", "severity", "status",
+                                 "failing_rows"], {"failing_rows": "int"})
         t.count_cols = ("failing_rows",)
-        t.hidden = pd.DataFrame({"failing_rows": [r["failing_rows"] is None and c.get("failing_rows")
-                                                  not in (None, 0) for r, c in zip(recs, checks)]})
+        t.hidden = pd.DataFrame({"failing_rows": [c.get("suppression") for c in bad]}, dtype=object)
         s.tables.append(t)
-        failed = [c for c in checks if str(c.get("status")).lower() in ("failed", "error")]
-        if failed:
-            ctx.flags.append(f"{len(failed)} validation check(s) failed.")
+        ctx.flags.append(f"{len(bad)} validation check(s) did not pass.")
     else:
-        s.unavailable.append("validation results: not available: results.json holds no validation section")
-    docs = ctx.data_docs or validation.get("data_docs")
-    if docs:
-        s.links.append(("Data Docs (validation detail)", str(docs)))
-    for item in ctx.results.get("not_applicable") or []:
-        s.paragraphs.append(f"Definition {item.get('id')}: {item.get('note')}.")
-    return s
+        s.paragraphs.append(f"All {len(checks)} validation checks passed.")
+    for name, href in ctx.data_docs:
+        s.links.append((f"Data Docs (great-expectations validation detail): {name}", href))
 
 
 def _cohort(ctx: _Context) -> Section:
     s = Section("cohort", "Who was served")
-    agg = ctx.agg
-    if not agg.cohort:
-        s.unavailable.append(f"not available: {agg.missing.get('mart') or agg.missing.get('warehouse', 'no episodes')}")
+    cohort = ctx.results["cohort"]
+    rows = cohort.get("rows") or []
+    if not rows:
+        s.unavailable.append(f"not available: no discharges in the period ({ctx.results['period']['label']})")
         return s
-    t = tables.cohort_table(agg.cohort, ctx.rule.name)
+    t = tables.cohort_table(rows)
     s.tables.append(t)
-    frame = t.frame
-    total_i = len(frame) - 1
+    total_i = len(t.frame) - 1
     ctx.facts["episodes"] = t.text(total_i, "episodes", ctx.marker)
-    ctx.facts["sites"] = agg.sites
-    ctx.facts["by_level"] = ", ".join(f"{frame.iloc[i]['level_group']} {t.text(i, 'episodes', ctx.marker)}"
+    ctx.facts["sites"] = cohort.get("sites")
+    ctx.facts["by_level"] = ", ".join(f"{t.frame.iloc[i]['level_group']} {t.text(i, 'episodes', ctx.marker)}"
                                       for i in range(total_i))
-    window = [q for q in ctx.facts["window"] if q in agg.quarters] or agg.quarters
-    if window:
-        ctx.facts["first_quarter"], ctx.facts["last_quarter"] = window[0], window[-1]
-    if "teds-d" in agg.sources:
+    if "teds-d" in (cohort.get("sources") or []):
         s.paragraphs.append("Includes SAMHSA TEDS-D discharges: they carry no follow-ups, person links or "
                             "standardized instruments.")
-    one = tables.table_one(agg.categorical, agg.continuous, ctx.rule.name, ARM, REFERENCE)
+    one = tables.table_one(ctx.results.get("table_one"))
     if one is not None:
         s.tables.append(one)
-        big = [one.frame.iloc[i] for i in range(len(one.frame))
-               if one.frame.iloc[i]["smd"] is not None and abs(one.frame.iloc[i]["smd"]) > SMD_THRESHOLD]
+        big = [x for x in ctx.results["table_one"]["smd"] if x["smd"] is not None and abs(x["smd"]) > SMD_THRESHOLD]
         s.paragraphs.append(f"{len(big)} baseline rows differ between IOP and residential by more than "
                             f"{SMD_THRESHOLD} SMD before adjustment: people are not sent to a level of care "
                             "at random, which is why the comparison below is adjusted.")
@@ -318,71 +299,60 @@ def _cohort(ctx: _Context) -> Section:
 
 def _rates(ctx: _Context) -> Section:
     s = Section("rates", "Success rates by definition")
-    key = next((k for k in tables.LEVEL_KEYS if ctx.rows((k,))[0]), None)
+    key = next((k for k in ("level_group", "level_of_care") if ctx.rows((k,))), None)
     if key is None:
-        s.unavailable.append("not available: results.json holds no rates by level of care")
+        s.unavailable.append("not available: the results hold no rates by level of care")
         return s
-    raw, shown = ctx.rows((key,))
+    shown = ctx.rows((key,))
     s.paragraphs.append("Every common definition of success, computed on the same discharges. The rate moves "
                         "with the definition: read a program's 'success rate' only with its definition.")
     groups = sorted({x.get("group") for x in shown if x.get("group") is not None}, key=tables.level_order)
     s.charts.append(charts.rates_by_definition(shown, ctx.labels, groups))
-    s.tables.append(tables.rates_table(raw, shown, ctx.labels, id="table-rates",
+    s.tables.append(tables.rates_table(shown, ctx.labels, id="table-rates",
                                        title=f"Success rates by {key.replace('_', ' ')} (95% intervals)"))
+    if ctx.not_applicable:
+        s.paragraphs.append("Not applicable to these data (left out of every table and chart): "
+                            + "; ".join(f"{k} ({v})" for k, v in ctx.not_applicable.items()) + ".")
     return s
 
 
 def _comparison(ctx: _Context) -> Section:
     s = Section("comparison", "IOP compared with residential")
-    rows = [x for x in ctx.comparisons if x.get("arm", ARM) == ARM]
+    rows = ctx.comparisons
+    ni = [x for x in ctx.noninferiority if x.get("arm") == ctx.arm]
     if not rows:
-        s.unavailable.append("comparison: not available: results.json holds no comparisons yet")
+        why = ctx.results["diagnostics"].get("not_estimable") or "the results hold no comparisons"
+        s.unavailable.append(f"comparison: not available: {why}")
     else:
-        margins = {str(x["definition_id"]): float(x["margin"]) for x in ctx.noninferiority
-                   if x.get("margin") is not None}
+        margins = {str(x["definition_id"]): float(x["margin"]) for x in ni}
         rows = sorted(rows, key=lambda x: str(x.get("method")) != "crude")
         s.charts.append(charts.forest(rows, ctx.labels, margins))
         s.tables.append(tables.comparisons_table(rows, ctx.labels))
-    if ctx.noninferiority:
+    if ni:
         s.tables.append(tables.simple_table(
             "table-noninferiority", "Non-inferiority of IOP to residential",
-            [{**x, "definition": ctx.labels.get(str(x.get("definition_id")))} for x in ctx.noninferiority],
+            [{**x, "definition": ctx.labels.get(str(x.get("definition_id")))} for x in ni],
             ["definition", "method", "margin", "estimate", "ci_low", "ci_high", "conclusion"],
             {"margin": "num3", "estimate": "num3", "ci_low": "num3", "ci_high": "num3"},
             headers={"ci_low": "95% CI low", "ci_high": "95% CI high"}))
-    balance = _balance_rows(ctx.results.get("balance") or [])
-    if balance:
-        s.charts.append(charts.love_plot(balance))
-        worst = max((abs(x["smd_adjusted"]) for x in balance if x.get("smd_adjusted") is not None), default=None)
-        if worst is not None and worst > SMD_THRESHOLD:
-            ctx.flags.append(f"after adjustment a covariate's |SMD| is {worst:.2f} (> {SMD_THRESHOLD}): the "
-                             "adjusted comparison may be biased.")
-        s.tables.append(tables.simple_table("table-balance", "Covariate balance", balance,
-                                            ["covariate", "smd_unadjusted", "smd_adjusted"],
-                                            {"smd_unadjusted": "num3", "smd_adjusted": "num3"}))
-    else:
-        s.unavailable.append("balance: not available: results.json holds no balance rows")
-    diag = ctx.results.get("diagnostics") or {}
+    _balance(ctx, s)
+    diag = ctx.results["diagnostics"]
     prop = diag.get("propensity") or {}
     if prop.get("bin_edges") and prop.get("counts"):
         s.charts.append(_overlap_chart(prop, ctx))
     else:
-        s.unavailable.append("propensity overlap: not available: no propensity diagnostics in results.json")
+        s.unavailable.append("propensity overlap: not available: no propensity diagnostics in the results")
     adjusted = [dict(x) for x in diag.get("adjusted") or []]
-    if not adjusted and any(k in diag for k in ("equipoise", "share_truncated", "max_abs_smd_after")):
-        adjusted = [{k: diag.get(k) for k in ("equipoise", "share_truncated", "max_abs_smd_after")}]
     if adjusted:
-        cols = [c for c in ("population", "method", "c_statistic", "equipoise", "ess_arm", "ess_reference",
-                            "share_truncated", "max_abs_smd_after", "passed", "note")
-                if any(c in x for x in adjusted)]
+        cols = ["population", "definitions", "method", "c_statistic", "equipoise", "ess_arm", "ess_reference",
+                "share_truncated", "max_abs_smd_after", "passed", "note"]
         s.tables.append(tables.simple_table("table-diagnostics", "Diagnostics of the adjusted comparison",
-                                            adjusted, cols, {c: "num3" for c in cols if c not in
-                                                             ("population", "method", "passed", "note")}))
+                                            adjusted, cols, {c: "num3" for c in cols[3:9]}))
         low = [x["equipoise"] for x in adjusted if x.get("equipoise") is not None and x["equipoise"] < EQUIPOISE_MIN]
         if low:
             ctx.flags.append(f"equipoise {min(low):.2f} is below {EQUIPOISE_MIN}: IOP and residential "
                              "patients overlap too little for a trustworthy adjusted comparison.")
-    mod = [x for x in ctx.results.get("modification") or []]
+    mod = list(ctx.results.get("modification") or [])
     if mod:
         s.tables.append(tables.simple_table(
             "table-modification", "Effect modification (adjusted risk difference within subgroups)",
@@ -394,62 +364,75 @@ def _comparison(ctx: _Context) -> Section:
     return s
 
 
-def _balance_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per covariate, from the first population and the preferred weighting method."""
+def _balance(ctx: _Context, s: Section) -> None:
+    """A table and Love plot per weighting method the analysis used, for the population of the
+    headline definition; a flag for every method whose estimates are shown and that leaves any
+    |SMD| above 0.1 in any population."""
+    rows = ctx.results.get("balance") or []
     if not rows:
-        return []
-    population = rows[0].get("population")
-    mine = [x for x in rows if x.get("population") == population]
-    methods = list(dict.fromkeys(x.get("method") for x in mine))
-    method = next((m for m in ("iptw", "overlap", *methods) if m in methods), None)
-    out: dict[str, dict[str, Any]] = {}
-    for x in mine:
-        if x.get("method") != method:
+        s.unavailable.append("balance: not available: the results hold no balance rows")
+        return
+    shown_methods = {WEIGHTING_OF[m] for m in
+                     (str(x.get("method")) for x in ctx.results.get("comparisons") or [] if x.get("estimate") is not None)
+                     if m in WEIGHTING_OF}
+    pop_of = {str(x["definition_id"]): x.get("population") for x in ctx.results.get("comparisons") or []
+              if x.get("method") != "crude"}
+    populations = list(dict.fromkeys(x["population"] for x in rows))
+    head = next((pop_of[d] for d in HEADLINE if pop_of.get(d) in populations), populations[0])
+    members = sorted(d for d, p in pop_of.items() if p == head)
+    methods = list(dict.fromkeys(x["method"] for x in rows))
+    for method in methods:
+        mine = [x for x in rows if x["population"] == head and x["method"] == method]
+        if not mine:
             continue
-        cov = str(x.get("covariate") or x.get("term"))
-        out.setdefault(cov, {"covariate": cov, "method": method,
-                             "smd_unadjusted": x.get("smd_unadjusted", x.get("smd_before")),
-                             "smd_adjusted": x.get("smd_adjusted", x.get("smd_after"))})
-    return list(out.values())
+        title = WEIGHTING_TITLES.get(method, method)
+        recs = [{"covariate": x["covariate"], "smd_unadjusted": x["smd_before"], "smd_adjusted": x["smd_after"],
+                 "variance_ratio_after": x["variance_ratio_after"]} for x in mine]
+        s.charts.append(charts.love_plot(recs, method, title))
+        s.tables.append(tables.simple_table(
+            f"table-balance-{method}", f"Covariate balance after {title}", recs,
+            ["covariate", "smd_unadjusted", "smd_adjusted", "variance_ratio_after"],
+            {"smd_unadjusted": "num3", "smd_adjusted": "num3", "variance_ratio_after": "num2"},
+            headers={"smd_adjusted": f"SMD after ({method})"},
+            note=f"Population {head} ({', '.join(members) or 'definitions sharing it'}). Overlap weights balance "
+                 "every covariate's mean exactly by construction; IPTW weights need not."))
+    for method in methods:
+        if method not in shown_methods:
+            continue
+        worst = max((x for x in rows if x["method"] == method and x.get("smd_after") is not None),
+                    key=lambda x: abs(x["smd_after"]), default=None)
+        if worst is not None and abs(worst["smd_after"]) > SMD_THRESHOLD:
+            n_pop = len({x["population"] for x in rows if x["method"] == method and x.get("smd_after") is not None
+                         and abs(x["smd_after"]) > SMD_THRESHOLD})
+            ctx.flags.append(f"after {WEIGHTING_TITLES.get(method, method)} a covariate's |SMD| is "
+                             f"{abs(worst['smd_after']):.2f} (> {SMD_THRESHOLD}; {worst['covariate']}, in {n_pop} "
+                             "population(s)): the adjusted comparison may be biased.")
 
 
 def _overlap_chart(prop: Mapping[str, Any], ctx: _Context):
-    import pandas as pd
-
-    edges = list(prop["bin_edges"])
-    names = list(prop["counts"])
-    df = pd.DataFrame({n: list(prop["counts"][n]) for n in names})
-    df.insert(0, "bin", range(len(df)))
-    shown, _ = disclosure.suppress_table(df, names, rule=ctx.rule)
-    shown = shown.iloc[:-1]  # drop the total row
-    counts = {n: list(shown[n]) for n in names}
-    disclosure.check_artifact(shown, names, rule=ctx.rule, name="propensity overlap")
-    arm = ARM if ARM in counts else names[0]
-    ref = REFERENCE if REFERENCE in counts else names[-1]
-    return charts.overlap(edges, counts, arm, ref)
+    counts = {n: list(v) for n, v in prop["counts"].items()}
+    disclosure.check_artifact([dict(zip(counts, vals)) for vals in zip(*counts.values())], list(counts),
+                              rule=ctx.rule, name="propensity overlap")
+    names = list(counts)
+    arm = ctx.arm if ctx.arm in counts else names[0]
+    ref = ctx.reference if ctx.reference in counts else names[-1]
+    return charts.overlap(list(prop["bin_edges"]), counts, arm, ref)
 
 
 def _survival(ctx: _Context) -> Section:
     s = Section("survival", "Time to readmission")
-    km = (ctx.results.get("survival") or {}).get("readmission") or {}
+    surv = ctx.results.get("survival") or {}
+    km = surv.get("readmission") or {}
     groups = km.get("groups") or {}
     if not groups:
-        why = (ctx.results.get("survival") or {}).get("not_available")
-        s.unavailable.append(f"not available: {why or 'results.json holds no readmission survival curves'}")
+        why = surv.get("not_available") or km.get("not_estimable") or "the results hold no readmission curves"
+        s.unavailable.append(f"not available: {why}")
         return s
-    curves = {}
-    for g, c in groups.items():
-        n = len(c.get("time") or [])
-        if c.get("at_risk") is None:  # disclosed by the analysis already: grid points only
-            curves[g] = [{"time": c["time"][i], "survival": c["survival"][i],
-                          "ci_low": (c.get("ci_low") or [None] * n)[i], "ci_high": (c.get("ci_high") or [None] * n)[i]}
-                         for i in range(n)]
-            continue
-        curves[g] = disclosure.apply_km(c.get("time", []), c.get("survival", []), c.get("at_risk", []),
-                                        c.get("ci_low"), c.get("ci_high"), rule=ctx.rule)
+    curves = {g: [{"time": c["time"][i], "survival": c["survival"][i], "ci_low": c["ci_low"][i],
+                   "ci_high": c["ci_high"][i]} for i in range(len(c["time"]))] for g, c in groups.items()}
     risk = km.get("risk_table") or {}
     times = list(risk.get("times") or [])
-    at_risk = {g: disclosure.apply_risk_table(v, ctx.rule) for g, v in (risk.get("at_risk") or {}).items()}
+    at_risk = dict(risk.get("at_risk") or {})
     s.charts.append(charts.kaplan_meier(curves, times, at_risk, ctx.marker))
     recs = [{"group": g, **{f"at_risk_day_{int(t)}": n for t, n in zip(times, v)}} for g, v in at_risk.items()]
     cols = ["group"] + [f"at_risk_day_{int(t)}" for t in times]
@@ -458,7 +441,8 @@ def _survival(ctx: _Context) -> Section:
     t = tables.simple_table("table-at-risk", "Numbers at risk", recs, cols, {c: "int" for c in cols[1:]},
                             headers={c: f"day {c.rsplit('_', 1)[1]}" for c in cols[1:]})
     t.count_cols = tuple(cols[1:])
-    t.hidden = pd.DataFrame({c: [x.get(c) is None for x in recs] for c in cols[1:]})
+    t.hidden = pd.DataFrame({c: ["small" if x.get(c) is None else None for x in recs] for c in cols[1:]},
+                            dtype=object)
     s.tables.append(t)
     cox = km.get("cox") or {}
     if cox.get("hazard_ratio") is not None:
@@ -470,11 +454,10 @@ def _survival(ctx: _Context) -> Section:
 
 
 def _trend_series(ctx: _Context) -> tuple[str | None, dict[str, dict[str, Any]]]:
-    window = ctx.facts["window"]
-    multi = [b for a, b in ctx.pairs if "," in str(a.get("group_by"))
-             and any(k in str(a.get("group_by")) for k in tables.QUARTER_KEYS)]
-    single = [b for a, b in ctx.pairs if str(a.get("group_by")) in tables.QUARTER_KEYS]
-    candidates = list(HEADLINE) + list(ctx.labels)
+    window = list(ctx.results["period"].get("trend_quarters") or [])
+    multi = ctx.rows(("level_group,quarter",), "trends")
+    single = ctx.rows(("quarter",), "trends")
+    candidates = [d for d in (*HEADLINE, *ctx.labels) if d not in ctx.not_applicable]
     for rows, multi_dim in ((multi, True), (single, False)):
         for d in candidates:
             mine = [x for x in rows if str(x.get("definition_id")) == d]
@@ -484,46 +467,51 @@ def _trend_series(ctx: _Context) -> tuple[str | None, dict[str, dict[str, Any]]]
             for x in mine:
                 parts = str(x.get("group")).split("|")
                 g, qq = (parts[0], parts[-1]) if multi_dim else ("all levels", parts[-1])
-                if window and qq not in window:
+                if g not in (ctx.arm, ctx.reference) and multi_dim:
                     continue
-                series.setdefault(g, {}).setdefault(qq, x)
+                series.setdefault(g, {})[qq] = x
             if not series:
                 continue
             out = {}
             for g in sorted(series, key=tables.level_order):
-                if multi_dim and g not in (ARM, REFERENCE) and len(series) > 2:
-                    continue
-                qs = window or sorted(series[g])
-                rows_q = [series[g].get(qq, {}) for qq in qs]
+                rows_q = [series[g].get(qq, {}) for qq in window]
                 pbar, limits = tables.p_chart_limits(rows_q)
-                out[g] = {"quarters": qs, "rate": [x.get("rate") for x in rows_q],
+                out[g] = {"quarters": window, "rate": [x.get("rate") for x in rows_q],
                           "ci_low": [x.get("ci_low") for x in rows_q], "ci_high": [x.get("ci_high") for x in rows_q],
                           "numerator": [x.get("numerator") for x in rows_q],
                           "denominator": [x.get("denominator") for x in rows_q], "pbar": pbar, "limits": limits,
-                          "present": [bool(x) for x in rows_q]}
+                          "present": [bool(x) for x in rows_q],
+                          "suppression": [x.get("suppression") or ("small" if x.get("suppressed") else None)
+                                          for x in rows_q]}
             return d, out
     return None, {}
 
 
 def _trends(ctx: _Context) -> Section:
-    s = Section("trends", f"Trends over the last {TREND_QUARTERS} quarters")
+    window = list(ctx.results["period"].get("trend_quarters") or [])
+    title = f"Trends: {window[0]} to {window[-1]}" if window else "Trends by quarter"
+    s = Section("trends", title)
     d, series = _trend_series(ctx)
     if d is None:
-        s.unavailable.append("not available: results.json holds no rates by quarter")
+        s.unavailable.append("not available: no discharges with a discharge quarter in the trend window")
         return s
     label = ctx.labels.get(d, d)
-    s.charts.append(charts.trends(series, label))
-    recs = []
+    s.charts.append(charts.trends(series, f"{label} [{d}]"))
+    recs, hid = [], []
     for g, x in series.items():
         for i, qq in enumerate(x["quarters"]):
             lim = x["limits"][i]
             signal = None
             if lim and x["rate"][i] is not None:
                 signal = "above" if x["rate"][i] > lim[1] else "below" if x["rate"][i] < lim[0] else ""
-            recs.append({"group": g, "quarter": qq, "present": x["present"][i], "numerator": x["numerator"][i],
+            recs.append({"group": g, "quarter": qq, "numerator": x["numerator"][i],
                          "denominator": x["denominator"][i], "rate": x["rate"][i], "ci_low": x["ci_low"][i],
                          "ci_high": x["ci_high"][i], "lcl": lim[0] if lim else None,
                          "ucl": lim[1] if lim else None, "signal": signal})
+            # a quarter with a row but no value was suppressed; a quarter without a row has no data
+            why = x["suppression"][i] if x["present"][i] else None
+            hid.append({c: why if recs[-1][c] is None else None
+                        for c in ("numerator", "denominator", "rate", "ci_low", "ci_high")})
     import pandas as pd
 
     t = tables.simple_table("table-trend", f"{label} by quarter, with p-chart limits", recs,
@@ -531,25 +519,23 @@ def _trends(ctx: _Context) -> Section:
                              "ucl", "signal"],
                             {"numerator": "int", "denominator": "int", "rate": "pct", "ci_low": "pct",
                              "ci_high": "pct", "lcl": "pct", "ucl": "pct"},
-                            note="Centre line and limits use shown quarters only.")
+                            note=f"Definition {d}. The trend shows the quarters named in its title, which may "
+                                 "reach before the period; centre line and limits use shown quarters only.")
     t.count_cols = ("numerator", "denominator")
-    # a quarter with a row but no value was suppressed; a quarter without a row has no data
-    t.hidden = pd.DataFrame({c: [x["present"] and x[c] is None for x in recs]
-                             for c in ("numerator", "denominator", "rate", "ci_low", "ci_high")})
+    t.hidden = pd.DataFrame(hid, dtype=object)
     s.tables.append(t)
     return s
 
 
 def _sites(ctx: _Context) -> Section:
     s = Section("sites", "Sites compared")
-    raw_all, shown_all = ctx.rows(tables.SITE_KEYS)
+    shown_all = ctx.rows(("site",))
     candidates = list(HEADLINE) + list(ctx.labels)
     d = next((d for d in candidates if any(str(x.get("definition_id")) == d for x in shown_all)), None)
     if d is None:
-        s.unavailable.append("not available: results.json holds no rates by site")
+        s.unavailable.append("not available: the results hold no rates by site")
         return s
-    pairs = [(a, b) for a, b in zip(raw_all, shown_all) if str(b.get("definition_id")) == d]
-    raw, shown = [a for a, _ in pairs], [b for _, b in pairs]
+    shown = [x for x in shown_all if str(x.get("definition_id")) == d]
     points = [dict(x) for x in shown if x.get("rate") is not None and x.get("denominator")]
     label = ctx.labels.get(d, d)
     if not points:
@@ -561,60 +547,78 @@ def _sites(ctx: _Context) -> Section:
             p["outlier"] = p["rate"] < lo or p["rate"] > hi
         s.charts.append(charts.funnel(points, pbar, label))
         out = [p["group"] for p in points if p["outlier"]]
-        s.paragraphs.append(f"{len(points)} sites shown for {label}; {len(shown) - len(points)} not shown "
-                            f"(small numbers). Outside the 99.8% limits: {', '.join(map(str, out)) or 'none'}.")
-    s.tables.append(tables.rates_table(raw, shown, ctx.labels, id="table-sites", title=f"{label} by site",
+        small = sum(1 for x in shown if x.get("suppression") == "small")
+        other = sum(1 for x in shown if x.get("suppression") == "complementary")
+        s.paragraphs.append(f"{len(points)} sites shown for {label} [{d}]; {small} not shown (small numbers), "
+                            f"{other} withheld to protect another site's small count. Outside the 99.8% limits: "
+                            f"{', '.join(map(str, out)) or 'none'}.")
+    s.tables.append(tables.rates_table(shown, ctx.labels, id="table-sites", title=f"{label} by site",
                                        group_title="site"))
     return s
 
 
+STEPDOWN = "stepdown_iop_14d"
+
+
 def _stepdown(ctx: _Context) -> Section:
     s = Section("stepdown", "Step-down from residential to IOP")
-    rows = ctx.agg.stepdown
-    if not rows:
-        s.unavailable.append(f"not available: {ctx.agg.missing.get('stepdown') or ctx.agg.missing.get('mart', 'no data')}")
+    if STEPDOWN in ctx.not_applicable:
+        s.unavailable.append(f"not applicable: {ctx.not_applicable[STEPDOWN]}")
         return s
-    shown = disclosure.apply_rates(rows, rule=ctx.rule)
-    lab = {"stepdown_iop_14d": "Stepped down to IOP within 14 days"}
-    by_q = [(a, b) for a, b in zip(rows, shown) if a["group_by"] == "discharge_quarter"]
+    by_level = [x for x in ctx.rows(("level_of_care",)) if x["definition_id"] == STEPDOWN
+                and x.get("denominator") != 0]
+    window = list(ctx.results["period"].get("trend_quarters") or [])
+    by_q = {x["group"]: x for x in ctx.rows(("quarter",), "trends") if x["definition_id"] == STEPDOWN}
+    if not by_level and not by_q:
+        s.unavailable.append(f"not available: {STEPDOWN} was not analysed, or no residential discharges")
+        return s
+    s.paragraphs.append(f"Share of residential discharges followed by an IOP admission within 14 days "
+                        f"[{STEPDOWN}] (continuity of care after high-intensity treatment, as in HEDIS FUI).")
+    quarters = [by_q.get(q) or {"group": q, "definition_id": STEPDOWN} for q in window]
+    if any(x.get("rate") is not None for x in quarters):
+        s.charts.append(charts.stepdown(quarters))
     if by_q:
-        s.charts.append(charts.stepdown([b for _, b in by_q]))
-    s.paragraphs.append("Share of residential discharges followed by an IOP admission within 14 days "
-                        "(continuity of care after high-intensity treatment, as in HEDIS FUI).")
-    for by, title in (("discharge_quarter", "by quarter"), ("level_of_care", "by residential setting")):
-        sel = [(a, b) for a, b in zip(rows, shown) if a["group_by"] == by]
-        if sel:
-            s.tables.append(tables.rates_table([a for a, _ in sel], [b for _, b in sel], lab,
-                                               id=f"table-stepdown-{by.split('_')[-1]}",
-                                               title=f"Step-down {title}", group_title=by.replace("_", " ")))
+        s.tables.append(tables.rates_table([x for x in quarters if "group_by" in x], ctx.labels,
+                                           id="table-stepdown-quarter", title="Step-down by quarter",
+                                           group_title="quarter"))
+    if by_level:
+        s.tables.append(tables.rates_table(by_level, ctx.labels, id="table-stepdown-care",
+                                           title="Step-down by residential setting", group_title="level of care"))
     return s
 
 
-def _appendix(ctx: _Context, definitions: Sequence[Mapping[str, Any]]) -> Section:
+def _appendix(ctx: _Context) -> Section:
     s = Section("appendix", "Appendix: definitions and methods")
+    definitions = ctx.definitions
     if definitions:
         recs = [{"id": d.get("id"), "version": d.get("version"), "label": d.get("label"),
                  "description": d.get("description"), "population": d.get("population") or "every episode",
                  "success": d.get("success"), "missing": d.get("missing"),
+                 "applicable": "yes" if d.get("applicable") else f"no: {d.get('not_applicable_reason')}",
                  "references": "; ".join(d.get("references") or [])} for d in definitions]
         s.tables.append(tables.simple_table("table-definitions", "Success definitions (from the registry)", recs,
                                             list(recs[0])))
     else:
-        s.unavailable.append("definitions: not available: results.json lists no definitions")
-    methods = sorted({str(x.get("ci_method")) for _, x in ctx.pairs if x.get("ci_method")})
-    adj = sorted({str(x.get("method")) for x in ctx.comparisons if x.get("method") not in (None, "crude")})
+        s.unavailable.append("definitions: not available: the results list no definitions")
+    period = ctx.results["period"]
+    methods = sorted({str(x.get("ci_method")) for x in ctx.results.get("rates") or [] if x.get("ci_method")})
+    adj = sorted({str(x.get("method")) for x in ctx.results.get("comparisons") or []
+                  if x.get("method") not in (None, "crude")})
     s.bullets += [
+        f"Period: {period['label']}. A discharge counts when its discharge quarter is in the period; a TEDS-D "
+        "discharge year counts only when the period holds all four of its quarters. Trends show the 8 quarters "
+        "ending at the period's last quarter.",
         "Rates: successes / episodes in the definition's population; 95% intervals by "
         f"{', '.join(methods) or 'the method named in each row'}.",
         "Comparison: crude risk difference beside adjusted estimates "
         f"({', '.join(adj) or 'none in these results'}); balance is acceptable when every |SMD| <= 0.1 "
-        "(OHDSI CohortMethod); non-inferiority is a claim about the lower interval bound against a stated "
-        "margin, never 'p > 0.05'.",
+        "(OHDSI CohortMethod), shown for each weighting method used; non-inferiority is a claim about the "
+        "lower interval bound against a stated margin, never 'p > 0.05'.",
         "Trends: p-chart, centre line = pooled rate of the shown quarters, limits = centre ± 3·sqrt(p(1-p)/n).",
         "Sites: funnel plot, limits = overall rate ± z·sqrt(p(1-p)/n) with z = 1.96 (95%) and 3.09 (99.8%).",
         "Time to readmission: Kaplan–Meier, read every 15 days; each drop stands for 0 or more than "
         f"{ctx.rule.high} readmissions and the curve stops when few remain at risk.",
-        f"Disclosure control ({ctx.rule.name}): {ctx.rule.note}",
+        f"Disclosure control ({ctx.rule.name}), applied once when the analysis wrote its results: {ctx.rule.note}",
         f"Results run {ctx.results.get('run_id', '–')}, created {ctx.results.get('created_at', '–')}, "
         f"levelcare {ctx.results.get('levelcare_version', '–')}.",
     ]
@@ -622,13 +626,3 @@ def _appendix(ctx: _Context, definitions: Sequence[Mapping[str, Any]]) -> Sectio
         s.tables.append(tables.simple_table("table-inputs", "Input files", ctx.results["inputs"],
                                             ["file_name", "kind", "file_sha256"]))
     return s
-
-
-def find_data_docs(*folders: Path | None) -> str | None:
-    for folder in folders:
-        if folder is None:
-            continue
-        for rel in ("data_docs/index.html", "gx/uncommitted/data_docs/local_site/index.html"):
-            if (Path(folder) / rel).is_file():
-                return str(Path(folder) / rel)
-    return None

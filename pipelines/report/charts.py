@@ -60,6 +60,15 @@ def _pct(ax, axis: str = "x") -> None:
     (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(PercentFormatter(1.0, decimals=0))
 
 
+def _yerr(rates: Sequence[float], lows: Sequence[float | None], highs: Sequence[float | None]) -> list[list[float]]:
+    """Error-bar lengths below and above each rate. Never negative: at a rate of 0 (or 1) the
+    interval's bound can lie a rounding error beyond it (matplotlib refuses negative lengths),
+    and a bound the results do not hold draws no bar."""
+    below = [max(0.0, r - lo) if lo is not None else 0.0 for r, lo in zip(rates, lows, strict=True)]
+    above = [max(0.0, hi - r) if hi is not None else 0.0 for r, hi in zip(rates, highs, strict=True)]
+    return [below, above]
+
+
 def rates_by_definition(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
                         groups: Sequence[str]) -> Chart:
     """Dot and 95% interval per definition and level: how the rate moves with the definition."""
@@ -80,9 +89,9 @@ def rates_by_definition(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, 
             y = di + (gi - (k - 1) / 2) * (0.7 / max(k, 1))
             ys.append(y)
             xs.append(r["rate"])
-            lo.append(r["rate"] - (r["ci_low"] if r.get("ci_low") is not None else r["rate"]))
-            hi.append((r["ci_high"] if r.get("ci_high") is not None else r["rate"]) - r["rate"])
-        ax.errorbar(xs, ys, xerr=[lo, hi], fmt="o", ms=4, lw=1, capsize=0, color=PALETTE[gi % len(PALETTE)],
+            lo.append(r.get("ci_low"))
+            hi.append(r.get("ci_high"))
+        ax.errorbar(xs, ys, xerr=_yerr(xs, lo, hi), fmt="o", ms=4, lw=1, capsize=0, color=PALETTE[gi % len(PALETTE)],
                     label=g)
     ax.set_yticks(range(len(defs)), [labels[d] for d in defs])
     ax.invert_yaxis()
@@ -112,9 +121,9 @@ def forest(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], margins
                 continue
             ys.append(di + (mi - (k - 1) / 2) * (0.7 / max(k, 1)))
             xs.append(r["estimate"])
-            lo.append(r["estimate"] - r["ci_low"])
-            hi.append(r["ci_high"] - r["estimate"])
-        ax.errorbar(xs, ys, xerr=[lo, hi], fmt="s" if m == "crude" else "o", ms=4, lw=1, capsize=2,
+            lo.append(r.get("ci_low"))
+            hi.append(r.get("ci_high"))
+        ax.errorbar(xs, ys, xerr=_yerr(xs, lo, hi), fmt="s" if m == "crude" else "o", ms=4, lw=1, capsize=2,
                     color="#888888" if m == "crude" else PALETTE[mi % len(PALETTE)], label=m)
     for di, d in enumerate(defs):
         if d in margins:
@@ -129,20 +138,21 @@ def forest(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], margins
                    "own missing-data policy.")
 
 
-def love_plot(rows: Sequence[Mapping[str, Any]]) -> Chart:
+def love_plot(rows: Sequence[Mapping[str, Any]], method: str, title: str) -> Chart:
+    """|SMD| before and after weighting by ``method`` (one chart per weighting method)."""
     plt = _plt()
     covs = list(dict.fromkeys(str(r.get("covariate")) for r in rows))
     fig, ax = plt.subplots(figsize=(7, 0.28 * len(covs) + 1.3))
     before = [abs(r["smd_unadjusted"]) if r.get("smd_unadjusted") is not None else math.nan for r in rows]
     after = [abs(r["smd_adjusted"]) if r.get("smd_adjusted") is not None else math.nan for r in rows]
     ax.scatter(before, range(len(rows)), marker="o", facecolors="none", edgecolors=REFERENCE, label="unadjusted")
-    ax.scatter(after, range(len(rows)), marker="o", color=ARM, label="adjusted")
+    ax.scatter(after, range(len(rows)), marker="o", color=ARM, label=f"weighted ({method})")
     ax.axvline(0.1, color="#a33b3b", lw=0.8, ls="--")
     ax.set_yticks(range(len(rows)), covs)
     ax.invert_yaxis()
     ax.set_xlabel("absolute standardized mean difference (dashed: 0.1)")
     ax.legend(loc="lower right", frameon=False)
-    return _finish(fig, "chart-love", "Covariate balance before and after adjustment (Love plot)")
+    return _finish(fig, f"chart-love-{method}", f"Covariate balance before and after {title} (Love plot)")
 
 
 def overlap(edges: Sequence[float], counts: Mapping[str, Sequence[int | None]], arm: str, reference: str) -> Chart:
@@ -209,7 +219,8 @@ def trends(series: Mapping[str, Mapping[str, Any]], definition_label: str) -> Ch
         x = list(range(len(q)))
         shown = [i for i, r in enumerate(s["rate"]) if r is not None]
         ax.errorbar([x[i] for i in shown], [s["rate"][i] for i in shown],
-                    yerr=[[s["rate"][i] - s["ci_low"][i] for i in shown], [s["ci_high"][i] - s["rate"][i] for i in shown]],
+                    yerr=_yerr([s["rate"][i] for i in shown], [s["ci_low"][i] for i in shown],
+                               [s["ci_high"][i] for i in shown]),
                     fmt="o-", ms=4, lw=1, color=ARM, capsize=2, label="rate (95% interval)")
         if s.get("pbar") is not None:
             ax.axhline(s["pbar"], color="#333333", lw=0.8, label="centre line")
@@ -259,7 +270,7 @@ def stepdown(rows: Sequence[Mapping[str, Any]]) -> Chart:
     x = list(range(len(rows)))
     xi = [x[i] for i, r in enumerate(rows) if r.get("rate") is not None]
     ax.errorbar(xi, [r["rate"] for r in shown],
-                yerr=[[r["rate"] - r["ci_low"] for r in shown], [r["ci_high"] - r["rate"] for r in shown]],
+                yerr=_yerr([r["rate"] for r in shown], [r["ci_low"] for r in shown], [r["ci_high"] for r in shown]),
                 fmt="o-", ms=4, lw=1, color=ARM, capsize=2)
     ax.set_xticks(x, [str(r["group"]) for r in rows])
     ax.set_ylim(0, 1)

@@ -1,4 +1,4 @@
-"""``levelcare report``: the quarterly report from the latest analysis and the warehouse.
+"""``levelcare report``: the report of an analysis, from its results model alone.
 
 ``write_report`` is the plain function the demo and the Prefect flow call.
 """
@@ -20,21 +20,25 @@ FILE_STEM = "report"
 
 
 def configure_report(parser: argparse.ArgumentParser) -> None:
+    from pipelines.analysis.command import add_period_arguments
+
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
                         help="folder for report.html/.pdf/.xlsx; its results.json is used when present")
-    parser.add_argument("--quarter", metavar="YYYYQn", help="reporting quarter (default: the data's last)")
+    add_period_arguments(parser)
     parser.add_argument("--format", default=",".join(FORMATS), metavar="LIST",
                         help="comma-separated: html, pdf, xlsx (default: all)")
     parser.add_argument("--results", type=Path, metavar="DIR",
                         help="folder holding results.json when --out has none (the analyze --out folder)")
-    parser.add_argument("--disclosure", default="cms", choices=("cms", "opensafely"),
-                        help="small-number rule (default cms: no count 1-10, complementary suppression)")
+    parser.add_argument("--disclosure", default=None, choices=("cms", "opensafely"),
+                        help="check that the results were disclosed under this rule (the analysis applies it)")
 
 
 def run_report(args: argparse.Namespace, settings: Settings) -> int:
+    from pipelines.results.periods import parse_period
+
     formats = parse_formats(args.format)
-    paths = write_report(settings, args.out, results_dir=args.results, quarter=args.quarter, formats=formats,
-                         rule=args.disclosure)
+    paths = write_report(args.out, results_dir=args.results, period=parse_period(args.period, args.quarter),
+                         formats=formats, rule=args.disclosure)
     for p in paths:
         print(p)
     return 0
@@ -48,30 +52,47 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return chosen
 
 
+def load_for(out_dir: Path, results_dir: Path | None, period, rule: str | None) -> tuple[Path, dict]:
+    """The results model a document is written from, as a dict, checked against the period
+    and the disclosure rule asked for (a clear error naming the command to run otherwise)."""
+    from pipelines.results.model import find_results, load_results
+
+    path = find_results(out_dir, results_dir)
+    results = load_results(path).model_dump(mode="json")
+    held = results["period"]
+    if period is not None and period.asked and period.text() != held["asked"]:
+        asked = period.first if period.first == period.last else period.text()
+        option = f"--quarter {period.first}" if period.first == period.last else f"--period {period.text()}"
+        raise UserError(f"{path}: the results cover {held['label']}, not {asked}; run "
+                        f"`levelcare analyze --out {path.parent} {option}` first")
+    if rule is not None and rule != results["disclosure"]["rule"]:
+        raise UserError(f"{path}: the results were disclosed under the {results['disclosure']['rule']} rule, not "
+                        f"{rule}; run `levelcare analyze --out {path.parent} --disclosure {rule}` first")
+    return path, results
+
+
 def write_report(
-    settings: Settings,
     out_dir: Path,
     results_dir: Path | None = None,
-    quarter: str | None = None,
-    formats: Sequence[str] = FORMATS,
     *,
-    rule: str = "cms",
+    period=None,
+    formats: Sequence[str] = FORMATS,
+    rule: str | None = None,
 ) -> list[Path]:
-    """Write the report into ``out_dir`` and return the files written."""
-    from pipelines.report import build, inputs
+    """Write the report of the results model in ``out_dir`` (or ``results_dir``) into
+    ``out_dir`` and return the files written. Reads the results only, never the warehouse."""
+    import os
+
+    from pipelines.report import build
 
     out_dir = Path(out_dir)
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise UserError(f"unknown report format {', '.join(bad)} (choose from {', '.join(FORMATS)})")
-    results_path = inputs.find_results(out_dir, results_dir)
-    results = inputs.load_results(results_path)
-    if quarter:
-        build.parse_quarter(quarter)
-    q = quarter or build.report_quarter(results, inputs.WarehouseAggregates(), None)
-    agg = inputs.read_warehouse(settings.warehouse, build.last_quarters(q) if q else None)
-    docs = build.find_data_docs(results_path.parent, out_dir)
-    report = build.build_report(results, agg, quarter=quarter or q, rule=rule, data_docs=_relative(docs, out_dir))
+    _, results = load_for(out_dir, results_dir, period, rule)
+    docs = [(f["file_name"], os.path.relpath(f["data_docs"], out_dir.resolve()))
+            for f in results["data_quality"]["validation"]["files"] if f.get("data_docs")]
+    report = build.build_report(results, data_docs=docs)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
@@ -91,11 +112,3 @@ def write_report(
     log.info("report: %d sections, %d tables, %d charts", len(report.sections), len(report.tables()),
              len(report.charts()))
     return written
-
-
-def _relative(path: str | None, start: Path) -> str | None:
-    if path is None:
-        return None
-    import os
-
-    return os.path.relpath(path, start)

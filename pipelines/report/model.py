@@ -22,14 +22,31 @@ class Table:
     title: str
     frame: pd.DataFrame  # display columns; None = hidden (see ``hidden``) or not applicable
     count_cols: tuple[str, ...] = ()  # person/episode counts, checked by the guard
-    hidden: pd.DataFrame | None = None  # True where a cell was suppressed
+    # where a cell was suppressed: its reason ("small" or "complementary"; True = small)
+    hidden: pd.DataFrame | None = None
     formats: dict[str, str] = field(default_factory=dict)  # column -> int | pct | num2 | num3 | text
     headers: dict[str, str] = field(default_factory=dict)  # column -> heading shown
     note: str = ""
+    complementary_marker: str | None = None  # how a cell withheld to protect another is written
+
+    def reason(self, i: int, col: str) -> str | None:
+        """Why a cell is hidden: "small", "complementary", or None when it is shown."""
+        h = self.hidden
+        if h is None or col not in h.columns:
+            return None
+        v = h.iloc[i][col]
+        if v is None or v is False or (isinstance(v, float) and math.isnan(v)):
+            return None
+        return v if isinstance(v, str) else ("small" if bool(v) else None)
 
     def is_hidden(self, i: int, col: str) -> bool:
-        h = self.hidden
-        return bool(h is not None and col in h.columns and bool(h.iloc[i][col]))
+        return self.reason(i, col) is not None
+
+    def marker(self, i: int, col: str, marker: str) -> str:
+        """The rule's marker for a small cell; the complementary marker for a protecting one."""
+        if self.reason(i, col) == "complementary" and self.complementary_marker:
+            return self.complementary_marker
+        return marker
 
     def heading(self, col: str) -> str:
         return self.headers.get(col, col.replace("_", " "))
@@ -45,7 +62,7 @@ class Table:
     def text(self, i: int, col: str, marker: str) -> str:
         """The cell as text: the rule's marker when hidden, a dash when there is no value."""
         if self.is_hidden(i, col):
-            return marker
+            return self.marker(i, col, marker)
         return format_value(self.frame.iloc[i][col], self.formats.get(col))
 
 
@@ -92,13 +109,18 @@ class Section:
 @dataclass
 class Report:
     title: str
-    quarter: str | None
+    period: str  # the period the numbers cover, in words
     run_id: str
     created_at: str
     rule_name: str
     marker: str
     disclosure_note: str
     sections: list[Section]
+    complementary_marker: str = ""
+
+    def __post_init__(self) -> None:
+        for t in self.tables():
+            t.complementary_marker = t.complementary_marker or self.complementary_marker or None
 
     def check(self) -> None:
         """The final guard over every table, called by each writer before it writes."""

@@ -30,7 +30,7 @@ def write_pdf(report: Report, path: Path) -> Path:
     page = landscape(A4)  # wide tables (Table 1, rates) fit across
     doc = SimpleDocTemplate(str(path), pagesize=page, leftMargin=1.5 * cm, rightMargin=1.5 * cm,
                             topMargin=1.5 * cm, bottomMargin=1.5 * cm, title=report.title,
-                            author="levelcare", subject=f"Quarter {report.quarter or '-'}")
+                            author="levelcare", subject=f"Period {report.period}")
     width = page[0] - 3 * cm
     ss = getSampleStyleSheet()
     body = ss["BodyText"]
@@ -43,7 +43,7 @@ def write_pdf(report: Report, path: Path) -> Path:
         return Paragraph(escape(str(text)), style)
 
     story = [p(report.title, ss["Title"]),
-             p(f"Quarter {report.quarter or '–'} · results run {report.run_id or '–'} · "
+             p(f"Period: {report.period} · results run {report.run_id or '–'} · "
                f"created {report.created_at or '–'} · disclosure rule {report.rule_name}", small),
              p(report.disclosure_note, small), Spacer(1, 0.3 * cm)]
     for k, s in enumerate(report.sections):

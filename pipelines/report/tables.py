@@ -1,7 +1,8 @@
-"""Report tables: raw aggregates in, disclosure-controlled :class:`Table` objects out.
+"""Report tables: disclosed rows of the results model in, :class:`Table` objects out.
 
-Anything derived (percentages, SMDs, control limits) is computed from cells that are already
-shown, so a derived number can never give a hidden cell back.
+Disclosure was applied once, when the analysis wrote the results model; a hidden cell is
+None with its reason ("small" or "complementary"). Anything derived here (control limits,
+funnel limits) is computed from cells that are shown, so it can never give a hidden cell back.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from typing import Any
 
 import pandas as pd
 
-from pipelines import disclosure
 from pipelines.report.model import Table
+from pipelines.results.warehouse_sections import level_order
 
 # group_by spellings: the analysis writes short labels, the mart has column names
 SITE_KEYS = ("site", "site_id")
@@ -21,22 +22,13 @@ QUARTER_KEYS = ("quarter", "discharge_quarter")
 LEVEL_KEYS = ("level_group", "level_of_care")
 
 
-_LEVEL_RANK = {k: i for i, k in enumerate(dict.fromkeys(
-    ("outpatient", "iop", "php", "residential", "residential_short", "residential_long", "residential_hospital",
-     "inpatient", "detox")))}
-
-
-def level_order(v: Any) -> tuple:
-    return (_LEVEL_RANK.get(v, 99), str(v))
-
-
-def _hidden_mask(before: Sequence[Mapping], after: Sequence[Mapping], cols: Sequence[str]) -> pd.DataFrame:
-    """True where disclosure emptied a cell that had a value."""
+def _reasons(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> pd.DataFrame:
+    """Why each empty cell of disclosed rate-like rows is empty: the row's ``suppression``
+    ("small" when the row does not say), None where the cell is shown or has no value."""
     return pd.DataFrame(
-        # hidden here, or hidden upstream (the analysis may have disclosed the rows already)
-        [{c: a.get(c) is None and (b.get(c) is not None or bool(a.get("suppressed")))
-          for c in cols} for b, a in zip(before, after)],
-        columns=list(cols),
+        [{c: ((r.get("suppression") or "small") if r.get(c) is None and r.get("suppressed") else None)
+          for c in cols} for r in rows],
+        columns=list(cols), dtype=object,
     )
 
 
@@ -45,11 +37,10 @@ def definition_labels(definitions: Sequence[Mapping[str, Any]]) -> dict[str, str
 
 
 def rates_table(
-    raw: Sequence[Mapping[str, Any]], shown: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
+    shown: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
     *, id: str, title: str, group_title: str = "level of care", note: str = "",
 ) -> Table:
-    """One row per (definition, group) with counts, rate and interval; ``raw`` and ``shown``
-    are the same rows before and after disclosure."""
+    """One row per (definition, group) with counts, rate and interval, from disclosed rate rows."""
     cols = ["definition", "definition_id", "definition_version", "group", "numerator", "denominator",
             "rate", "ci_low", "ci_high", "ci_method"]
     order = {d: i for i, d in enumerate(labels)}
@@ -60,8 +51,7 @@ def rates_table(
              "definition": labels.get(str(shown[i].get("definition_id")), shown[i].get("definition_id"))}
             for i in idx]
     frame = pd.DataFrame(recs, columns=cols)
-    hidden = _hidden_mask([raw[i] for i in idx], [shown[i] for i in idx],
-                          ["numerator", "denominator", "rate", "ci_low", "ci_high"])
+    hidden = _reasons([shown[i] for i in idx], ["numerator", "denominator", "rate", "ci_low", "ci_high"])
     return Table(
         id=id, title=title, frame=frame, count_cols=("numerator", "denominator"), hidden=hidden,
         formats={"numerator": "int", "denominator": "int", "rate": "pct", "ci_low": "pct", "ci_high": "pct"},
@@ -71,121 +61,81 @@ def rates_table(
     )
 
 
-def ledger_table(ledger: Sequence[Mapping[str, Any]], rule: str) -> Table:
+def _cell_reasons(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> pd.DataFrame:
+    """Hidden cells of rows whose ``suppression`` maps a column to its reason."""
+    return pd.DataFrame([{c: (r.get("suppression") or {}).get(c) for c in cols} for r in rows],
+                        columns=list(cols), dtype=object)
+
+
+def ledger_table(ledger: Sequence[Mapping[str, Any]]) -> Table:
     """Files seen, with row counts (rows are episodes or follow-ups: person-level counts)."""
-    df = pd.DataFrame(ledger, columns=["file_name", "kind", "status", "rows_loaded", "rows_quarantined",
-                                       "contract_version", "ingested_on"])
-    df["ingested_on"] = df["ingested_on"].astype(str)
-    df["_key"] = range(len(df))
-    shown, hidden = disclosure.suppress_table(
-        df, ["rows_loaded", "rows_quarantined"], groups="_key", margins="rows", total_col="rows_read", rule=rule)
-    shown = shown.drop(columns="_key")
     cols = ["file_name", "kind", "status", "rows_read", "rows_loaded", "rows_quarantined", "contract_version",
             "ingested_on"]
-    return Table(id="table-ledger", title="Files received (ingest ledger)", frame=shown[cols],
-                 count_cols=("rows_read", "rows_loaded", "rows_quarantined"), hidden=hidden,
+    frame = pd.DataFrame([{c: x.get(c) for c in cols} for x in ledger], columns=cols)
+    frame = frame.astype(object).where(frame.notna(), None)
+    return Table(id="table-ledger", title="Files received (ingest ledger)", frame=frame,
+                 count_cols=("rows_read", "rows_loaded", "rows_quarantined"),
+                 hidden=_cell_reasons(ledger, ["rows_read", "rows_loaded", "rows_quarantined"]),
                  formats={c: "int" for c in ("rows_read", "rows_loaded", "rows_quarantined")})
 
 
-def quarantine_table(quarantine: Sequence[Mapping[str, Any]], rule: str) -> Table:
-    recs = [{"check_id": q["check_id"], "field": q["field"], "reason": str(q.get("reason") or "")[:200],
-             "n_rows": disclosure.shown_count(q["n_rows"], rule), "files": q.get("files")} for q in quarantine]
-    frame = pd.DataFrame(recs, columns=["check_id", "field", "reason", "n_rows", "files"])
-    hidden = pd.DataFrame({"n_rows": [r["n_rows"] is None for r in recs]})
+def quarantine_table(quarantine: Sequence[Mapping[str, Any]]) -> Table:
+    cols = ["check_id", "field", "reason", "n_rows", "files"]
+    frame = pd.DataFrame([{c: q.get(c) for c in cols} for q in quarantine], columns=cols)
+    frame = frame.astype(object).where(frame.notna(), None)
+    hidden = pd.DataFrame({"n_rows": [q.get("suppression") for q in quarantine]}, dtype=object)
     return Table(id="table-quarantine", title="Quarantined rows by check", frame=frame,
                  count_cols=("n_rows",), hidden=hidden, formats={"n_rows": "int", "files": "int"},
                  headers={"n_rows": "rows", "files": "files (count of files)"})
 
 
-def cohort_table(cohort: Sequence[Mapping[str, Any]], rule: str) -> Table:
-    df = pd.DataFrame(sorted(cohort, key=lambda r: level_order(r["level_group"])),
-                      columns=["level_group", "episodes", "persons", "sites"])
-    shown, hidden = disclosure.suppress_table(df[["level_group", "episodes"]], ["episodes"], margins="cols",
-                                              total_label="all levels", rule=rule)
-    # people per level are nearly the episodes: hidden wherever the episodes are
-    persons = [None if hidden.loc[i, "episodes"] else disclosure.shown_count(v, rule)
-               for i, v in enumerate(df["persons"])] + [None]
-    shown["persons"] = pd.Series(persons, dtype="object")
-    hidden["persons"] = [p is None and v is not None for p, v in zip(persons, list(df["persons"]) + [None])]
-    shown["sites"] = pd.Series(list(df["sites"]) + [None], dtype="object")  # sites are programs, not people
-    return Table(id="table-cohort", title="Who was served: discharges by level of care", frame=shown,
-                 count_cols=("episodes", "persons"), hidden=hidden,
+def cohort_table(cohort: Sequence[Mapping[str, Any]]) -> Table:
+    cols = ["level_group", "episodes", "persons", "sites"]
+    frame = pd.DataFrame([{c: x.get(c) for c in cols} for x in cohort], columns=cols)
+    frame = frame.astype(object).where(frame.notna(), None)
+    return Table(id="table-cohort", title="Who was served: discharges by level of care", frame=frame,
+                 count_cols=("episodes", "persons"), hidden=_cell_reasons(cohort, ["episodes", "persons"]),
                  formats={"episodes": "int", "persons": "int", "sites": "int"},
                  headers={"level_group": "level of care", "persons": "people (distinct)",
                           "sites": "sites (programs)"})
 
 
-def smd_binary(p1: float, p2: float) -> float | None:
-    v = (p1 * (1 - p1) + p2 * (1 - p2)) / 2
-    return (p1 - p2) / math.sqrt(v) if v > 0 else None
-
-
-def smd_continuous(m1: float, s1: float, m2: float, s2: float) -> float | None:
-    v = (s1 * s1 + s2 * s2) / 2
-    return (m1 - m2) / math.sqrt(v) if v > 0 else None
-
-
-def table_one(
-    categorical: Sequence[Mapping[str, Any]], continuous: Sequence[Mapping[str, Any]], rule: str,
-    arm: str = "iop", reference: str = "residential",
-) -> Table | None:
-    """Table 1: counts and column percentages by level of care; SMD ``arm`` vs ``reference``."""
-    if not categorical and not continuous:
+def table_one(one: Mapping[str, Any] | None) -> Table | None:
+    """Table 1 (disclosed cells of the results model): n and column % by level of care, mean
+    (SD) for continuous covariates, SMD arm vs reference before adjustment."""
+    if not one or not one.get("cells"):
         return None
-    levels = sorted({r["level_group"] for r in [*categorical, *continuous]}, key=level_order)
-    recs: list[dict[str, Any]] = []
-    hid: list[dict[str, bool]] = []
-    if categorical:
-        wide = (pd.DataFrame(categorical).pivot_table(index=["covariate", "category"], columns="level_group",
-                                                      values="n", aggfunc="sum", fill_value=0, sort=False)
-                .reindex(columns=levels, fill_value=0).reset_index())
-        wide.columns.name = None
-        shown, hidden = disclosure.suppress_table(wide, levels, groups="covariate", total_col="all", rule=rule)
-        for cov, sub in shown.groupby("covariate", sort=False):
-            idx = list(sub.index)
-            totals = shown.loc[idx[-1]]
-            for i in idx:
-                row = shown.loc[i]
-                rec: dict[str, Any] = {"covariate": cov, "category": row["category"]}
-                h: dict[str, bool] = {}
-                pct = {}
-                for lv in levels + ["all"]:
-                    n, tot = row[lv], totals[lv]
-                    rec[f"n_{lv}"] = n
-                    h[f"n_{lv}"] = bool(hidden.loc[i, lv])
-                    pct[lv] = n / tot if n is not None and tot not in (None, 0) else None
-                    rec[f"pct_{lv}"] = pct[lv] if i != idx[-1] else None
-                    h[f"pct_{lv}"] = bool(hidden.loc[i, lv] or hidden.loc[idx[-1], lv]) and i != idx[-1]
-                ok = i != idx[-1] and pct.get(arm) is not None and pct.get(reference) is not None
-                rec["smd"] = smd_binary(pct[arm], pct[reference]) if ok else None
-                recs.append(rec)
-                hid.append(h)
-    for cov in dict.fromkeys(r["covariate"] for r in continuous):
-        rows = {r["level_group"]: r for r in continuous if r["covariate"] == cov}
-        rec = {"covariate": cov, "category": "mean (SD)"}
-        h = {}
-        for lv in levels:
-            r = rows.get(lv, {})
-            n = disclosure.shown_count(r.get("n"), rule)
-            ok = n is not None and disclosure.statistic_allowed(r.get("n"), rule) and r.get("mean") is not None
-            rec[f"n_{lv}"] = n
-            rec[f"pct_{lv}"] = f"{r['mean']:.1f} ({(r.get('sd') or 0):.1f})" if ok else None
-            h[f"n_{lv}"] = n is None and bool(r.get("n"))
-            h[f"pct_{lv}"] = not ok and bool(r.get("n"))
-        a, b = rows.get(arm, {}), rows.get(reference, {})
-        ok = all(disclosure.statistic_allowed(x.get("n"), rule) and x.get("sd") is not None for x in (a, b))
-        rec["smd"] = smd_continuous(a["mean"], a["sd"], b["mean"], b["sd"]) if ok else None
-        recs.append(rec)
-        hid.append(h)
+    arm, reference = one["arm"], one["reference"]
+    cells = one["cells"]
+    levels = list(dict.fromkeys(c["level_group"] for c in cells if c["level_group"] != "all"))
+    levels.sort(key=level_order)
+    if any(c["level_group"] == "all" for c in cells):
+        levels.append("all")
+    smd = {(x["covariate"], x["category"]): x["smd"] for x in one.get("smd") or []}
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    hid: dict[tuple[str, str], dict[str, Any]] = {}
+    for c in cells:
+        key = (c["covariate"], c["category"])
+        rec = rows.setdefault(key, {"covariate": c["covariate"], "category": c["category"], "smd": smd.get(key)})
+        h = hid.setdefault(key, {})
+        lv = c["level_group"]
+        rec[f"n_{lv}"] = c["n"]
+        h[f"n_{lv}"] = c.get("n_suppression")
+        if c["category"] == "mean (SD)":
+            ok = c.get("mean") is not None
+            rec[f"pct_{lv}"] = f"{c['mean']:.1f} ({(c.get('sd') or 0):.1f})" if ok else None
+        else:
+            rec[f"pct_{lv}"] = c.get("share")
+        h[f"pct_{lv}"] = c.get("stat_suppression")
     cols = ["covariate", "category"]
-    for lv in levels + (["all"] if categorical else []):
+    for lv in levels:
         cols += [f"n_{lv}", f"pct_{lv}"]
     cols.append("smd")
-    frame = pd.DataFrame(recs).reindex(columns=cols)
+    frame = pd.DataFrame(list(rows.values())).reindex(columns=cols)
     frame = frame.astype(object).where(frame.notna(), None)
-    hidden = pd.DataFrame([{c: bool(h.get(c, False)) for c in cols} for h in hid], columns=cols)
-    headers = {f"n_{lv}": f"{lv} n" for lv in levels + ["all"]}
-    headers.update({f"pct_{lv}": f"{lv} %" for lv in levels + ["all"]})
+    hidden = pd.DataFrame([{c: h.get(c) for c in cols} for h in hid.values()], columns=cols, dtype=object)
+    headers = {f"n_{lv}": f"{lv} n" for lv in levels}
+    headers.update({f"pct_{lv}": f"{lv} %" for lv in levels})
     headers["smd"] = f"SMD {arm} vs {reference}"
     return Table(
         id="table-one", title="Table 1: baseline characteristics by level of care", frame=frame,
@@ -203,7 +153,8 @@ def comparisons_table(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, st
     recs = [{**{c: r.get(c) for c in cols}, "definition": labels.get(str(r.get("definition_id")),
                                                                      r.get("definition_id"))} for r in rows]
     frame = pd.DataFrame(recs, columns=cols)
-    hidden = pd.DataFrame({c: [bool(r.get("suppressed")) for r in rows] for c in ("estimate", "ci_low", "ci_high")})
+    hidden = pd.DataFrame({c: [(r.get("suppression") or "small") if r.get("suppressed") else None for r in rows]
+                           for c in ("estimate", "ci_low", "ci_high")}, dtype=object)
     return Table(id="table-comparisons", title="IOP vs residential: crude and adjusted", frame=frame,
                  hidden=hidden, formats={"estimate": "num3", "ci_low": "num3", "ci_high": "num3"},
                  headers={"definition_id": "id", "ci_low": "95% CI low", "ci_high": "95% CI high"},

@@ -34,7 +34,7 @@ def table_rows(t: Table, marker: str, *, headings: bool = True) -> tuple[list[st
         for c in t.frame.columns:
             v = t.frame.iloc[i][c]
             if t.is_hidden(i, c):
-                v = marker
+                v = t.marker(i, c, marker)
             elif v is None or (isinstance(v, float) and math.isnan(v)):
                 v = None
             elif hasattr(v, "item"):
@@ -98,7 +98,7 @@ def write_report_xlsx(report: Report, path: Path) -> Path:
     for s in report.sections:
         lines = [*s.paragraphs, *s.bullets, *s.unavailable]
         if s.id == "summary":
-            lines = [report.title, f"Quarter {report.quarter or '–'}; run {report.run_id}", *lines,
+            lines = [report.title, f"Period: {report.period}; run {report.run_id}", *lines,
                      report.disclosure_note]
         sheets.append((s.title, s.tables, lines))
     return write_workbook(path, sheets, report.marker, report.rule_name)

@@ -1,30 +1,34 @@
-"""Fixtures of the report and export tests (the builders live in report_fixtures.py, a
-uniquely named module, so that no other test folder's ``conftest`` can shadow them)."""
+"""Fixtures of the report and export tests: results from a real analysis (synthetic extracts,
+real ingest with great-expectations, real ``analyze``), built once per test run; the builders
+live in report_fixtures.py, a uniquely named module, so that no other test folder's
+``conftest`` can shadow them."""
 
 from __future__ import annotations
 
 import pytest
-from report_fixtures import make_results, make_warehouse
+from report_fixtures import analyzed, copy_results
 from xdist_shared import built_once
 
 
 @pytest.fixture(scope="session")
-def written(tmp_path_factory):
-    """The report written once per session in all formats: {suffix: path}."""
-    import json
+def analysis(tmp_path_factory):
+    """(results folder, extracts folder) of one analysis of 3,000 synthetic episodes."""
+    def build(root):
+        return analyzed(root), root / "data"
 
+    return built_once(tmp_path_factory, "report-analysis", build)  # once, also under pytest-xdist
+
+
+@pytest.fixture(scope="session")
+def written(tmp_path_factory, analysis):
+    """The report written once per session in all formats: {suffix: path}."""
     from pipelines.report.command import write_report
-    from pipelines.settings import Settings
 
     def build(root):
-        wh = make_warehouse(root / "w.duckdb")
-        out = root / "out"
-        out.mkdir()
-        (out / "results.json").write_text(json.dumps(make_results()), encoding="utf-8")
-        paths = write_report(Settings(warehouse=wh), out)
-        return {p.suffix: p for p in paths}
+        out = copy_results(analysis[0], root / "out")
+        return {p.suffix: p for p in write_report(out)}
 
-    return built_once(tmp_path_factory, "report-written", build)  # once, also under pytest-xdist
+    return built_once(tmp_path_factory, "report-written", build)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,430 @@
+"""The results model, declared once: pydantic models, their JSON Schema, reading and writing.
+
+Everything in it is aggregate and already disclosed: :mod:`pipelines.analysis.command`
+applies :mod:`pipelines.disclosure` once, before the model is built, and records the rule in
+``disclosure``. A hidden number is ``null`` with a ``suppression`` reason beside it:
+``small`` (a count the rule forbids, or a statistic over too few people) or
+``complementary`` (withheld so that another hidden cell cannot be worked out).
+
+``docs/results.schema.json`` is generated from these models (``python -m
+pipelines.results.schema``); a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipelines.errors import UserError
+
+SCHEMA_VERSION = 2
+RESULTS_FILE = "results.json"
+
+Reason = Literal["small", "complementary"] | None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PeriodInfo(_Model):
+    """The period the headline numbers cover."""
+
+    asked: str | None = Field(description="the period asked for (FROM..TO), or null for all data")
+    first_quarter: str | None = Field(description="first quarter of the period (as asked, or the first with data)")
+    last_quarter: str | None = Field(description="last quarter of the period")
+    quarters: list[str] = Field(description="every quarter of the period")
+    first_data_quarter: str | None = Field(description="first quarter of the period holding a native discharge")
+    last_data_quarter: str | None = Field(description="last quarter of the period holding a native discharge")
+    data_end_quarter: str | None = Field(description="quarter of the last day the data can show")
+    teds_years: list[int] = Field(description="TEDS-D discharge years counted (years wholly inside the period)")
+    trend_quarters: list[str] = Field(description="quarters of the trends: 8 ending at the period's end")
+    label: str = Field(description="the period in words, as titles state it")
+
+
+class DisclosureInfo(_Model):
+    rule: Literal["cms", "opensafely"]
+    marker: str = Field(description="how a cell hidden as small is written")
+    complementary_marker: str = Field(description="how a cell withheld to protect another is written")
+    note: str
+    high: int = Field(description="counts 1..high are never shown")
+    round_to: int = Field(description="counts are rounded to a multiple of this (1 = exact)")
+    min_stat_n: int = Field(description="no rate, mean or interval over this many people or fewer")
+
+
+class InputFile(_Model):
+    file_name: str
+    file_sha256: str
+    kind: str
+    rows_loaded: int
+
+
+class DefinitionInfo(_Model):
+    id: str
+    version: int
+    label: str
+    description: str
+    population: str | None
+    success: str
+    missing: Literal["failure", "exclude"]
+    window_days: int | None
+    references: list[str]
+    requires: list[str]
+    origin: str
+    applicable: bool = Field(description="false when the data hold nothing a required field needs")
+    not_applicable_reason: str | None = None
+
+
+class NotApplicable(_Model):
+    id: str
+    note: str
+
+
+class RateRow(_Model):
+    definition_id: str
+    definition_version: int
+    group_by: str = Field(description="all, level_of_care, level_group, site, quarter, or level_group,quarter")
+    group: str | None = Field(description="the group's value; level_group,quarter rows join them: iop|2026Q3")
+    numerator: int | None
+    denominator: int | None
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    ci_method: str | None
+    suppressed: bool
+    suppression: Reason = None
+    note: str | None
+
+
+class ComparisonRow(_Model):
+    definition_id: str
+    definition_version: str
+    arm: str
+    reference: str
+    estimand: str = Field(description="rd (risk difference, 0-1 scale) or rr (risk ratio)")
+    method: str
+    target: str | None
+    missing_data: str | None
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    se: float | None
+    p_value: float | None
+    p_holm: float | None = None
+    p_bh: float | None = None
+    n_arm: int | None
+    n_reference: int | None
+    risk_arm: float | None
+    risk_reference: float | None
+    e_value: float | None
+    e_value_ci: float | None
+    population: str | None
+    note: str | None
+    suppressed: bool = False
+    suppression: Reason = None
+
+
+class BalanceRow(_Model):
+    population: str
+    method: str = Field(description="the weighting: iptw_ate, iptw_att or overlap")
+    covariate: str
+    smd_before: float | None
+    smd_after: float | None
+    variance_ratio_before: float | None
+    variance_ratio_after: float | None
+
+
+class DiagnosticRow(_Model):
+    population: str
+    definitions: str
+    method: str
+    n_arm: int | None
+    n_reference: int | None
+    c_statistic: float | None
+    equipoise: float | None
+    ess_arm: float | None
+    ess_reference: float | None
+    share_truncated: float | None
+    converged: bool | None
+    max_abs_smd_after: float | None
+    balance_passed: bool | None
+    overlap_passed: bool | None
+    passed: bool | None
+    note: str | None
+
+
+class Propensity(_Model):
+    bin_edges: list[float]
+    counts: dict[str, list[int | None]]
+
+
+class Diagnostics(_Model):
+    data_end_quarter: str | None
+    groupings: list[str]
+    disclosure_rule: str
+    arm: str
+    reference: str
+    margin_pp: float
+    adjusted: list[DiagnosticRow] = Field(default_factory=list)
+    propensity: Propensity | None = None
+    not_estimable: str | None = None
+
+
+class NonInferiorityRow(_Model):
+    definition_id: str
+    arm: str
+    reference: str
+    method: str
+    margin_pp: float
+    estimate: float | None
+    ci95_low: float | None
+    ci95_high: float | None
+    ci90_low: float | None
+    ci90_high: float | None
+    noninferior: bool | None
+    equivalent: bool | None
+    p_noninferiority: float | None
+    p_equivalence: float | None
+    conclusion: str
+    suppression: Reason = None
+
+
+class ModificationRow(_Model):
+    definition_id: str
+    modifier: str
+    level: str | None
+    estimate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    n: int | None
+    note: str | None
+    interaction_p_value: float | None
+    suppression: Reason = None
+
+
+class Curve(_Model):
+    time: list[float]
+    survival: list[float | None]
+    ci_low: list[float | None]
+    ci_high: list[float | None]
+    at_risk: list[int | None] | None = Field(description="null: the curve was reduced to disclosed grid points")
+    weighted: bool = False
+
+
+class RiskTable(_Model):
+    times: list[float]
+    at_risk: dict[str, list[int | None]]
+
+
+class Readmission(_Model):
+    groups: dict[str, Curve] = Field(default_factory=dict)
+    risk_table: RiskTable | None = None
+    events: dict[str, int | None] = Field(default_factory=dict)
+    logrank: dict[str, Any] = Field(default_factory=dict)
+    cox: dict[str, Any] = Field(default_factory=dict)
+    weights: str | None = None
+    not_estimable: str | None = None
+
+
+class Survival(_Model):
+    readmission: Readmission | None = None
+    not_available: str | None = None
+
+
+class CohortRow(_Model):
+    level_group: str = Field(description="a level group, or 'all levels' for the total row")
+    episodes: int | None
+    persons: int | None
+    sites: int | None
+    suppression: dict[str, Reason] = Field(default_factory=dict, description="count column -> reason")
+
+
+class TableOneCell(_Model):
+    """One cell of Table 1: a category's count and column share, or a mean (SD), by level."""
+
+    covariate: str
+    category: str = Field(description="a category, or 'mean (SD)' for a continuous covariate")
+    level_group: str = Field(description="a level group, or 'all'")
+    n: int | None
+    share: float | None = Field(description="n / the level's discharges (categorical rows)")
+    mean: float | None = None
+    sd: float | None = None
+    n_suppression: Reason = None
+    stat_suppression: Reason = None
+
+
+class TableOneSmd(_Model):
+    covariate: str
+    category: str
+    smd: float | None = Field(description="standardized mean difference, arm vs reference, before adjustment")
+
+
+class TableOne(_Model):
+    arm: str
+    reference: str
+    cells: list[TableOneCell] = Field(default_factory=list)
+    smd: list[TableOneSmd] = Field(default_factory=list)
+
+
+class InstrumentRow(_Model):
+    instrument: str
+    level_group: str
+    n: int | None = Field(description="people with an admission and a discharge score")
+    mean_admit: float | None
+    mean_discharge: float | None
+    suppression: Reason = None
+
+
+class LedgerRow(_Model):
+    file_name: str
+    file_sha256: str
+    kind: str | None
+    status: str
+    rows_read: int | None
+    rows_loaded: int | None
+    rows_quarantined: int | None
+    contract_version: str | None
+    ingested_on: str | None
+    suppression: dict[str, Reason] = Field(default_factory=dict)
+
+
+class QuarantineRow(_Model):
+    check_id: str
+    field: str | None
+    reason: str
+    n_rows: int | None
+    files: int
+    suppression: Reason = None
+
+
+class ValidationCheck(_Model):
+    file_name: str
+    file_sha256: str
+    source: Literal["levelcare", "great_expectations"]
+    check_id: str
+    category: str | None
+    severity: str | None
+    status: str
+    failing_rows: int | None
+    suppression: Reason = None
+
+
+class ValidationFile(_Model):
+    file_name: str
+    file_sha256: str
+    suite: str | None
+    rows_validated: int | None
+    sampled: bool | None
+    success: bool | None
+    data_docs: str | None = Field(description="absolute path of the file's great-expectations Data Docs")
+
+
+class Validation(_Model):
+    files: list[ValidationFile] = Field(default_factory=list)
+    checks: list[ValidationCheck] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list, description="files whose validation report was not found")
+
+
+class DataQuality(_Model):
+    ledger: list[LedgerRow] = Field(default_factory=list)
+    quarantine: list[QuarantineRow] = Field(default_factory=list)
+    validation: Validation = Field(default_factory=Validation)
+
+
+class Cohort(_Model):
+    rows: list[CohortRow] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list)
+    sites: int = Field(0, description="programs with a discharge in the period (programs, not people)")
+
+
+class Results(_Model):
+    """One analysis, as everything after it reads it."""
+
+    schema_version: Literal[2] = SCHEMA_VERSION
+    run_id: str
+    created_at: str
+    levelcare_version: str
+    period: PeriodInfo
+    disclosure: DisclosureInfo
+    inputs: list[InputFile]
+    definitions: list[DefinitionInfo]
+    not_applicable: list[NotApplicable]
+    rates: list[RateRow] = Field(description="the period's rates (rates.csv)")
+    trends: list[RateRow] = Field(description="rates by quarter over the trend window (trends.csv)")
+    comparisons: list[ComparisonRow]
+    balance: list[BalanceRow]
+    diagnostics: Diagnostics
+    noninferiority: list[NonInferiorityRow]
+    modification: list[ModificationRow]
+    survival: Survival
+    cohort: Cohort
+    table_one: TableOne | None
+    instruments: list[InstrumentRow]
+    data_quality: DataQuality
+
+    def as_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def write_results(results: Results, path: Path) -> Path:
+    """Write atomically: a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(results.as_json(), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def find_results(out_dir: Path | None, results_dir: Path | None = None) -> Path:
+    """``results.json`` in ``out_dir`` (where ``levelcare analyze --out`` wrote it), else in ``results_dir``."""
+    tried = []
+    for folder in (out_dir, results_dir):
+        if folder is None:
+            continue
+        path = Path(folder) / RESULTS_FILE
+        tried.append(str(path))
+        if path.is_file():
+            return path
+    raise UserError(
+        f"no {RESULTS_FILE} found (looked at {', '.join(tried) or 'nothing'}); run "
+        "`levelcare analyze --out DIR` first or pass --results DIR"
+    )
+
+
+def load_results(path: Path) -> Results:
+    """The results model at ``path``; a one-line UserError naming what is wrong or missing."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON (line {exc.lineno})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not isinstance(data, dict) or "rates" not in data:
+        raise UserError(f"{path}: not a levelcare results file (no rates)")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise UserError(
+            f"{path}: written by an older levelcare (results schema {version or 1}, this version reads "
+            f"{SCHEMA_VERSION}); run `levelcare analyze --out {path.parent}` again")
+    missing = [name for name, f in Results.model_fields.items() if f.is_required() and name not in data]
+    if missing:
+        raise UserError(f"{path}: results file is missing section(s) {', '.join(missing)}; "
+                        f"run `levelcare analyze --out {path.parent}` again")
+    try:
+        return Results.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"{path}: results file does not match the results schema at {where}: "
+                        f"{first['msg']} ({exc.error_count()} problem(s))") from None
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Results.model_json_schema()
+    schema["$id"] = f"https://levelcare.invalid/results-v{SCHEMA_VERSION}.schema.json"
+    schema["title"] = "levelcare results.json"
+    return schema
