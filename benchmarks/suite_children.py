@@ -303,12 +303,13 @@ def baseline(warehouse: str) -> None:
 
 
 def report(warehouse: str, out: str) -> None:
+    """The report from the analysis in ``out`` (it reads results.json only; ``warehouse`` is
+    kept for the role's calling convention)."""
     from pipelines.report.command import write_report
-    from pipelines.settings import Settings
 
     probe = Probe()
     with probe.stage("report"):
-        write_report(Settings(warehouse=Path(warehouse)), Path(out))
+        write_report(Path(out))
     _emit(probe.stages)
 
 

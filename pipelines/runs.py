@@ -261,9 +261,11 @@ def rerun(settings: Any, run_id: str, out_dir: Path) -> dict:
         params = manifest["parameters"]
         scratch = dataclasses.replace(settings, warehouse=snapshot, definitions_dir=defs_dir)
         new_id = new_run_id()
+        from pipelines.ingest.core import docs_root_of
         from pipelines.results.periods import parse_period
 
-        # runs recorded before periods existed had a report quarter only, and counted all data
+        # runs recorded before periods existed had a report quarter only, and counted all data;
+        # the validation reports of the run's files stay beside the warehouse they were loaded into
         analyze(scratch, Path(out_dir), [d["id"] for d in manifest["definitions"]], params.get("by"),
-                run_id=new_id, period=parse_period(params.get("period")))
+                run_id=new_id, period=parse_period(params.get("period")), docs_root=docs_root_of(settings))
     return {"run_id": new_id, "rerun_of": run_id, "out_dir": str(out_dir)}

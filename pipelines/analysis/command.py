@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -96,6 +95,7 @@ def analyze(
     rule: str = "cms",
     offload: Callable[[bytes, Sequence[Any], dict[str, Any]], Any] | None = None,
     period: Any = None,
+    docs_root: Path | None = None,
 ) -> dict[str, Any]:
     """Build marts, compute every selected definition's rates and the comparisons of ``arm``
     with ``reference`` over ``period``; write the results model (results.json) and its CSVs
@@ -106,7 +106,8 @@ def analyze(
     written passes :mod:`pipelines.disclosure` under ``rule`` (``cms`` by default, or
     ``opensafely``) once, here, and the model records the rule. ``disclose`` sees (and may
     change) the rate rows before that step; nothing bypasses it. ``run_id`` is given by
-    callers that record the run (flows, rerun); otherwise a new one.
+    callers that record the run (flows, rerun); otherwise a new one. ``docs_root``: where the
+    files' validation reports are (default: beside the warehouse; a rerun's snapshot has none).
 
     ``offload`` runs the comparative statistics in another process (a Dask worker) while the
     rates are computed here: it is called with ``mart_episodes`` as Parquet bytes, the
@@ -159,7 +160,7 @@ def analyze(
         cohort = ws.cohort(con, where, params, r)
         table_one = ws.table_one(con, where, params, r, arm, reference)
         instruments = ws.instruments(con, where, params, r)
-        quality = ws.data_quality(con, docs_root_of(settings), r)
+        quality = ws.data_quality(con, docs_root or docs_root_of(settings), r)
         comparative: dict[str, Any] = {}
         if pending is not None:
             comparative = pending.result()
@@ -188,7 +189,7 @@ def analyze(
         levelcare_version=__version__,
         period=info,
         disclosure=m.DisclosureInfo(rule=r.name, marker=r.marker, complementary_marker=COMPLEMENTARY_MARKER[r.name],
-                                    note=r.note, high=r.high, round_to=r.round_to, min_stat_n=r.min_stat_n),
+                                    note=r.note, high=r.high, round_to=r.round_to, statistic_floor=r.min_stat_n),
         inputs=inputs,
         definitions=[{**d.as_dict(), "applicable": d.id not in not_applicable,
                       "not_applicable_reason": not_applicable.get(d.id)} for d in definitions],
@@ -230,7 +231,9 @@ def write_outputs(results: Any, out_dir: Path) -> None:
     data = results.model_dump(mode="json")
     for name, key in (("rates.csv", "rates"), ("trends.csv", "trends")):
         disclosure.check_artifact(data[key], rule=rule, name=name)  # the last guard comes before the file
-        _write_csv(out_dir / name, data[key], RATE_COLUMNS)
+        # booleans as true/false, as rates.csv has always written them
+        _write_csv(out_dir / name, [{**x, "suppressed": str(x["suppressed"]).lower()} for x in data[key]],
+                   RATE_CSV_COLUMNS)
     _write_csv(out_dir / "comparisons.csv", data["comparisons"], COMPARISON_COLUMNS)
     _write_csv(out_dir / "balance.csv", data["balance"], BALANCE_COLUMNS)
     write_results(results, out_dir / "results.json")
@@ -306,8 +309,9 @@ def comparative_from_marts(marts: bytes, definitions: Sequence[Any], options: di
 COMPARISON_COLUMNS = ("definition_id", "arm", "reference", "estimand", "method", "estimate", "ci_low",
                       "ci_high", "p_value", "n_arm", "n_reference", "note")
 BALANCE_COLUMNS = ("covariate", "smd_before", "smd_after", "variance_ratio_after")
-RATE_COLUMNS = ("definition_id", "definition_version", "group_by", "group", "numerator", "denominator", "rate",
-                "ci_low", "ci_high", "ci_method", "suppressed", "suppression", "note")
+# rates.csv and trends.csv: the rates' columns with the reason a row is hidden before the note
+RATE_CSV_COLUMNS = ("definition_id", "definition_version", "group_by", "group", "numerator", "denominator",
+                    "rate", "ci_low", "ci_high", "ci_method", "suppressed", "suppression", "note")
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]], leading: Sequence[str]) -> None:

@@ -16,11 +16,6 @@ import pandas as pd
 from pipelines.report.model import Table
 from pipelines.results.warehouse_sections import level_order
 
-# group_by spellings: the analysis writes short labels, the mart has column names
-SITE_KEYS = ("site", "site_id")
-QUARTER_KEYS = ("quarter", "discharge_quarter")
-LEVEL_KEYS = ("level_group", "level_of_care")
-
 
 def _reasons(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> pd.DataFrame:
     """Why each empty cell of disclosed rate-like rows is empty: the row's ``suppression``

@@ -52,7 +52,7 @@ class DisclosureInfo(_Model):
     note: str
     high: int = Field(description="counts 1..high are never shown")
     round_to: int = Field(description="counts are rounded to a multiple of this (1 = exact)")
-    min_stat_n: int = Field(description="no rate, mean or interval over this many people or fewer")
+    statistic_floor: int = Field(description="no rate, mean or interval over this many people or fewer")
 
 
 class InputFile(_Model):

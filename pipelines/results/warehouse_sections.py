@@ -52,8 +52,9 @@ def period_where(period: Period) -> tuple[str, list[Any]]:
     y1, q1 = parse_quarter(period.first)
     y2, q2 = parse_quarter(period.last)
     teds_first, teds_last = (y1 if q1 == 1 else y1 + 1), (y2 if q2 == 4 else y2 - 1)
-    return ("(discharge_quarter between ? and ? or (discharge_quarter is null and source = 'teds-d' "
-            "and discharge_year between ? and ?))", [period.first, period.last, teds_first, teds_last])
+    sql = ("(discharge_quarter between ? and ? or (discharge_quarter is null and source = 'teds-d' "
+           "and discharge_year between ? and ?))")
+    return sql, [period.first, period.last, teds_first, teds_last]
 
 
 def _and(where: str, extra: str) -> str:
@@ -311,7 +312,8 @@ def _validation(files: Sequence[dict[str, Any]], docs_root: Path, rule: disclosu
         docs = folder / "index.html"
         out.files.append(m.ValidationFile(
             file_name=f["file_name"], file_sha256=f["file_sha256"], suite=ge.get("suite"),
-            rows_validated=ge.get("rows_validated"), sampled=ge.get("sampled"), success=ge.get("success"),
+            rows_validated=disclosure.shown_count(ge.get("rows_validated"), rule), sampled=ge.get("sampled"),
+            success=ge.get("success"),
             data_docs=str(docs.resolve()) if docs.is_file() else None))
         found = [("levelcare", c.get("check_id"), c.get("category"), c.get("severity"), c.get("status"),
                   c.get("failing_rows")) for c in doc.get("checks") or []]

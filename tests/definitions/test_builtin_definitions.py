@@ -57,8 +57,11 @@ EXPECTED = {
     "phq9_reliable_improvement": [1, 1, 1, _, _, _],  # drops of 11, exactly 5, 11
     "gad7_reliable_improvement": [1, 0, _, _, _, _],  # drops of exactly 4, and 3
     # response rate: deaths leave the denominator; no attempt counts as not reached
+    "followup_reached_30d":      [1, 0, 1, _, _, _],  # step refused: an attempt, not reached
     "followup_reached_90d":      [0, 1, 0, _, _, _],
     "followup_reached_180d":     [_, 0, 1, _, _, _],
+    # no 365-day attempt anywhere: the program does not run that window, not applicable
+    "followup_reached_365d":     [_, _, _, _, _, _],
 }
 
 

@@ -147,7 +147,8 @@ def test_analyze_writes_rates_csv_and_results_json(tmp_path):
         {"id": "phq9_response", "note": "not applicable: no data for phq9_admit, phq9_discharge"}]
     assert written["diagnostics"]["data_end_quarter"] == "2026Q1"
     csv_lines = (out / "rates.csv").read_text().splitlines()
-    assert csv_lines[0] == ",".join(rates_mod.RATE_COLUMNS)
+    # the rates' columns, with the reason a hidden row is hidden (small or complementary)
+    assert csv_lines[0] == ",".join(rates_mod.RATE_COLUMNS).replace(",suppressed,", ",suppressed,suppression,")
     # completion: all, iop, residential; phq9_response: one not-applicable row
     assert len(csv_lines) == 1 + 3 + 1
     # the hook saw the computed counts (1 of 2 completed) ...
@@ -157,7 +158,7 @@ def test_analyze_writes_rates_csv_and_results_json(tmp_path):
     first = dict(zip(header, csv_lines[1].split(",")))
     assert first["definition_id"] == "completion" and first["group_by"] == "all"
     assert first["numerator"] == first["denominator"] == first["rate"] == ""
-    assert first["suppressed"] == "true"
+    assert first["suppressed"] == "true" and first["suppression"] == "small"
 
 
 def test_analyze_command_line(tmp_path, capsys):

@@ -15,7 +15,7 @@ BUILTIN_IDS = {
     *(f"abstinent_{w}d_{kind}" for w in (30, 90, 180, 365) for kind in ("itt", "cc")),
     "no_readmission_30d", "no_readmission_90d", "stepdown_iop_14d", "employment_gain", "housing_stable",
     "no_arrests", "phq9_response", "phq9_remission", "phq9_reliable_improvement",
-    "gad7_reliable_improvement", "followup_reached_90d", "followup_reached_180d",
+    "gad7_reliable_improvement", *(f"followup_reached_{w}d" for w in (30, 90, 180, 365)),
 }
 
 
