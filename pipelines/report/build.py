@@ -381,6 +381,7 @@ def _balance(ctx: _Context, s: Section) -> None:
     head = next((pop_of[d] for d in HEADLINE if pop_of.get(d) in populations), populations[0])
     members = sorted(d for d, p in pop_of.items() if p == head)
     methods = list(dict.fromkeys(x["method"] for x in rows))
+    panels = {}
     for method in methods:
         mine = [x for x in rows if x["population"] == head and x["method"] == method]
         if not mine:
@@ -388,7 +389,7 @@ def _balance(ctx: _Context, s: Section) -> None:
         title = WEIGHTING_TITLES.get(method, method)
         recs = [{"covariate": x["covariate"], "smd_unadjusted": x["smd_before"], "smd_adjusted": x["smd_after"],
                  "variance_ratio_after": x["variance_ratio_after"]} for x in mine]
-        s.charts.append(charts.love_plot(recs, method, title))
+        panels[method] = recs
         s.tables.append(tables.simple_table(
             f"table-balance-{method}", f"Covariate balance after {title}", recs,
             ["covariate", "smd_unadjusted", "smd_adjusted", "variance_ratio_after"],
@@ -396,6 +397,8 @@ def _balance(ctx: _Context, s: Section) -> None:
             headers={"smd_adjusted": f"SMD after ({method})"},
             note=f"Population {head} ({', '.join(members) or 'definitions sharing it'}). Overlap weights balance "
                  "every covariate's mean exactly by construction; IPTW weights need not."))
+    if panels:
+        s.charts.append(charts.love_plot(panels, {m: WEIGHTING_TITLES.get(m, m) for m in panels}))
     for method in methods:
         if method not in shown_methods:
             continue

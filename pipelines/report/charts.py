@@ -138,21 +138,31 @@ def forest(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], margins
                    "own missing-data policy.")
 
 
-def love_plot(rows: Sequence[Mapping[str, Any]], method: str, title: str) -> Chart:
-    """|SMD| before and after weighting by ``method`` (one chart per weighting method)."""
+def love_plot(panels: Mapping[str, Sequence[Mapping[str, Any]]], titles: Mapping[str, str]) -> Chart:
+    """|SMD| before and after weighting, one panel per weighting method (named in its title),
+    the covariates on one shared axis: one figure, so the long covariate labels are drawn once."""
     plt = _plt()
-    covs = list(dict.fromkeys(str(r.get("covariate")) for r in rows))
-    fig, ax = plt.subplots(figsize=(7, 0.28 * len(covs) + 1.3))
-    before = [abs(r["smd_unadjusted"]) if r.get("smd_unadjusted") is not None else math.nan for r in rows]
-    after = [abs(r["smd_adjusted"]) if r.get("smd_adjusted") is not None else math.nan for r in rows]
-    ax.scatter(before, range(len(rows)), marker="o", facecolors="none", edgecolors=REFERENCE, label="unadjusted")
-    ax.scatter(after, range(len(rows)), marker="o", color=ARM, label=f"weighted ({method})")
-    ax.axvline(0.1, color="#a33b3b", lw=0.8, ls="--")
-    ax.set_yticks(range(len(rows)), covs)
-    ax.invert_yaxis()
-    ax.set_xlabel("absolute standardized mean difference (dashed: 0.1)")
-    ax.legend(loc="lower right", frameon=False)
-    return _finish(fig, f"chart-love-{method}", f"Covariate balance before and after {title} (Love plot)")
+    methods = list(panels)
+    covs = list(dict.fromkeys(str(r.get("covariate")) for rows in panels.values() for r in rows))
+    at = {c: i for i, c in enumerate(covs)}
+    fig, axes = plt.subplots(1, len(methods), figsize=(3.2 + 2.6 * len(methods), 0.22 * len(covs) + 1.4),
+                             sharey=True, squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        rows = panels[method]
+        y = [at[str(r.get("covariate"))] for r in rows]
+        before = [abs(r["smd_unadjusted"]) if r.get("smd_unadjusted") is not None else math.nan for r in rows]
+        after = [abs(r["smd_adjusted"]) if r.get("smd_adjusted") is not None else math.nan for r in rows]
+        ax.scatter(before, y, marker="o", s=14, facecolors="none", edgecolors=REFERENCE, label="unadjusted")
+        ax.scatter(after, y, marker="o", s=14, color=ARM, label="weighted")
+        ax.axvline(0.1, color="#a33b3b", lw=0.8, ls="--")
+        ax.set_title(titles.get(method, method), fontsize=8, loc="left")
+        ax.tick_params(axis="y", labelsize=7)
+    axes[0, 0].set_yticks(range(len(covs)), covs)
+    axes[0, 0].invert_yaxis()
+    axes[0, 0].legend(loc="lower right", frameon=False, fontsize=7)
+    fig.supxlabel("absolute standardized mean difference (dashed: 0.1)", fontsize=8)
+    return _finish(fig, "chart-love", "Covariate balance before and after each weighting method (Love plot)",
+                   "One panel per weighting method the analysis used; the tables below give the numbers.")
 
 
 def overlap(edges: Sequence[float], counts: Mapping[str, Sequence[int | None]], arm: str, reference: str) -> Chart:
@@ -203,7 +213,12 @@ def kaplan_meier(curves: Mapping[str, Sequence[Mapping[str, Any]]], times: Seque
                      transform=tab.get_xaxis_transform(), ha="center", va="center", fontsize=8)
     tab.set_title("number at risk", fontsize=8, loc="left")
     ax.set_xlabel("")
-    tab.set_xlim(ax.get_xlim())
+    # the axis spans the risk table's times even when disclosure cut every curve short: labels
+    # placed outside it made bbox_inches="tight" stretch the figure to millions of pixels
+    ends = [p["time"] for pts in curves.values() for p in pts] + list(times)
+    if ends:
+        pad = 0.03 * (max(ends) - min(0.0, min(ends)) or 1.0)
+        ax.set_xlim(min(0.0, min(ends)) - pad, max(ends) + pad)
     return _finish(fig, "chart-km", "Time to readmission (Kaplan–Meier)",
                    "Curves are read on a coarse grid and stop when few remain at risk (disclosure control).")
 

@@ -29,12 +29,25 @@ class Table:
     note: str = ""
     complementary_marker: str | None = None  # how a cell withheld to protect another is written
 
+    def _column(self, frame: pd.DataFrame, col: str) -> list[Any]:
+        """A column as a list, kept while the frame is the same object: writers read a table
+        cell by cell, and a pandas row per cell cost seconds for a large report."""
+        cache = self.__dict__.setdefault("_columns", {})
+        key = (id(frame), col)
+        if key not in cache:
+            cache[key] = (frame, frame[col].tolist())  # the frame is held so its id stays its own
+        return cache[key][1]
+
+    def value(self, i: int, col: str) -> Any:
+        """The cell's value (None or NaN when it has none)."""
+        return self._column(self.frame, col)[i]
+
     def reason(self, i: int, col: str) -> str | None:
         """Why a cell is hidden: "small", "complementary", or None when it is shown."""
         h = self.hidden
         if h is None or col not in h.columns:
             return None
-        v = h.iloc[i][col]
+        v = self._column(h, col)[i]
         if v is None or v is False or (isinstance(v, float) and math.isnan(v)):
             return None
         return v if isinstance(v, str) else ("small" if bool(v) else None)
@@ -63,7 +76,7 @@ class Table:
         """The cell as text: the rule's marker when hidden, a dash when there is no value."""
         if self.is_hidden(i, col):
             return self.marker(i, col, marker)
-        return format_value(self.frame.iloc[i][col], self.formats.get(col))
+        return format_value(self.value(i, col), self.formats.get(col))
 
 
 def format_value(v: Any, fmt: str | None) -> str:

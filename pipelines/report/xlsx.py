@@ -32,7 +32,7 @@ def table_rows(t: Table, marker: str, *, headings: bool = True) -> tuple[list[st
     for i in range(t.frame.shape[0]):
         row = []
         for c in t.frame.columns:
-            v = t.frame.iloc[i][c]
+            v = t.value(i, c)
             if t.is_hidden(i, c):
                 v = t.marker(i, c, marker)
             elif v is None or (isinstance(v, float) and math.isnan(v)):

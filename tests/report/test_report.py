@@ -16,8 +16,8 @@ import pytest
 from pipelines.cli import main
 from pipelines.disclosure import DisclosureError
 
-CHART_IDS = ("chart-rates", "chart-forest", "chart-love-iptw_ate", "chart-love-iptw_att", "chart-love-overlap",
-             "chart-overlap", "chart-km", "chart-trend", "chart-funnel", "chart-stepdown")
+CHART_IDS = ("chart-rates", "chart-forest", "chart-love", "chart-overlap", "chart-km", "chart-trend", "chart-funnel",
+             "chart-stepdown")
 SECTION_ORDER = ("summary", "data-quality", "cohort", "rates", "comparison", "survival", "trends", "sites",
                  "stepdown", "appendix")
 # records-v1: level_of_care from asam_level when only that is given
@@ -150,6 +150,7 @@ def test_balance_for_every_weighting_method_and_the_warning_follows_it(html, ana
     comparison = _section(html, "comparison")
     for m in methods:
         assert f'<table id="table-balance-{m}">' in comparison
+    assert "Covariate balance before and after each weighting method (Love plot)" in comparison
     # overlap weights balance means exactly; IPTW need not: the table must not show 0.000 for all
     ate = _table(html, "table-balance-iptw_ate")[1:]
     assert any(c[2] != "0.000" and c[2] != "-0.000" for c in ate)
