@@ -11,14 +11,17 @@ Everything the report and the exports write passes through here. Two rules:
   come from the rounded cells, and no statistic is shown over 5 people or fewer.
 
 Zero is a true zero and is shown. Hidden cells become ``None`` (``suppressed=True`` on rate rows)
-and are written as the rule's marker, never as zero. :func:`check_artifact` is the last guard
+and are written as the rule's marker, never as zero. Each hidden cell has a reason: ``small``
+(the cell itself may not be shown) or ``complementary`` (withheld only so that another hidden
+cell cannot be worked out): ``suppression`` on rate rows, :func:`suppress_table_reasons` for
+tables. :func:`check_artifact` is the last guard
 before any file is written: it refuses rather than write a small count.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +67,10 @@ OPENSAFELY = Rule(
 RULES = {r.name: r for r in (CMS, OPENSAFELY)}
 
 RATE_STAT_COLS = ("rate", "ci_low", "ci_high")
+
+# Why a cell is hidden (the ``suppression`` of a rate row, the reasons of suppress_table_reasons):
+SMALL = "small"  # a count the rule forbids, a statistic over too few people, or a small complement
+COMPLEMENTARY = "complementary"  # withheld only so that another hidden cell cannot be worked out
 
 
 def get_rule(rule: str | Rule = "cms") -> Rule:
@@ -126,10 +133,12 @@ def _protect(values: list[int], hidden: list[bool], relations: list[_Relation], 
                     changed |= _hide_one_more(values, hidden, rel)
         if not changed:
             break
-    # Last resort: hide every total that is a cell, so no relation can be used.
+    # Last resort: hide every total that is a cell, so no relation can be used -- and then
+    # the line rules once more, or a total hidden here could be worked out from its members.
     for rel in relations:
         if rel.total is not None:
             hidden[rel.total] = True
+    _protect_lines(values, hidden, relations, rule)
     return hidden
 
 
@@ -221,7 +230,12 @@ LEVEL_GROUP = {"residential_short": "residential", "residential_long": "resident
                "residential_hospital": "residential"}
 
 
-def apply_rates(rows: Iterable[Mapping[str, Any]], rule: str | Rule = "cms") -> list[dict[str, Any]]:
+def apply_rates(
+    rows: Iterable[Mapping[str, Any]],
+    rule: str | Rule = "cms",
+    *,
+    period_quarters: Collection[str] | None = None,
+) -> list[dict[str, Any]]:
     """Rates rows (rates.csv columns) made safe to publish.
 
     All rows of one definition (and version) are protected together, because they are tied
@@ -229,25 +243,60 @@ def apply_rates(rows: Iterable[Mapping[str, Any]], rule: str | Rule = "cms") -> 
     ``all`` row (or, without one, is assumed published); ``level_of_care`` rows add up to
     their ``level_group`` row; a multi-dimension ``group_by`` (``level_group,quarter`` with
     group ``iop|2026Q3``) gives one total per line.
+
+    ``period_quarters``: the quarters of the reporting period, when the ``all`` row and the
+    other single-dimension rows cover that period while the quarter rows (``quarter`` and
+    ``level_group,quarter``) cover a longer trend window. The quarter rows inside the period
+    then add up to the ``all`` row, a group's ``g|quarter`` rows inside the period to the
+    group's own row, and one quarter's ``g|quarter`` rows to that quarter's row (each only
+    where the sums agree; otherwise the sum is taken as published, as is the trend's total).
+    A sum that is itself 1..high, or of a single row, is not taken as published: the rule
+    keeps such a total out of every output. Without ``period_quarters`` nothing changes.
+
+    Every row gets ``suppression``: None when its rate is shown, ``"small"`` when the row
+    itself may not be shown (a small numerator, denominator or complement, a denominator too
+    small for a statistic, or the row arrived hidden), ``"complementary"`` when it is hidden
+    only so that another hidden row cannot be worked out from totals. A row arriving with a
+    reason keeps it (rows disclosed once may be disclosed again).
     """
     r = get_rule(rule)
     out = [dict(row) for row in rows]
     for row in out:
         row["numerator"] = _count(row.get("numerator"))
         row["denominator"] = _count(row.get("denominator"))
-        row["suppressed"] = bool(row.get("suppressed"))
+        row["suppression"] = _reason(row.get("suppression"))
+        # a row arriving with a reason was hidden before: it stays hidden
+        row["suppressed"] = bool(row.get("suppressed")) or row["suppression"] is not None
     if r.round_to > 1:
         return [_round_rate_row(row, r) for row in out]
 
+    if isinstance(period_quarters, str):
+        period_quarters = [period_quarters]
+    period = None if period_quarters is None else frozenset(str(q) for q in period_quarters)
     definitions: dict[tuple, list[dict[str, Any]]] = {}
     for row in out:
         definitions.setdefault((row.get("definition_id"), row.get("definition_version")), []).append(row)
     for family in definitions.values():
-        _suppress_definition(family, r)
+        _suppress_definition(family, r, period_quarters=period)
     return out
 
 
-def _suppress_definition(rows: list[dict[str, Any]], r: Rule) -> None:
+def _reason(x: Any) -> str | None:
+    """An incoming ``suppression`` value: None, NaN, pandas NA and "" mean none."""
+    try:
+        import pandas as pd
+
+        if x is pd.NA:
+            return None
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    if x is None or _isnan(x) or x == "":
+        return None
+    return str(x)
+
+
+def _suppress_definition(rows: list[dict[str, Any]], r: Rule, period_quarters: Collection[str] | None = None
+                         ) -> None:
     dens = [row["denominator"] or 0 for row in rows]
     nums = [row["numerator"] or 0 for row in rows]
     # rows may arrive disclosed already (analyze applies the rule): keep what was hidden
@@ -257,10 +306,11 @@ def _suppress_definition(rows: list[dict[str, Any]], r: Rule) -> None:
         or not r.stat_allowed(d)
         for row, dh, k, d in zip(rows, den_hidden, nums, dens)
     ]
-    den_hidden = _protect(dens, den_hidden, _rate_relations(rows, dens), r)
+    small = list(num_hidden)  # hidden for the row's own numbers; the rest only protect others
+    den_hidden = _protect(dens, den_hidden, _rate_relations(rows, dens, period_quarters, r), r)
     # A rate beside a shown numerator gives the denominator back: hidden denominator, hidden row.
     num_hidden = [a or b for a, b in zip(num_hidden, den_hidden)]
-    num_hidden = _protect(nums, num_hidden, _rate_relations(rows, nums), r)
+    num_hidden = _protect(nums, num_hidden, _rate_relations(rows, nums, period_quarters, r), r)
     for k, row in enumerate(rows):
         if den_hidden[k]:
             row["denominator"] = None
@@ -269,28 +319,53 @@ def _suppress_definition(rows: list[dict[str, Any]], r: Rule) -> None:
             for col in RATE_STAT_COLS:
                 row[col] = None
             row["suppressed"] = True
+            if row["suppression"] is None:
+                row["suppression"] = SMALL if small[k] else COMPLEMENTARY
 
 
-def _rate_relations(rows: list[dict[str, Any]], values: list[int]) -> list[_Relation]:
+QUARTER_DIMS = ("quarter", "discharge_quarter")
+
+
+def _rate_relations(rows: list[dict[str, Any]], values: list[int], period_quarters: Collection[str] | None = None,
+                    rule: Rule = CMS) -> list[_Relation]:
     by_family: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
         by_family.setdefault(str(row.get("group_by") or "all"), []).append(i)
     overall = by_family.get("all", [])
     total_cell = overall[0] if len(overall) == 1 else None
+    period = period_quarters is not None
     rels: list[_Relation] = []
     for group_by, members in by_family.items():
         if group_by == "all":
             continue
         dims = _dims(group_by)
         if len(dims) <= 1:
-            rels.append(_total(members, total_cell, values))
+            if period and dims and dims[0] in QUARTER_DIMS:
+                # quarters over a trend window: the period's quarters add up to the all row;
+                # the window's total is taken as published (it may be, elsewhere) unless it is
+                # the all row's too (a window no longer than the period)
+                inside = [i for i in members if str(rows[i].get("group")) in period_quarters]
+                rels += _period_total(inside, total_cell, values, rule)
+                if len(inside) < len(members):
+                    rels += _period_total(members, total_cell, values, rule)
+            else:
+                rels.append(_total(members, total_cell, values))
             continue
         keys = {i: _parts(rows[i].get("group"), len(dims)) for i in members}
         for d in range(len(dims)):
             lines: dict[tuple, list[int]] = {}
             for i in members:
                 lines.setdefault(tuple(keys[i][:d] + keys[i][d + 1:]), []).append(i)
-            rels += [_Relation(members=m, known=sum(values[i] for i in m)) for m in lines.values()]
+            if not period:
+                rels += [_Relation(members=m, known=sum(values[i] for i in m)) for m in lines.values()]
+                continue
+            # Beside a trend, a line's total is a row of the other dimensions' family when it
+            # has that row's value (the level_group,quarter cells of one quarter add up to the
+            # quarter's row): tied to that row, which may be hidden, not taken as published.
+            parents = _rows_by_key(rows, by_family, dims[:d] + dims[d + 1:])
+            rels += [rel for key, m in lines.items() for rel in _period_total(m, parents.get(key), values, rule)]
+        if period:
+            rels += _period_relations(rows, values, by_family, members, dims, keys, period_quarters, rule)
     # level_of_care rows add up to their level_group row
     groups = {rows[i].get("group"): i for i in by_family.get("level_group", [])}
     children: dict[int, list[int]] = {}
@@ -303,6 +378,51 @@ def _rate_relations(rows: list[dict[str, Any]], values: list[int]) -> list[_Rela
         if sum(values[i] for i in members) == values[parent]:
             rels.append(_Relation(members=members, total=parent))
     return rels
+
+
+def _rows_by_key(rows, by_family, dims: list[str]) -> dict[tuple, int]:
+    """The rows of the family grouped by exactly ``dims``, by their group split into parts."""
+    family = next((f for f in by_family if f != "all" and _dims(f) == dims), None) if dims else None
+    out: dict[tuple, int] = {}
+    for i in by_family.get(family, []) if family is not None else []:
+        out.setdefault(tuple(_parts(rows[i].get("group"), len(dims))), i)
+    return out
+
+
+def _period_relations(rows, values, by_family, members, dims, keys, period_quarters, rule) -> list[_Relation]:
+    """A ``level_group,quarter`` family over a trend window: for each level group g, the rows
+    ``g|q`` with q in the period add up to g's own (period) row. The same for any dimensions
+    beside one quarter dimension (``site,quarter`` to the ``site`` rows)."""
+    qdims = [d for d, name in enumerate(dims) if name in QUARTER_DIMS]
+    if len(qdims) != 1:
+        return []
+    qd = qdims[0]
+    parents = _rows_by_key(rows, by_family, dims[:qd] + dims[qd + 1:])
+    inside: dict[tuple, list[int]] = {}
+    for i in members:
+        if keys[i][qd] in period_quarters:
+            inside.setdefault(tuple(keys[i][:qd] + keys[i][qd + 1:]), []).append(i)
+    return [rel for key, m in inside.items() for rel in _period_total(m, parents.get(key), values, rule)]
+
+
+def _period_total(members: list[int], total_cell: int | None, values: list[int], rule: Rule) -> list[_Relation]:
+    """``members`` add up to ``total_cell`` when their sum is its value (every episode has a
+    quarter); otherwise their sum is taken as published (:func:`_assumed`)."""
+    if not members:
+        return []
+    rel = _total(members, total_cell, values)
+    return [rel] if rel.total is not None else _assumed(members, values, rule)
+
+
+def _assumed(members: list[int], values: list[int], rule: Rule) -> list[_Relation]:
+    """A total that is no row's, assumed published elsewhere (conservative) -- except where it
+    cannot be: a count the rule forbids is published nowhere, and one row's "total" is the row
+    itself (assuming it published would leave that row impossible to hide, and the engine's last
+    resort would then hide every total row)."""
+    s = sum(values[i] for i in members)
+    if len(members) < 2 or rule.is_small(s):
+        return []
+    return [_Relation(members=members, known=s)]
 
 
 def _total(members: list[int], total_cell: int | None, values: list[int]) -> _Relation:
@@ -323,6 +443,14 @@ def _parts(group: Any, n: int) -> list[str]:
 
 
 def _round_rate_row(row: dict[str, Any], r: Rule) -> dict[str, Any]:
+    """OpenSAFELY: no complementary suppression, so every redacted row is ``small``."""
+    out = _round_rate_counts(row, r)
+    if out["suppressed"] and out["suppression"] is None:
+        out["suppression"] = SMALL
+    return out
+
+
+def _round_rate_counts(row: dict[str, Any], r: Rule) -> dict[str, Any]:
     num, den = row["numerator"], row["denominator"]
     if row["suppressed"] or den is None or num is None or not r.stat_allowed(den) or r.is_small(den):
         row.update(numerator=None, denominator=None, suppressed=True, **dict.fromkeys(RATE_STAT_COLS))
@@ -368,7 +496,30 @@ def suppress_table(
     ``margins`` (True or "both") a ``total_col`` column (row sums) and, per sub-table, a total
     row (column sums, labelled ``total_label`` in the last label column) are added and protected
     with the cells; ``"rows"`` adds only the total column, ``"cols"`` only the total row. Returns ``(shown, hidden)``: hidden cells are ``None`` in ``shown`` and ``True`` in
-    ``hidden`` (a frame of the count columns).
+    ``hidden`` (a frame of the count columns). :func:`suppress_table_reasons` gives the reason
+    for each hidden cell instead.
+    """
+    shown, reasons = suppress_table_reasons(df, count_cols, groups, margins=margins, total_col=total_col,
+                                            total_label=total_label, rule=rule)
+    return shown, reasons.notna().astype(bool)
+
+
+def suppress_table_reasons(
+    df: pd.DataFrame,
+    count_cols: Sequence[str],
+    groups: Sequence[str] | str | None = None,
+    *,
+    margins: bool | str = True,
+    total_col: str = "total",
+    total_label: str = "total",
+    rule: str | Rule = "cms",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`suppress_table`, with the reason each cell is hidden.
+
+    Returns ``(shown, reasons)``: ``shown`` as :func:`suppress_table` gives it; ``reasons`` a
+    frame of the count columns (and the total column) holding, per cell, None (shown),
+    ``"small"`` (the cell's own count is one the rule forbids) or ``"complementary"`` (not
+    small itself, withheld so that a small cell cannot be worked out from the totals).
     """
     import pandas as pd
 
@@ -402,12 +553,23 @@ def suppress_table(
         shown, hidden = _protect_matrix(mat, add_col, add_row, r)
         for j, c in enumerate(cols):
             sub[c] = pd.Series(shown[j], dtype="object")
-            sub[f"__hidden__{c}"] = hidden[j]
+            reasons = [_cell_reason(v, h, r) for v, h in zip(mat[j], hidden[j])]
+            sub[f"{_REASON}{c}"] = pd.Series(reasons, dtype="object")
         pieces.append(sub)
     out = pd.concat(pieces, ignore_index=True) if pieces else df.copy()
-    hidden_cols = [c for c in out.columns if c.startswith("__hidden__")]
-    mask = out[hidden_cols].rename(columns=lambda c: c[len("__hidden__"):]).astype(bool)
-    return out.drop(columns=hidden_cols), mask
+    reason_cols = [c for c in out.columns if c.startswith(_REASON)]
+    reasons = out[reason_cols].rename(columns=lambda c: c[len(_REASON):]).astype(object)
+    reasons = reasons.where(reasons.notna(), None)
+    return out.drop(columns=reason_cols), reasons
+
+
+_REASON = "__reason__"
+
+
+def _cell_reason(value: int, hidden: bool, r: Rule) -> str | None:
+    if not hidden:
+        return None
+    return SMALL if r.is_small(value) else COMPLEMENTARY
 
 
 def _protect_matrix(mat: list[list[int]], add_col: bool, add_row: bool, r: Rule):
@@ -482,14 +644,38 @@ def apply_comparisons(
         hide = any(hidden_rates.get((d, str(row.get(k))), False) for k in ("arm", "reference"))
         hide |= any(n is not None and not r.stat_allowed(n) for n in sizes)
         if hide:  # every number of the row: the arms' risks are the hidden rates themselves
-            row.update(dict.fromkeys(COMPARISON_STATS[:3] + tuple(c for c in COMPARISON_STATS if c in row)))
+            _blank_comparison(row)
         row["suppressed"] = hide
         out.append(row)
     return out
 
 
 COMPARISON_STATS = ("estimate", "ci_low", "ci_high", "se", "p_value", "risk_arm", "risk_reference", "e_value",
-                    "e_value_ci")
+                    "e_value_ci", "p_holm", "p_bh")
+
+
+def _is_p_value_column(name: Any) -> bool:
+    """A p-value of the row's estimate (``p_value``, ``p_holm``, ``p_bh``, ``p_noninferiority``,
+    ``interaction_p_value``, ...): beside the hidden estimate's shown neighbours (or each other:
+    a multiplicity-adjusted p-value is a known function of the raw one) it gives it back."""
+    name = str(name).lower()
+    return name == "p_value" or name.startswith("p_") or name.endswith("_p_value")
+
+
+def _is_interval_column(name: Any) -> bool:
+    """``ci95_low``, ``ci90_high``: the other intervals some rows carry beside ``ci_low/high``."""
+    name = str(name).lower()
+    return name.startswith("ci") and name.endswith(("_low", "_high")) and name[2:].split("_")[0].isdigit()
+
+
+def _blank_comparison(row: dict[str, Any]) -> None:
+    """Every number of a hidden comparison row becomes None: estimate and interval always, and
+    whichever of the other statistics (standard error, p-values raw or adjusted, the arms' risks,
+    E-values, further intervals) the row carries."""
+    row.update(dict.fromkeys(COMPARISON_STATS[:3]))
+    for key in list(row):
+        if key in COMPARISON_STATS or _is_p_value_column(key) or _is_interval_column(key):
+            row[key] = None
 
 
 # --------------------------------------------------------------------------- Kaplan-Meier
@@ -654,7 +840,9 @@ def apply_comparative(
     hidden = {(x["definition_id"], x["method"]) for x in shown if x["suppressed"]}
     out["noninferiority"] = [
         {**x, "estimate": None, "ci95_low": None, "ci95_high": None, "ci90_low": None, "ci90_high": None,
-         "conclusion": "not shown: too few people to publish"}
+         **{k: None for k in x if k == "se" or _is_p_value_column(k)},  # p_noninferiority, p_equivalence
+         # the verdicts say which side of the margin the hidden interval lies
+         "noninferior": None, "equivalent": None, "conclusion": "not shown: too few people to publish"}
         if (x.get("definition_id"), x.get("method")) in hidden else dict(x)
         for x in comparative.get("noninferiority") or []
     ]
@@ -683,9 +871,11 @@ def apply_comparative(
         km["events"] = {g: shown_count(v, r) for g, v in (km.get("events") or {}).items()}
         survival = {**survival, "readmission": km}
     out["survival"] = survival
+    # a subgroup's size is a count like any other (rounded under OpenSAFELY)
     out["modification"] = [
-        x if r.stat_allowed(x.get("n")) else {**x, "estimate": None, "ci_low": None, "ci_high": None, "n": None,
-                                              "note": "not shown: too few people to publish"}
+        {**x, "n": shown_count(x.get("n"), r)} if r.stat_allowed(x.get("n"))
+        else {**x, "estimate": None, "ci_low": None, "ci_high": None, "n": None,
+              "note": "not shown: too few people to publish"}
         for x in comparative.get("modification") or []
     ]
     return out

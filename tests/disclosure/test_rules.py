@@ -35,7 +35,9 @@ def test_cms_small_numerator_hides_numerator_rate_and_interval_and_a_complement(
     assert out["iop"]["ci_low"] is None and out["iop"]["ci_high"] is None
     assert out["iop"]["denominator"] == 40 and out["iop"]["suppressed"] is True
     assert out["php"]["numerator"] is None and out["php"]["suppressed"] is True
-    assert out["residential"] == {**rows[2], "suppressed": False}
+    assert out["residential"] == {**rows[2], "suppressed": False, "suppression": None}
+    # iop's own numerator is small; php's is withheld only to protect it
+    assert (out["iop"]["suppression"], out["php"]["suppression"]) == ("small", "complementary")
 
 
 def test_cms_small_complement_is_hidden_because_den_minus_num_is_recoverable():
