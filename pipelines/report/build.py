@@ -210,8 +210,9 @@ def _followup(ctx: _Context, s: Section) -> None:
     rows = [x for x in ctx.rows(("level_group",)) if str(x["definition_id"]).startswith(FOLLOWUP_PREFIX)]
     na = sorted((k for k in ctx.not_applicable if k.startswith(FOLLOWUP_PREFIX)), key=_window)
     if rows:
+        by_window = sorted({str(x["definition_id"]) for x in rows}, key=_window)  # 30, 90, 180, 365 days
         s.tables.append(tables.rates_table(
-            rows, ctx.labels, id="table-followup", title="Follow-up response rate (target 80%)",
+            rows, {d: ctx.labels.get(d, d) for d in by_window}, id="table-followup", title="Follow-up response rate (target 80%)",
             note="Reached / native discharges whose window had ended by the data end date (deaths excluded), as "
                  "in the followup_reached_* definitions."))
         rated = [x for x in rows if x.get("rate") is not None]
