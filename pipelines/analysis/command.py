@@ -172,14 +172,16 @@ def analyze(
     rows: RateRows = table.to_dicts()
     if disclose is not None:
         rows = disclose(rows)
-    shown = disclosure.apply_rates([*rows, *trend_rows], r, period_quarters=info.quarters)
-    rows, trends = shown[:len(rows)], shown[len(rows):]
-    if "quarter" in groupings:  # the period's quarters: the same (disclosed) cells as the trend's
-        rows += [x for x in trends if x["group_by"] == "quarter" and x["group"] in info.quarters]
+    # read before disclosure: a rule that hides a denominator of 0 (OpenSAFELY) must not hide
+    # that a definition does not apply
     not_applicable = {
         x["definition_id"]: x["note"] for x in rows
         if x["denominator"] == 0 and x["group_by"] == "all" and (x["note"] or "").startswith("not applicable")
     }
+    shown = disclosure.apply_rates([*rows, *trend_rows], r, period_quarters=info.quarters)
+    rows, trends = shown[:len(rows)], shown[len(rows):]
+    if "quarter" in groupings:  # the period's quarters: the same (disclosed) cells as the trend's
+        rows += [x for x in trends if x["group_by"] == "quarter" and x["group"] in info.quarters]
     comparative = _without(comparative, not_applicable)
     comparative = disclosure.apply_comparative(comparative, rows, r)
     now = dt.datetime.now(dt.UTC)

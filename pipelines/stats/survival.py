@@ -119,6 +119,11 @@ def cox_ph(
         zbar = s1 / s0
         U = float((w * d * (z - zbar)).sum())
         info = float((w * d * (zbar - zbar**2)).sum())  # z is 0/1 so S2 = S1
+        if not info > 0 or abs(beta) > 20:
+            # every event in one arm: the likelihood is monotone and beta runs off to infinity
+            # (the information reaches 0 before the estimate could be called unconverged)
+            return NotEstimable("Cox model did not converge (the hazard ratio is 0 or infinite: every "
+                                "readmission in one arm)", "cox-ph", n)
         step = U / info
         beta += step
         if abs(step) < 1e-10:
