@@ -66,25 +66,6 @@ RATE_TABLE_SOURCES = {
 }
 RATE_COLS = ("numerator", "denominator", "rate", "ci_low", "ci_high")
 
-# Package bugs this file found (see their strict xfails below). The property test tolerates
-# exactly these signatures so that it keeps looking for new ones; once the package is fixed the
-# strict xfail fails as XPASS: delete it, the constant and its tolerance in the property test.
-COX_BUG = (
-    "pipelines/stats/survival.py cox_ph raises ZeroDivisionError (step = U / info) when every readmission "
-    "falls in one arm: the likelihood is monotone, Newton's beta runs off until zbar is exactly 0 or 1 at "
-    "every event and the information is 0, before the 'abs(beta) > 20' guard is reached; "
-    "pipelines/analysis/comparative.py _survival does not catch it, so `levelcare analyze` dies with a "
-    "traceback and no results.json, report or export is written")
-OPENSAFELY_NA_BUG = (
-    "under the OpenSAFELY rule no definition is ever 'not applicable': pipelines/analysis/command.py analyze "
-    "finds them among the disclosed rate rows (denominator == 0 on the 'all' row), but "
-    "pipelines/disclosure.py _round_rate_counts hides a denominator of 0 as a small count (None, "
-    "suppression 'small': stat_allowed(0) is false). results.json then lists no not-applicable definition, "
-    "every definition says applicable, the CARF export shows followup_reached_90d and abstinent_90d_itt as "
-    "[REDACTED] rows instead of 'not applicable', and the report says 'follow-up response: not available: "
-    "no followup_reached_* definition was analysed'")
-
-
 # --------------------------------------------------------------------------- the cases
 @dataclass(frozen=True)
 class Case:
@@ -689,20 +670,15 @@ CASE_CHECKS = {
 }
 
 
-def check_everything(b: Built, *, tolerate_known: bool = False) -> None:
-    """Every invariant a data set must hold (the property test checks these for any draw).
-    ``tolerate_known``: skip what the known package bug above breaks, and only that."""
+def check_everything(b: Built) -> None:
+    """Every invariant a data set must hold (the property test checks these for any draw)."""
     check_files(b)
     check_documents_disclose_nothing(b)
     check_results_model_discloses_nothing(b)
     check_rates_are_the_models(b)
-    na_bug = False  # OPENSAFELY_NA_BUG, fixed: not-applicable is read before disclosure
-    if not na_bug:
-        check_not_applicable(b)
+    check_not_applicable(b)  # under OpenSAFELY too (it once hid that a definition does not apply)
     check_cohort_from_extracts(b)
-    all_data = b.case.quarter is None and b.case.period is None
-    if all_data and b.case.shape in SHAPE_CHECKS and not (na_bug and b.case.shape in ("no_followups",
-                                                                                       "followups_30d_only")):
+    if b.case.quarter is None and b.case.period is None and b.case.shape in SHAPE_CHECKS:
         SHAPE_CHECKS[b.case.shape](b)
     if b.case.rule == "opensafely":
         check_opensafely(b)
@@ -802,19 +778,13 @@ def test_a_period_without_discharges_is_refused_in_one_line(outputs, tmp_path):
 
 
 def test_every_readmission_in_one_arm_does_not_crash_the_analysis(tmp_path):
-    """Once COX_BUG: the Cox model's information reached 0 and analyze died with a traceback.
+    """Once a ZeroDivisionError in pipelines/stats/survival.py cox_ph: with every readmission in
+    one arm the Cox model's information reached 0 and analyze died with a traceback.
     The hazard ratio is now not estimable, said so, and every document is written."""
     b = build_outputs(tmp_path, ONE_ARM_READMITTED)
     check_everything(b)
     cox = b.results["survival"]["readmission"]["cox"]
     assert "not_estimable" in cox and "every readmission in one arm" in cox["not_estimable"], cox
-
-
-def is_cox_bug(exc: BaseException) -> bool:
-    """The known COX_BUG is what stopped this analysis."""
-    last = traceback.extract_tb(exc.__traceback__)[-1]
-    return (isinstance(exc, ZeroDivisionError) and last.name == "cox_ph"
-            and Path(last.filename).as_posix().endswith("pipelines/stats/survival.py"))
 
 
 # --------------------------------------------------------------------------- property test
