@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import duckdb
+from pathlib import Path
+
 import pytest
 
 from pipelines import contracts, marts
@@ -16,6 +18,9 @@ TEDS_COLUMNS = ["episode_id", "site_id", "discharge_year", "teds_era", "services
 def test_committed_dictionary_is_generated():
     committed = (contracts_dir() / "DICTIONARY.md").read_text(encoding="utf-8")
     assert committed == contracts.dictionary_markdown(), "run `levelcare ingest --write-dictionary`"
+    # the records spec users of a clone read (README): the same generated text
+    published = (Path(__file__).resolve().parents[2] / "docs" / "records.md").read_text(encoding="utf-8")
+    assert published == contracts.dictionary_markdown(), "run `levelcare ingest --write-dictionary docs/records.md`"
 
 
 @pytest.mark.parametrize("kind", contracts.KINDS)
