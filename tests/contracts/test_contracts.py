@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import duckdb
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from pipelines import contracts, marts
