@@ -42,6 +42,7 @@ class Rule:
     min_stat_n: int  # no mean, rate or interval over this many people or fewer
     marker: str  # how a hidden cell is written in text outputs
     note: str
+    complementary_marker: str = ""  # a cell withheld only to protect another ("" = the marker)
 
     def is_small(self, n: Any) -> bool:
         return n is not None and not _isnan(n) and 1 <= n <= self.high
@@ -57,7 +58,7 @@ class Rule:
 CMS = Rule(
     name="cms", high=10, round_to=1, complementary=True, min_stat_n=10, marker="*",
     note="* not shown: a count from 1 to 10, or a cell withheld so that such a count cannot be "
-    "worked out from totals or percentages (CMS cell-size rule).",
+    "worked out from totals or percentages (CMS cell-size rule).", complementary_marker="†",
 )
 OPENSAFELY = Rule(
     name="opensafely", high=7, round_to=5, complementary=False, min_stat_n=5, marker="[REDACTED]",
@@ -632,20 +633,25 @@ def apply_comparisons(
     people. The arm sizes themselves are dropped: the rates table shows the denominators.
     """
     r = get_rule(rule)
+    # why each arm's rate is hidden (None: shown)
     hidden_rates = {
-        (str(x.get("definition_id")), str(x.get("group"))): x.get("rate") is None
-        for x in rates if x.get("group_by") in ("level_group", "level_of_care")
+        (str(x.get("definition_id")), str(x.get("group"))): (x.get("suppression") or SMALL) if x.get("rate") is None
+        else None for x in rates if x.get("group_by") in ("level_group", "level_of_care")
     }
     out = []
     for row in rows:
         row = dict(row)
         d = str(row.get("definition_id"))
         sizes = [_count(row.pop(k, None)) for k in ("n_arm", "n_reference")]
-        hide = any(hidden_rates.get((d, str(row.get(k))), False) for k in ("arm", "reference"))
-        hide |= any(n is not None and not r.stat_allowed(n) for n in sizes)
+        why = [w for w in (hidden_rates.get((d, str(row.get(k)))) for k in ("arm", "reference")) if w]
+        small_arm = any(n is not None and not r.stat_allowed(n) for n in sizes)
+        hide = bool(why) or small_arm
         if hide:  # every number of the row: the arms' risks are the hidden rates themselves
             _blank_comparison(row)
         row["suppressed"] = hide
+        # complementary only when every rate it would give back was withheld to protect another
+        row["suppression"] = None if not hide else (
+            COMPLEMENTARY if why and not small_arm and all(w == COMPLEMENTARY for w in why) else SMALL)
         out.append(row)
     return out
 
@@ -837,13 +843,14 @@ def apply_comparative(
             ok = not row["suppressed"] and dens.get((d, str(group))) == _count(n)
             row[key] = shown_count(n, r) if ok else None
     out["comparisons"] = shown
-    hidden = {(x["definition_id"], x["method"]) for x in shown if x["suppressed"]}
+    hidden = {(x["definition_id"], x["method"]): x["suppression"] for x in shown if x["suppressed"]}
     out["noninferiority"] = [
         {**x, "estimate": None, "ci95_low": None, "ci95_high": None, "ci90_low": None, "ci90_high": None,
          **{k: None for k in x if k == "se" or _is_p_value_column(k)},  # p_noninferiority, p_equivalence
          # the verdicts say which side of the margin the hidden interval lies
-         "noninferior": None, "equivalent": None, "conclusion": "not shown: too few people to publish"}
-        if (x.get("definition_id"), x.get("method")) in hidden else dict(x)
+         "noninferior": None, "equivalent": None, "conclusion": "not shown: too few people to publish",
+         "suppression": hidden[(x.get("definition_id"), x.get("method"))]}
+        if (x.get("definition_id"), x.get("method")) in hidden else {**x, "suppression": None}
         for x in comparative.get("noninferiority") or []
     ]
     out["diagnostics"] = [
@@ -873,9 +880,9 @@ def apply_comparative(
     out["survival"] = survival
     # a subgroup's size is a count like any other (rounded under OpenSAFELY)
     out["modification"] = [
-        {**x, "n": shown_count(x.get("n"), r)} if r.stat_allowed(x.get("n"))
+        {**x, "n": shown_count(x.get("n"), r), "suppression": None} if r.stat_allowed(x.get("n"))
         else {**x, "estimate": None, "ci_low": None, "ci_high": None, "n": None,
-              "note": "not shown: too few people to publish"}
+              "note": "not shown: too few people to publish", "suppression": SMALL}
         for x in comparative.get("modification") or []
     ]
     return out

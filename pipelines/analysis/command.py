@@ -190,14 +190,14 @@ def analyze(
         created_at=now.isoformat(timespec="seconds"),
         levelcare_version=__version__,
         period=info,
-        disclosure=m.DisclosureInfo(rule=r.name, marker=r.marker, complementary_marker=COMPLEMENTARY_MARKER[r.name],
-                                    note=r.note, high=r.high, round_to=r.round_to, statistic_floor=r.min_stat_n),
+        disclosure=m.DisclosureInfo(rule=r.name, marker=r.marker,
+                                    complementary_marker=r.complementary_marker or r.marker, note=r.note, high=r.high, round_to=r.round_to, statistic_floor=r.min_stat_n),
         inputs=inputs,
         definitions=[{**d.as_dict(), "applicable": d.id not in not_applicable,
                       "not_applicable_reason": not_applicable.get(d.id)} for d in definitions],
         not_applicable=[{"id": k, "note": v} for k, v in not_applicable.items()],
         rates=rows, trends=trends,
-        comparisons=_with_reasons(comparative.get("comparisons", []), rows),
+        comparisons=comparative.get("comparisons", []),
         balance=comparative.get("balance", []),
         # dates leave the warehouse no finer than a quarter
         diagnostics={
@@ -208,19 +208,13 @@ def analyze(
             "not_estimable": comparative.get("not_estimable"),
         },
         survival=comparative.get("survival", {}),
-        noninferiority=[{**x, "suppression": "small" if x.get("estimate") is None and "not shown" in
-                         str(x.get("conclusion")) else None} for x in comparative.get("noninferiority", [])],
-        modification=[{**x, "suppression": "small" if x.get("n") is None else None}
-                      for x in comparative.get("modification", [])],
+        noninferiority=comparative.get("noninferiority", []),
+        modification=comparative.get("modification", []),
         cohort=cohort, table_one=table_one, instruments=instruments, data_quality=quality,
     )
     write_outputs(results, Path(out_dir))
     log.info("analyze: %d definitions, %d rate rows, %d trend rows", len(definitions), len(rows), len(trends))
     return results.model_dump(mode="json")
-
-
-# how a cell withheld only to protect another is written (the rule's own marker: a small one)
-COMPLEMENTARY_MARKER = {"cms": "†", "opensafely": "[REDACTED]"}
 
 
 def write_outputs(results: Any, out_dir: Path) -> None:
@@ -257,22 +251,6 @@ def _without(comparative: dict[str, Any], not_applicable: dict[str, str]) -> dic
     out = dict(comparative)
     for key in ("comparisons", "noninferiority", "modification"):
         out[key] = [x for x in comparative.get(key) or [] if x.get("definition_id") not in not_applicable]
-    return out
-
-
-def _with_reasons(comparisons: list[dict[str, Any]], rates: RateRows) -> list[dict[str, Any]]:
-    """A hidden comparison says why: ``complementary`` when every rate it would give back was
-    withheld only to protect another cell, else ``small``."""
-    why = {(str(x["definition_id"]), str(x["group"])): x.get("suppression") for x in rates
-           if x["group_by"] in ("level_group", "level_of_care")}
-    out = []
-    for x in comparisons:
-        reason = None
-        if x.get("suppressed"):
-            mine = [why.get((str(x["definition_id"]), str(x.get(k)))) for k in ("arm", "reference")]
-            hidden = [w for w in mine if w]
-            reason = "complementary" if hidden and all(w == "complementary" for w in hidden) else "small"
-        out.append({**x, "suppression": reason})
     return out
 
 

@@ -117,8 +117,7 @@ def indicator_table(shown_rates: Sequence[Mapping[str, Any]], indicators: Mappin
                 "ci_low": b.get("ci_low"), "ci_high": b.get("ci_high"), "period": period,
                 "target_met": None if rate is None else ("yes" if rate >= target else "no"),
             })
-            why = (b.get("suppression") or "small") if b.get("suppressed") else None
-            hid.append({c: why if b.get(c) is None else None
+            hid.append({c: tables.row_reason(b) if b.get(c) is None else None
                         for c in ("numerator", "denominator", "rate", "ci_low", "ci_high")})
     import pandas as pd
 

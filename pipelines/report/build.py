@@ -485,8 +485,7 @@ def _trend_series(ctx: _Context) -> tuple[str | None, dict[str, dict[str, Any]]]
                           "numerator": [x.get("numerator") for x in rows_q],
                           "denominator": [x.get("denominator") for x in rows_q], "pbar": pbar, "limits": limits,
                           "present": [bool(x) for x in rows_q],
-                          "suppression": [x.get("suppression") or ("small" if x.get("suppressed") else None)
-                                          for x in rows_q]}
+                          "suppression": [tables.row_reason(x) for x in rows_q]}
             return d, out
     return None, {}
 

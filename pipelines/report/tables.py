@@ -17,12 +17,17 @@ from pipelines.report.model import Table
 from pipelines.results.warehouse_sections import level_order
 
 
+def row_reason(row: Mapping[str, Any]) -> str | None:
+    """Why a disclosed row (a rate, a comparison) is hidden: its ``suppression`` ("small" when
+    the row does not say); None when it is shown."""
+    return (row.get("suppression") or "small") if row.get("suppressed") else None
+
+
 def _reasons(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> pd.DataFrame:
-    """Why each empty cell of disclosed rate-like rows is empty: the row's ``suppression``
-    ("small" when the row does not say), None where the cell is shown or has no value."""
+    """Why each empty cell of disclosed rate-like rows is empty (None where the cell is shown or
+    has no value)."""
     return pd.DataFrame(
-        [{c: ((r.get("suppression") or "small") if r.get(c) is None and r.get("suppressed") else None)
-          for c in cols} for r in rows],
+        [{c: row_reason(r) if r.get(c) is None else None for c in cols} for r in rows],
         columns=list(cols), dtype=object,
     )
 
@@ -148,8 +153,8 @@ def comparisons_table(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, st
     recs = [{**{c: r.get(c) for c in cols}, "definition": labels.get(str(r.get("definition_id")),
                                                                      r.get("definition_id"))} for r in rows]
     frame = pd.DataFrame(recs, columns=cols)
-    hidden = pd.DataFrame({c: [(r.get("suppression") or "small") if r.get("suppressed") else None for r in rows]
-                           for c in ("estimate", "ci_low", "ci_high")}, dtype=object)
+    hidden = pd.DataFrame({c: [row_reason(r) for r in rows] for c in ("estimate", "ci_low", "ci_high")},
+                          dtype=object)
     return Table(id="table-comparisons", title="IOP vs residential: crude and adjusted", frame=frame,
                  hidden=hidden, formats={"estimate": "num3", "ci_low": "num3", "ci_high": "num3"},
                  headers={"definition_id": "id", "ci_low": "95% CI low", "ci_high": "95% CI high"},
