@@ -59,14 +59,14 @@ def write_accreditation_export(
     from pipelines.errors import UserError
     from pipelines.export import accreditation as acc
     from pipelines.report import tables
-    from pipelines.report.command import load_for
     from pipelines.report.xlsx import write_csv, write_workbook
+    from pipelines.results.model import load_checked
 
     if standard not in (None, *acc.STANDARDS):
         raise UserError(f"--standard: {standard!r} is not one of {', '.join(acc.STANDARDS)}")
     out_dir = Path(out_dir)
     indicators = acc.load_targets(targets)
-    results_path, results = load_for(out_dir, results_dir, period, rule)
+    results_path, results = load_checked(out_dir, results_dir, period, rule)
     d = results["disclosure"]
     marker, other = d["marker"], d["complementary_marker"]
     shown = results["rates"]

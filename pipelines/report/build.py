@@ -39,7 +39,7 @@ def _forest_rows(rows: Sequence[Mapping[str, Any]], definitions: Sequence[Mappin
     chosen: dict[str, Any] = {}
     for x in rd:
         d, m = str(x.get("definition_id")), x.get("missing_data")
-        order = (policy.get(d), None, "as_defined", "itt", "cc")
+        order = (policy.get(d), None, "itt", "cc")
         rank = order.index(m) if m in order else 99
         if d not in chosen or rank < chosen[d][0]:
             chosen[d] = (rank, m)

@@ -52,25 +52,6 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return chosen
 
 
-def load_for(out_dir: Path, results_dir: Path | None, period, rule: str | None) -> tuple[Path, dict]:
-    """The results model a document is written from, as a dict, checked against the period
-    and the disclosure rule asked for (a clear error naming the command to run otherwise)."""
-    from pipelines.results.model import find_results, load_results
-
-    path = find_results(out_dir, results_dir)
-    results = load_results(path).model_dump(mode="json")
-    held = results["period"]
-    if period is not None and period.asked and period.text() != held["asked"]:
-        asked = period.first if period.first == period.last else period.text()
-        option = f"--quarter {period.first}" if period.first == period.last else f"--period {period.text()}"
-        raise UserError(f"{path}: the results cover {held['label']}, not {asked}; run "
-                        f"`levelcare analyze --out {path.parent} {option}` first")
-    if rule is not None and rule != results["disclosure"]["rule"]:
-        raise UserError(f"{path}: the results were disclosed under the {results['disclosure']['rule']} rule, not "
-                        f"{rule}; run `levelcare analyze --out {path.parent} --disclosure {rule}` first")
-    return path, results
-
-
 def write_report(
     out_dir: Path,
     results_dir: Path | None = None,
@@ -89,7 +70,9 @@ def write_report(
     bad = [f for f in formats if f not in FORMATS]
     if bad:
         raise UserError(f"unknown report format {', '.join(bad)} (choose from {', '.join(FORMATS)})")
-    _, results = load_for(out_dir, results_dir, period, rule)
+    from pipelines.results.model import load_checked
+
+    _, results = load_checked(out_dir, results_dir, period, rule)
     docs = [(f["file_name"], os.path.relpath(f["data_docs"], out_dir.resolve()))
             for f in results["data_quality"]["validation"]["files"] if f.get("data_docs")]
     report = build.build_report(results, data_docs=docs)

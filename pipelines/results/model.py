@@ -423,6 +423,23 @@ def load_results(path: Path) -> Results:
                         f"{first['msg']} ({exc.error_count()} problem(s))") from None
 
 
+def load_checked(out_dir: Path, results_dir: Path | None, period, rule: str | None) -> tuple[Path, dict]:
+    """The results model a document is written from, as a dict, checked against the period
+    and the disclosure rule asked for (a clear error naming the command to run otherwise)."""
+    path = find_results(out_dir, results_dir)
+    results = load_results(path).model_dump(mode="json")
+    held = results["period"]
+    if period is not None and period.asked and period.text() != held["asked"]:
+        asked = period.first if period.first == period.last else period.text()
+        option = f"--quarter {period.first}" if period.first == period.last else f"--period {period.text()}"
+        raise UserError(f"{path}: the results cover {held['label']}, not {asked}; run "
+                        f"`levelcare analyze --out {path.parent} {option}` first")
+    if rule is not None and rule != results["disclosure"]["rule"]:
+        raise UserError(f"{path}: the results were disclosed under the {results['disclosure']['rule']} rule, not "
+                        f"{rule}; run `levelcare analyze --out {path.parent} --disclosure {rule}` first")
+    return path, results
+
+
 def json_schema() -> dict[str, Any]:
     schema = Results.model_json_schema()
     schema["$id"] = f"https://levelcare.invalid/results-v{SCHEMA_VERSION}.schema.json"
