@@ -100,7 +100,7 @@ def indicator_table(shown_rates: Sequence[Mapping[str, Any]], indicators: Mappin
     order = {d: i for i, d in enumerate(DOMAINS)}
     for ind, (domain, objective, target) in sorted(indicators.items(), key=lambda kv: (order[kv[1][0]], kv[0])):
         if ind in not_applicable:
-            missing.append(f"{domain}: {ind}: not applicable: {not_applicable[ind]}")
+            missing.append(f"{domain}: {ind}: {not_applicable[ind]}")
             continue
         rows = [b for b in shown_rates if str(b.get("definition_id")) == ind
                 and str(b.get("group_by")) in ("all", "level_group")]

@@ -101,7 +101,7 @@ def write_accreditation_export(
                                             title="Follow-up response rate (GPRA target 80%)"))
     dq_lines = ["Data reliability, validity, completeness and accuracy (CARF 1.M): files received, rows "
                 "quarantined with reasons, and follow-up response against the 80% target."]
-    dq_lines += [f"{k}: not applicable: {v}" for k, v in not_applicable.items() if k.startswith("followup_reached_")]
+    dq_lines += [f"{k}: {v}" for k, v in not_applicable.items() if k.startswith("followup_reached_")]
     validation = dq["validation"]
     if validation["files"]:
         failed = [c for c in validation["checks"] if c["status"] != "passed"]

@@ -223,7 +223,7 @@ def _followup(ctx: _Context, s: Section) -> None:
                              f"window/level cells shown (lowest {_pct(worst['rate'])}: {worst['group']} at "
                              f"{_window(worst['definition_id'])} days).")
     for d in na:
-        s.paragraphs.append(f"Follow-up at {_window(d)} days: not applicable: {ctx.not_applicable[d]} "
+        s.paragraphs.append(f"Follow-up at {_window(d)} days: {ctx.not_applicable[d]} "
                             "(the program does not run this window).")
     if not rows and not na:
         s.unavailable.append("follow-up response: not available: no followup_reached_* definition was analysed")
@@ -566,7 +566,7 @@ STEPDOWN = "stepdown_iop_14d"
 def _stepdown(ctx: _Context) -> Section:
     s = Section("stepdown", "Step-down from residential to IOP")
     if STEPDOWN in ctx.not_applicable:
-        s.unavailable.append(f"not applicable: {ctx.not_applicable[STEPDOWN]}")
+        s.unavailable.append(ctx.not_applicable[STEPDOWN])
         return s
     by_level = [x for x in ctx.rows(("level_of_care",)) if x["definition_id"] == STEPDOWN
                 and x.get("denominator") != 0]
