@@ -61,6 +61,7 @@ def run_definitions(args: argparse.Namespace, settings: Settings) -> int:
     print(f"success:     {d.success}")
     print(f"missing:     {d.missing}")
     print(f"window_days: {d.window_days if d.window_days is not None else '-'}")
+    print(f"followup: {d.followup or '-'}")
     print(f"requires:    {', '.join(d.requires) or '-'}")
     print("references:")
     for ref in d.references:

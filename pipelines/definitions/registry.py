@@ -26,6 +26,7 @@ from pipelines.errors import UserError
 from pipelines.resources import contracts_dir
 
 MISSING_POLICIES = ("failure", "exclude")
+FOLLOWUP_KINDS = ("interview",)
 FIELDS = {
     "id": "identifier: lower-case letters, digits, underscores; the file is <id>.yaml",
     "version": "positive integer; raise it whenever the meaning changes",
@@ -35,6 +36,10 @@ FIELDS = {
     "success": "condition that is true for a success",
     "missing": "failure (unknown counts as not successful) or exclude (dropped from the denominator)",
     "window_days": "follow-up window in days, or null",
+    "followup": "interview when success is read from the follow-up interview of window_days "
+                "(its comparisons then add ITT, complete-case and inverse-probability-of-follow-up "
+                "sensitivity rows); omit for outcomes known without an interview (e.g. readmission "
+                "from the records)",
     "references": "list of citations",
     "requires": "mart_episodes fields the definition needs; all-null in the data = not applicable",
 }
@@ -54,6 +59,7 @@ class Definition:
     window_days: int | None
     references: tuple[str, ...]
     requires: tuple[str, ...]
+    followup: str | None = None  # "interview": success comes from the follow-up interview
     origin: str = "built-in"  # or "user"
     path: Path | None = field(default=None, compare=False)
 
@@ -74,6 +80,7 @@ class Definition:
             "success": self.success,
             "missing": self.missing,
             "window_days": self.window_days,
+            "followup": self.followup,
             "references": list(self.references),
             "requires": list(self.requires),
             "origin": self.origin,
@@ -146,6 +153,11 @@ def load_file(path: Path, schema: Mapping[str, str] | None = None, origin: str =
     window = data.get("window_days")
     if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
         raise fail("window_days", "must be a positive integer or null")
+    followup = data.get("followup")
+    if followup is not None and followup not in FOLLOWUP_KINDS:
+        raise fail("followup", f"must be {' or '.join(FOLLOWUP_KINDS)}, or omitted")
+    if followup is not None and window is None:
+        raise fail("followup", "an interview outcome needs window_days (the follow-up window it is read from)")
     references = data["references"]
     if not isinstance(references, list) or not references or not all(
         isinstance(r, str) and r.strip() for r in references
@@ -176,6 +188,7 @@ def load_file(path: Path, schema: Mapping[str, str] | None = None, origin: str =
         success=data["success"].strip(),
         missing=data["missing"],
         window_days=window,
+        followup=followup,
         references=tuple(r.strip() for r in references),
         requires=tuple(requires),
         origin=origin,

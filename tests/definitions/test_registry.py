@@ -136,3 +136,26 @@ def test_cli_uses_the_workspace_from_option_or_environment(tmp_path, capsys):
     assert "origin:      user" in capsys.readouterr().out
     assert main(["definitions", "show", "mine"], environ={"LEVELCARE_DEFINITIONS": str(tmp_path)}) == 0
     assert main(["definitions", "show", "mine"], environ={}) == 2
+
+
+def test_only_interview_outcomes_are_marked_followup_interview():
+    # the follow-up sensitivity rows (ITT / complete case / IPW of follow-up) belong to outcomes
+    # read from the interview; readmission has a window but is known from the records
+    defs = registry.load_registry(None)
+    marked = {d.id for d in defs.values() if d.followup == "interview"}
+    assert marked == {f"abstinent_{w}d_{kind}" for w in (30, 90, 180, 365) for kind in ("itt", "cc")}
+    assert defs["no_readmission_90d"].window_days == 90 and defs["no_readmission_90d"].followup is None
+    assert defs["abstinent_90d_cc"].as_dict()["followup"] == "interview"
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("followup: phone\n", "field followup: must be interview, or omitted"),
+    ("followup: interview\n", "field followup: an interview outcome needs window_days"),
+])
+def test_a_bad_followup_marker_is_one_line_naming_the_field(tmp_path, extra, message):
+    text = VALID.format(id="mine", version=1, success="discharge_reason = 'completed'") + extra
+    path = _write(tmp_path, "mine.yaml", text)
+    with pytest.raises(UserError) as err:
+        registry.load_file(path)
+    assert str(err.value) == f"{path}: {message}" or str(err.value).startswith(f"{path}: {message}")
+    assert "\n" not in str(err.value)
