@@ -660,6 +660,14 @@ COMPARISON_STATS = ("estimate", "ci_low", "ci_high", "se", "p_value", "risk_arm"
                     "e_value_ci", "p_holm", "p_bh")
 
 
+# A hidden non-inferiority row: its numbers and verdicts on both bases (absolute: the risk
+# difference; relative: the risk ratio) and the basis itself become None, its words NI_WORDS.
+NI_STATS = ("estimate", "ci95_low", "ci95_high", "ci90_low", "ci90_high", "noninferior", "equivalent",
+            "rr", "rr_ci95_low", "rr_ci95_high", "rr_ci90_low", "rr_ci90_high", "noninferior_relative",
+            "equivalent_relative", "margin_basis")
+NI_WORDS = ("conclusion", "conclusion_absolute", "conclusion_relative", "margin_basis_reason")
+
+
 def _is_p_value_column(name: Any) -> bool:
     """A p-value of the row's estimate (``p_value``, ``p_holm``, ``p_bh``, ``p_noninferiority``,
     ``interaction_p_value``, ...): beside the hidden estimate's shown neighbours (or each other:
@@ -845,10 +853,11 @@ def apply_comparative(
     out["comparisons"] = shown
     hidden = {(x["definition_id"], x["method"]): x["suppression"] for x in shown if x["suppressed"]}
     out["noninferiority"] = [
-        {**x, "estimate": None, "ci95_low": None, "ci95_high": None, "ci90_low": None, "ci90_high": None,
-         **{k: None for k in x if k == "se" or _is_p_value_column(k)},  # p_noninferiority, p_equivalence
-         # the verdicts say which side of the margin the hidden interval lies
-         "noninferior": None, "equivalent": None, "conclusion": "not shown: too few people to publish",
+        {**x, **dict.fromkeys(NI_STATS),
+         **{k: None for k in x if k == "se" or _is_p_value_column(k)},  # p_noninferiority, p_equivalence, ...
+         # the verdicts (and their words) say which side of the margin the hidden interval lies,
+         # the basis chosen by the reference rate on which side of 20% that rate lies
+         **dict.fromkeys(NI_WORDS, "not shown: too few people to publish"),
          "suppression": hidden[(x.get("definition_id"), x.get("method"))]}
         if (x.get("definition_id"), x.get("method")) in hidden else {**x, "suppression": None}
         for x in comparative.get("noninferiority") or []

@@ -42,7 +42,15 @@ def configure_analyze(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--arm", default="iop", help="level of care or group compared (default iop)")
     parser.add_argument("--reference", default="residential", help="comparison level or group (default residential)")
     parser.add_argument("--margin", metavar="PP", type=float, default=5.0,
-                        help="non-inferiority margin in percentage points (default 5)")
+                        help="absolute non-inferiority margin in percentage points (default 5)")
+    parser.add_argument("--margin-ratio", metavar="R", type=float, default=0.8,
+                        help="relative non-inferiority margin, a risk ratio between 0 and 1 (default 0.8)")
+    parser.add_argument("--margin-basis", choices=("auto", "absolute", "relative"), default="auto",
+                        help="margin behind the headline verdict (default auto: relative when the reference "
+                        "rate is below 20%%, else absolute); both verdicts are always in the results")
+    parser.add_argument("--min-clusters", metavar="G", type=int, default=30,
+                        help="sites needed before intervals are cluster-robust (CR2, t(G-1)); with fewer, "
+                        "the person-level sandwich with site as a fixed effect (default 30)")
     parser.add_argument("--disclosure", choices=("cms", "opensafely"), default="cms",
                         help="small-cell rule for everything written (default cms: no count 1-10)")
     add_period_arguments(parser)
@@ -68,7 +76,8 @@ def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
     period = parse_period(args.period, args.quarter)
     results = analyze(settings, args.out, args.definitions, args.by, data_end_date=args.data_end_date,
                       arm=args.arm, reference=args.reference, margin_pp=args.margin, rule=args.disclosure,
-                      period=period)
+                      margin_ratio=args.margin_ratio, margin_basis=args.margin_basis, period=period,
+                      min_clusters=args.min_clusters)
     not_applicable = len(results["not_applicable"])
     print(
         f"wrote {args.out / 'results.json'} and its CSVs for {results['period']['label']}: "
@@ -92,6 +101,9 @@ def analyze(
     reference: str = "residential",
     arms: Sequence[str] | None = ("iop", "php", "residential"),
     margin_pp: float = 5.0,
+    margin_ratio: float = 0.8,
+    margin_basis: str = "auto",
+    min_clusters: int = 30,
     rule: str = "cms",
     offload: Callable[[bytes, Sequence[Any], dict[str, Any]], Any] | None = None,
     period: Any = None,
@@ -108,6 +120,10 @@ def analyze(
     change) the rate rows before that step; nothing bypasses it. ``run_id`` is given by
     callers that record the run (flows, rerun); otherwise a new one. ``docs_root``: where the
     files' validation reports are (default: beside the warehouse; a rerun's snapshot has none).
+    ``margin_pp`` / ``margin_ratio`` / ``margin_basis``: the non-inferiority margins (absolute in
+    percentage points, relative as a risk ratio) and which one gives the headline verdict
+    (:mod:`pipelines.stats.noninferiority`); both verdicts are written. ``min_clusters``: sites
+    needed before the adjusted intervals are cluster-robust (:mod:`pipelines.stats.inference`).
 
     ``offload`` runs the comparative statistics in another process (a Dask worker) while the
     rates are computed here: it is called with ``mart_episodes`` as Parquet bytes, the
@@ -123,11 +139,18 @@ def analyze(
     from pipelines.results import model as m
     from pipelines.results import warehouse_sections as ws
     from pipelines.results.periods import Period
+    from pipelines.stats.noninferiority import check_margins
     from pipelines.warehouse import connect
 
     definitions = registry.select(registry.load_registry(settings.definitions_dir), definition_ids)
     groupings = list(by) if by else list(rates_mod.DEFAULT_BY)
     rates_mod._validate_by(groupings)
+    try:  # before any work: a margin is fixed before the data are looked at
+        check_margins(margin_pp, margin_ratio, margin_basis)
+    except ValueError as e:
+        raise UserError(f"non-inferiority margin: {e}") from None
+    if min_clusters < 2:
+        raise UserError(f"--min-clusters {min_clusters}: must be at least 2 (one cluster gives a variance of 0)")
     period = period or Period()
     r = disclosure.get_rule(rule)
     if not Path(settings.warehouse).exists():
@@ -144,6 +167,7 @@ def analyze(
             raise UserError(f"--period {period.text()}: no discharge in the warehouse falls in it "
                             f"({_data_span(con)})")
         options = {"arm": arm, "reference": reference, "arms": arms, "margin_pp": margin_pp,
+                   "margin_ratio": margin_ratio, "margin_basis": margin_basis, "min_clusters": min_clusters,
                    "where": where, "where_params": params}
         pending = offload(_marts_parquet(con), definitions, options) if compare and offload else None
         period_by = [g for g in groupings if g != "quarter"]
@@ -203,6 +227,8 @@ def analyze(
         diagnostics={
             "data_end_quarter": info.data_end_quarter, "groupings": ["all", *groupings],
             "disclosure_rule": r.name, "arm": arm, "reference": reference, "margin_pp": margin_pp,
+            "margin_ratio": margin_ratio, "margin_basis": margin_basis,
+            "min_clusters": min_clusters, "variance": comparative.get("variance"),
             "adjusted": comparative.get("diagnostics", []),
             "propensity": comparative.get("propensity"),
             "not_estimable": comparative.get("not_estimable"),

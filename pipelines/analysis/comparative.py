@@ -121,12 +121,16 @@ def comparative_results(
     reference: str = "residential",
     arms: Sequence[str] | None = None,
     margin_pp: float = 5.0,
+    margin_ratio: float = 0.8,
+    margin_basis: str = "auto",
+    min_clusters: int = 30,
     where: str = "",
     where_params: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Every comparative table of ``results.json`` for ``arm`` vs ``reference`` over the
     mart's rows that meet ``where`` (the reporting period; "" = all) (DuckDB keeps little
-    memory meanwhile: the frame is loaded, the rest is numpy)."""
+    memory meanwhile: the frame is loaded, the rest is numpy). The non-inferiority margins
+    (``margin_pp``, ``margin_ratio``, ``margin_basis``) are those of ``compare``."""
     from pipelines import heap
     from pipelines.warehouse import memory_returned
 
@@ -137,13 +141,14 @@ def comparative_results(
             # list that _comparative empties: nothing here keeps the frame alive
             levels = list(dict.fromkeys((arm, reference, *(arms or ()))))
             return _comparative([statistics_frame(con, definitions, levels, where, where_params)], definitions,
-                                arm, reference, arms, margin_pp)
+                                arm, reference, arms, margin_pp, margin_ratio, margin_basis, min_clusters)
     finally:
         heap.release()  # the heap keeps freed blocks for reuse: none are needed now
 
 
 def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: str, reference: str,
-                 arms: Sequence[str] | None, margin_pp: float) -> dict[str, Any]:
+                 arms: Sequence[str] | None, margin_pp: float, margin_ratio: float = 0.8,
+                 margin_basis: str = "auto", min_clusters: int = 30) -> dict[str, Any]:
     """The tables of comparative_results from the frame in ``holder`` (a list of one, emptied
     here: compare() lets go of the frame once it has what it reads, and at 25 M the frame's
     4 GB are then free for the rest of the statistics)."""
@@ -157,7 +162,8 @@ def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: st
     frame = holder.pop()
     in_arm = _arm_mask(frame, arm)
     in_ref = _arm_mask(frame, reference) & ~in_arm
-    out: dict[str, Any] = {"arm": arm, "reference": reference, "margin_pp": margin_pp}
+    out: dict[str, Any] = {"arm": arm, "reference": reference, "margin_pp": margin_pp,
+                           "margin_ratio": margin_ratio, "margin_basis": margin_basis}
     if in_arm.sum() == 0 or in_ref.sum() == 0:
         missing = arm if in_arm.sum() == 0 else reference
         out["not_estimable"] = f"no episodes at level {missing!r} in the data"
@@ -192,12 +198,14 @@ def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: st
         pending = pool.submit(side_tables)
         result = compare(passed.pop(), definitions, arm=arm, reference=reference,
                          arms=available_arms if len(available_arms) >= 3 else None, margin_pp=margin_pp,
-                         executor=pool, design=design, propensity=model.fit)
+                         margin_ratio=margin_ratio, margin_basis=margin_basis, executor=pool, design=design,
+                         propensity=model.fit, min_clusters=min_clusters)
         side = pending.result()
     out["comparisons"] = _records(result.comparisons)
     out["balance"] = _records(result.balance)
     out["diagnostics"] = _records(result.diagnostics)
     out["noninferiority"] = _records(result.noninferiority)
+    out["variance"] = result.variance
     if "propensity" in side:
         out["propensity"] = side["propensity"]
     out["survival"] = side["survival"]

@@ -16,7 +16,9 @@ Decisions, stated once
   the fit) rather than reusing the full-frame fit, because weights from a larger population
   do not balance a subset of it. Definitions are processed grouped by population, so only
   one population's design is held in memory at a time.
-* Follow-up definitions (``window_days`` set and a ``fu{w}_reached`` column in the frame):
+* Follow-up-interview definitions (``followup: interview`` in the registry, ``window_days``
+  set and a ``fu{w}_reached`` column in the frame; a registry outcome such as readmission
+  has a window but no interview, and gets none of this):
   the standard methods use the definition's own missing-data policy (``missing="failure"``:
   ITT, ``"exclude"``: complete case, labelled in ``missing_data``); in addition the other of
   ITT / complete case and the inverse-probability-of-follow-up weighted estimate
@@ -31,8 +33,10 @@ Decisions, stated once
   CohortMethod); or when a model did not converge. Crude estimates are given whenever both
   arms have people (Newcombe / Katz intervals are valid in small samples).
 * Variance: sandwich from stacked estimating equations that include the estimated
-  propensity (and outcome / follow-up) models, cluster-robust by ``cluster`` (site) when the
-  column is present.
+  propensity (and outcome / follow-up) models: person-level (HC0) with site as a fixed
+  effect, cluster-robust by ``cluster`` (CR2, t(G-1)) only when the population has at least
+  ``min_clusters`` (30) of them (:mod:`pipelines.stats.inference`). Each row's ``variance``
+  says which; :attr:`ComparisonResult.variance` states the rule as applied.
 * Multiplicity: Holm and Benjamini–Hochberg adjusted p-values across definitions within each
   (method, estimand, missing_data) family.
 """
@@ -69,6 +73,14 @@ class DefinitionLike(Protocol):
     version: Any
     window_days: int | None
     missing: str | None
+    followup: str | None  # "interview": read from the follow-up interview of window_days
+
+
+def _interview_column(d: DefinitionLike) -> str | None:
+    """The ``fu{w}_reached`` column of a follow-up-interview definition, else None."""
+    if getattr(d, "followup", None) != "interview" or d.window_days is None:
+        return None
+    return f"fu{d.window_days}_reached"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +96,7 @@ class ComparisonResult:
     n: int
     method: str = "levelcare-compare"
     timings: dict[str, float] = field(default_factory=dict)
+    variance: str = ""  # the variance rule as applied (how many clusters, which variance)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +161,7 @@ def _read_columns(frame: pl.DataFrame, definitions: Iterable[DefinitionLike], *o
     follow-up columns), and ``others``: what a filtered copy of the frame needs to hold."""
     names: list[str | None] = [*others]
     for d in definitions:
-        names += [d.id, f"fu{d.window_days}_reached" if d.window_days is not None else None]
+        names += [d.id, _interview_column(d)]
     return [c for c in dict.fromkeys(names) if c is not None and c in frame.columns]
 
 
@@ -171,7 +184,7 @@ def _tasks(frame: pl.DataFrame, definitions: Iterable[DefinitionLike], followup:
         # 1 / 0 in the column's own type (Int8 in the analysis frame), 0 where null: a byte a
         # row per definition instead of float64 (27 definitions x 14 M rows: 3 GB)
         y = col.fill_null(0).to_numpy()
-        fu_col = f"fu{d.window_days}_reached" if d.window_days is not None else None
+        fu_col = _interview_column(d)
         if fu_col is None or fu_col not in frame.columns:
             tasks.append(_Task(d, "standard", has, y, None))
             continue
@@ -193,7 +206,10 @@ def compare(
     arms: Sequence[str] | None = None,
     methods: Sequence[str] = DEFAULT_METHODS,
     margin_pp: float = 5.0,
+    margin_ratio: float = 0.8,
+    margin_basis: str = "auto",
     cluster: str | None = "site_id",
+    min_clusters: int | None = None,
     min_arm: int = MIN_ARM,
     min_events: int = MIN_EVENTS,
     covariates: Sequence[str] | None = None,
@@ -208,7 +224,11 @@ def compare(
 
     ``arms`` (e.g. ``("iop", "php", "residential")``) adds multinomial-propensity IPTW-ATE
     rows (method ``iptw_ate_multinomial``) for each listed arm against ``reference``.
-    ``primary`` is the adjusted method whose RD interval decides non-inferiority.
+    ``primary`` is the adjusted method whose RD and RR intervals decide non-inferiority: against
+    ``margin_pp`` percentage points (absolute) and a risk-ratio margin ``margin_ratio``
+    (relative), both reported; ``margin_basis`` (``auto``: relative when the reference rate is
+    below 20%, else absolute; or ``absolute`` / ``relative``) picks the headline conclusion
+    (:mod:`pipelines.stats.noninferiority`).
     ``executor``: a thread pool to run the populations on (default: a pool of its own).
     ``design``: the comparison rows' design (``arm`` or ``reference`` rows of ``frame`` in order,
     built with ``covariates``) when the caller has it already; ``propensity``: the propensity
@@ -217,8 +237,10 @@ def compare(
     import polars as pl
 
     from pipelines.stats.design import DEFAULT_COVARIATES, build_design
+    from pipelines.stats.inference import MIN_CLUSTERS
     from pipelines.stats.propensity import fit_propensity
 
+    min_clusters = MIN_CLUSTERS if min_clusters is None else int(min_clusters)
     if arm == reference:
         raise ValueError("arm and reference must differ")
     unknown = set(methods) - set(DEFAULT_METHODS)
@@ -227,7 +249,8 @@ def compare(
     # single BLAS thread in a with block, not as a decorator: the decorator's call would hold
     # ``frame`` until the end, and the frame is let go once its rows are read (below)
     with single_blas_thread():
-        ctx = _Context(arm, reference, methods, min_arm, min_events, max_weight, confidence, primary)
+        ctx = _Context(arm, reference, methods, min_arm, min_events, max_weight, confidence, primary,
+                       min_clusters)
         covariates = tuple(covariates or DEFAULT_COVARIATES)
         with ctx.timed("design"):
             in_arm = _arm_mask(frame, arm)
@@ -242,6 +265,7 @@ def compare(
             elif design.n != sub.height:
                 raise ValueError(f"design has {design.n} rows, the comparison {sub.height}")
             cl_values = _label_ranks(sub, cluster)
+            rule = variance_rule(cluster, cl_values, min_clusters)
             tasks = _tasks(sub, definitions)
             n_rows = sub.height
             del sub  # what the populations need is in the design and the tasks
@@ -283,7 +307,7 @@ def compare(
             comparisons = _with_adjusted_p(
                 pl.DataFrame(ctx.rows, schema=_polars_schema(_COMPARISON_SCHEMA), orient="row")
             )
-            ni = [_ni_row(r, margin_pp, arm, reference) for r in ctx.primary_rd]
+            ni = [_ni_row(r, margin_pp, arm, reference, margin_ratio, margin_basis) for r in ctx.primary_rd]
         return ComparisonResult(
             comparisons=comparisons,
             balance=pl.DataFrame(ctx.balance_rows, schema=_polars_schema(_BALANCE_SCHEMA), orient="row"),
@@ -293,7 +317,20 @@ def compare(
             reference=reference,
             n=n_rows,
             timings=dict(ctx.timings),
+            variance=rule,
         )
+
+
+def variance_rule(cluster: str | None, ranks: np.ndarray | None, min_clusters: int) -> str:
+    """The variance rule as applied to a comparison's rows, in words."""
+    g = 0 if ranks is None else int(np.unique(ranks).size)
+    if ranks is not None and g >= max(2, min_clusters):
+        return (f"cluster-robust (CR2, t({g - 1}) quantiles): {g} {cluster} clusters, at least {min_clusters}; "
+                f"a population with fewer gets the person-level sandwich")
+    if not cluster or ranks is None:
+        return "person-level sandwich (HC0): no cluster column"
+    return (f"person-level sandwich (HC0) with {cluster} as a fixed effect: {g} {cluster} clusters are "
+            f"fewer than the {min_clusters} a cluster-robust variance needs")
 
 
 _COMPARISON_SCHEMA = {
@@ -301,7 +338,7 @@ _COMPARISON_SCHEMA = {
     "estimand": "str", "method": "str", "target": "str", "missing_data": "str",
     "estimate": "f64", "ci_low": "f64", "ci_high": "f64", "se": "f64", "p_value": "f64",
     "n_arm": "i64", "n_reference": "i64", "risk_arm": "f64", "risk_reference": "f64",
-    "e_value": "f64", "e_value_ci": "f64", "population": "str", "note": "str",
+    "e_value": "f64", "e_value_ci": "f64", "population": "str", "note": "str", "variance": "str",
 }  # fmt: skip
 _BALANCE_SCHEMA = {
     "population": "str", "method": "str", "covariate": "str", "smd_before": "f64", "smd_after": "f64",
@@ -317,7 +354,10 @@ _NI_SCHEMA = {
     "definition_id": "str", "arm": "str", "reference": "str", "method": "str", "margin_pp": "f64",
     "estimate": "f64", "ci95_low": "f64", "ci95_high": "f64", "ci90_low": "f64", "ci90_high": "f64",
     "noninferior": "bool", "equivalent": "bool", "p_noninferiority": "f64", "p_equivalence": "f64",
-    "conclusion": "str",
+    "conclusion": "str", "margin_ratio": "f64", "rr": "f64", "rr_ci95_low": "f64", "rr_ci95_high": "f64",
+    "rr_ci90_low": "f64", "rr_ci90_high": "f64", "noninferior_relative": "bool", "equivalent_relative": "bool",
+    "p_noninferiority_relative": "f64", "p_equivalence_relative": "f64", "conclusion_absolute": "str",
+    "conclusion_relative": "str", "margin_basis": "str", "margin_basis_reason": "str",
 }  # fmt: skip
 
 
@@ -331,8 +371,10 @@ def _polars_schema(schema: dict[str, str]) -> dict[str, Any]:
 class _Context:
     """Accumulates output rows while populations are processed one at a time."""
 
-    def __init__(self, arm, reference, methods, min_arm, min_events, max_weight, confidence, primary):
+    def __init__(self, arm, reference, methods, min_arm, min_events, max_weight, confidence, primary,
+                 min_clusters):
         self.arm, self.reference = arm, reference
+        self.min_clusters = min_clusters
         self.methods = tuple(methods)
         self.min_arm, self.min_events = min_arm, min_events
         self.max_weight, self.confidence, self.primary = max_weight, confidence, primary
@@ -346,7 +388,7 @@ class _Context:
     def fresh(self) -> _Context:
         """An empty context with the same settings (for work on another thread)."""
         return _Context(self.arm, self.reference, self.methods, self.min_arm, self.min_events,
-                        self.max_weight, self.confidence, self.primary)
+                        self.max_weight, self.confidence, self.primary, self.min_clusters)
 
     def absorb(self, other: _Context) -> None:
         """Append ``other``'s rows after this context's own, and add its timings."""
@@ -378,14 +420,14 @@ class _Context:
         if isinstance(est, NotEstimable):
             self.rows.append((
                 d.id, str(d.version), self.arm, self.reference, scale, method, None, missing_data,
-                None, None, None, None, None, None, None, None, None, None, None, pop_id, note,
+                None, None, None, None, None, None, None, None, None, None, None, pop_id, note, None,
             ))  # fmt: skip
             return
         self.rows.append((
             d.id, str(d.version), self.arm, self.reference, scale, method, est.target, missing_data,
             est.estimate, est.ci_low, est.ci_high, est.se, est.p_value, est.n_arm, est.n_reference,
             est.risk_arm, est.risk_reference, None if ev is None else ev.e_value,
-            None if ev is None else ev.e_value_ci, pop_id, note,
+            None if ev is None else ev.e_value_ci, pop_id, note, est.variance,
         ))  # fmt: skip
 
     def _effect_rows(self, d, method, eff, missing_data, pop_id, note=None, e_values=False):
@@ -413,7 +455,7 @@ class _Context:
         adjusted = [m for m in self.methods if m != "crude"]
         with self.timed("population subset"):
             pop_design = design if mask.all() else (subset(design, mask) if mask.any() else None)
-        cl = cluster_codes(cl_values[mask]) if cl_values is not None else None
+        cl = cluster_codes(cl_values[mask], self.min_clusters) if cl_values is not None else None
         pop = None
         pop_reason = None
         if min(n1, n0) < self.min_arm:
@@ -458,7 +500,7 @@ class _Context:
                         eff = estimate(pop, y, m, outcome=outcome, cluster=cl, confidence=self.confidence)
                 self._effect_rows(d, m, eff, t.missing_data, pop_id, e_values=True)
                 if m == self.primary:
-                    self.primary_rd.append((d, eff.rd))
+                    self.primary_rd.append((d, eff.rd, eff.rr))
             del outcome
 
     def _events_reason(self, y, a) -> str | None:
@@ -546,8 +588,10 @@ class _Context:
         import polars as pl
 
         from pipelines.stats.design import build_design, start_from, subset
+        from pipelines.stats.gcomp import arm_designs
         from pipelines.stats.inference import Nuisance, cluster_codes
         from pipelines.stats.ipw import multinomial_effect
+        from pipelines.stats.multiarm import MULTIARM_METHODS, fit_outcomes, multiarm_effects
         from pipelines.stats.propensity import fit_multinomial_propensity
         from pipelines.stats.results import Effect, NotEstimable
         from pipelines.stats.weighting import multinomial_weights
@@ -590,6 +634,7 @@ class _Context:
                 else:
                     w = multinomial_weights(pm, max_weight=self.max_weight)
                     nu = Nuisance(dsg.matrix, pm.fit)
+                    X = dsg.matrix
                     for name in arms[1:]:
                         self.diag_rows.append((
                             pop_id, ",".join(t.definition.id for t in group), "iptw_ate_multinomial",
@@ -597,13 +642,29 @@ class _Context:
                             w.ess[self.reference], w.share_truncated, True, None, None, None, True,
                             f"{name} vs {self.reference}; weights over {', '.join(arms)}",
                         ))  # fmt: skip
-            cl = cluster_codes(cl_all[mask]) if cl_all is not None else None
+            cl = cluster_codes(cl_all[mask], self.min_clusters) if cl_all is not None else None
+            per_arm = [m for m in ("gcomp", "aipw") if m in self.methods]
+            designs = None  # each arm's rows of the population's design, copied once for every definition
             for t in group:
                 y = t.y[mask].astype(float)
+                reasons = {name: reason or self._events_reason(y[(c == k) | (c == 0)], (c == k)[(c == k) | (c == 0)])
+                           for k, name in enumerate(arms[1:], start=1)}
+                effects: dict[str, dict[str, Any]] = {}
+                if per_arm and not all(reasons.values()):
+                    # per-arm outcome models over all K arms (each arm's mean standardized over
+                    # everyone), fitted once for g-computation and AIPW
+                    with self.timed("outcome models"):
+                        if designs is None:
+                            designs = arm_designs(X, c, len(arms))
+                        outcome = fit_outcomes(y, X, c, len(arms), designs=designs)
+                    for m in per_arm:
+                        effects[m] = multiarm_effects(y, X, c, tuple(arms), m, outcome=outcome, propensity=pm,
+                                                      cluster=cl, confidence=self.confidence)
+                    del outcome
                 for k, name in enumerate(arms[1:], start=1):
                     self.arm = name
                     pair = (c == k) | (c == 0)
-                    r = reason or self._events_reason(y[pair], (c == k)[pair])
+                    r = reasons[name]
                     if r:
                         na = NotEstimable(r, "iptw_ate_multinomial", int(pair.sum()))
                         eff = Effect(na, na, "iptw_ate_multinomial", "ate", int(pair.sum()))
@@ -613,8 +674,19 @@ class _Context:
                     self._effect_rows(
                         t.definition, "iptw_ate_multinomial", eff, t.missing_data, pop_id, note, True
                     )
+                    for m in per_arm:
+                        method = MULTIARM_METHODS[m]
+                        if r:
+                            na = NotEstimable(r, method, int(pair.sum()))
+                            eff = Effect(na, na, method, "ate", int(pair.sum()))
+                        else:
+                            eff = effects[m][name]
+                        over = f"one outcome model per arm of {', '.join(arms)}, standardized over all of them"
+                        if m == "aipw":
+                            over += "; multinomial propensity"
+                        self._effect_rows(t.definition, method, eff, t.missing_data, pop_id, over, True)
             # let this population's subset go before the next one is copied
-            dsg = pm = w = nu = None
+            dsg = pm = w = nu = X = designs = None
         self.arm = saved
 
 
@@ -637,16 +709,16 @@ def _with_adjusted_p(df: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _ni_row(item, margin_pp, arm, reference):
+def _ni_row(item, margin_pp, arm, reference, margin_ratio=0.8, margin_basis="auto"):
+    """One row of ``_NI_SCHEMA``: the absolute and relative verdicts of the primary estimate."""
     from pipelines.stats.noninferiority import noninferiority
 
-    d, est = item
-    r = noninferiority(est, d.id, margin_pp, arm, reference)
-    return (
-        d.id, arm, reference, getattr(est, "method", ""), r.margin_pp, r.estimate, r.ci95_low,
-        r.ci95_high, r.ci90_low, r.ci90_high, r.noninferior, r.equivalent, r.p_noninferiority,
-        r.p_equivalence, r.conclusion,
-    )  # fmt: skip
+    d, est, rr = item
+    r = noninferiority(est, d.id, margin_pp, arm, reference, rr=rr, margin_ratio=margin_ratio, basis=margin_basis)
+    known = {"definition_id": d.id, "arm": arm, "reference": reference, "method": getattr(est, "method", "")}
+    row = (known[k] if k in known else getattr(r, k) for k in _NI_SCHEMA)
+    # an unbounded ratio limit (a degenerate standard error) is no number JSON can hold
+    return tuple(None if isinstance(v, float) and not np.isfinite(v) else v for v in row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -672,6 +744,7 @@ def compare_survival(
     weights: str = "iptw_ate",
     at: Sequence[float] = (30, 90, 180),
     cluster: str | None = "site_id",
+    min_clusters: int | None = None,
     covariates: Sequence[str] | None = None,
     max_weight: float | None = 10.0,
 ) -> SurvivalComparison:
@@ -711,5 +784,8 @@ def compare_survival(
         name: kaplan_meier(time_[rows], event[rows], None if w is None else w[rows], at=at)
         for name, rows in ((arm, a), (reference, ~a))
     }
-    cox = cox_ph(time_, event, a, w, cluster=_label_ranks(sub, cluster))
+    from pipelines.stats.inference import MIN_CLUSTERS
+
+    cox = cox_ph(time_, event, a, w, cluster=_label_ranks(sub, cluster),
+                 min_clusters=MIN_CLUSTERS if min_clusters is None else int(min_clusters))
     return SurvivalComparison(curves, cox, logrank(time_, event, a), weights, horizon_days, sub.height)

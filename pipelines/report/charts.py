@@ -105,8 +105,12 @@ def rates_by_definition(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, 
     return _finish(fig, "chart-rates", "Success rate by definition and level of care", caption)
 
 
-def forest(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], margins: Mapping[str, float]) -> Chart:
-    """Crude beside adjusted estimates (risk difference), one row per definition."""
+def forest(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], margins: Mapping[str, float],
+           relative: Sequence[str] = ()) -> Chart:
+    """Crude beside adjusted estimates (risk difference), one row per definition; a dashed line at
+    -margin for the definitions judged on an absolute margin (``margins``, 0-1 scale). Those in
+    ``relative`` are judged on a risk-ratio margin, which is no fixed difference: no line, and the
+    caption says so."""
     plt = _plt()
     defs = [d for d in labels if any(str(r.get("definition_id")) == d for r in rows)]
     methods = list(dict.fromkeys(str(r.get("method")) for r in rows))
@@ -131,11 +135,15 @@ def forest(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], margins
     ax.axvline(0, color="#333333", lw=0.8)
     ax.set_yticks(range(len(defs)), [labels[d] for d in defs])
     ax.invert_yaxis()
-    ax.set_xlabel("risk difference, IOP minus residential (95% interval); dashed: non-inferiority margin")
+    ax.set_xlabel("risk difference, IOP minus residential (95% interval); dashed: absolute non-inferiority margin")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(k, 6), frameon=False)
-    return _finish(fig, "chart-forest", "IOP vs residential across definitions (forest plot)",
-                   "Squares: crude; circles: adjusted. Right of zero favours IOP. Each definition under its "
-                   "own missing-data policy.")
+    caption = ("Squares: crude; circles: adjusted. Right of zero favours IOP. Each definition under its "
+               "own missing-data policy.")
+    shown = [labels[d] for d in defs if d in set(relative)]
+    if shown:
+        caption += (f" No dashed line for {', '.join(shown)}: judged on a risk-ratio margin (a low residential "
+                    "rate), which is no fixed difference; see the non-inferiority table.")
+    return _finish(fig, "chart-forest", "IOP vs residential across definitions (forest plot)", caption)
 
 
 def love_plot(panels: Mapping[str, Sequence[Mapping[str, Any]]], titles: Mapping[str, str]) -> Chart:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipelines.errors import UserError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RESULTS_FILE = "results.json"
 
 Reason = Literal["small", "complementary"] | None
@@ -71,6 +71,8 @@ class DefinitionInfo(_Model):
     success: str
     missing: Literal["failure", "exclude"]
     window_days: int | None
+    followup: Literal["interview"] | None = Field(
+        default=None, description="interview: success is read from the follow-up interview")
     references: list[str]
     requires: list[str]
     origin: str
@@ -123,6 +125,9 @@ class ComparisonRow(_Model):
     e_value_ci: float | None
     population: str | None
     note: str | None
+    variance: str | None = Field(
+        default=None, description="the variance behind se and the interval: 'HC0 sandwich' (person-level) or "
+                                  "'CR2, G clusters, t(G-1)' (cluster-robust, at least min_clusters clusters)")
     suppressed: bool = False
     suppression: Reason = None
 
@@ -167,28 +172,54 @@ class Diagnostics(_Model):
     disclosure_rule: str
     arm: str
     reference: str
-    margin_pp: float
+    margin_pp: float = Field(description="absolute non-inferiority margin, percentage points")
+    margin_ratio: float = Field(description="relative non-inferiority margin, a risk ratio")
+    margin_basis: Literal["auto", "absolute", "relative"] = Field(
+        description="the basis asked for the headline verdicts (auto: relative when the reference rate is "
+        "below 20%, else absolute)")
+    min_clusters: int = Field(default=30, description="clusters (sites) needed before a cluster-robust variance")
+    variance: str | None = Field(default=None, description="the variance rule as applied to the adjusted rows")
     adjusted: list[DiagnosticRow] = Field(default_factory=list)
     propensity: Propensity | None = None
     not_estimable: str | None = None
 
 
 class NonInferiorityRow(_Model):
+    """Both verdicts of one definition: absolute (risk difference against ``margin_pp``: the
+    fields without a suffix) and relative (risk ratio against ``margin_ratio``: ``rr*`` and
+    ``*_relative``); ``conclusion`` is the one of ``margin_basis``."""
+
     definition_id: str
     arm: str
     reference: str
     method: str
-    margin_pp: float
-    estimate: float | None
+    margin_pp: float = Field(description="absolute margin, percentage points")
+    estimate: float | None = Field(description="risk difference, arm minus reference")
     ci95_low: float | None
     ci95_high: float | None
     ci90_low: float | None
     ci90_high: float | None
-    noninferior: bool | None
-    equivalent: bool | None
+    noninferior: bool | None = Field(description="absolute: 95% lower limit of the difference above -margin")
+    equivalent: bool | None = Field(description="absolute: 90% interval of the difference within ±margin")
     p_noninferiority: float | None
     p_equivalence: float | None
-    conclusion: str
+    conclusion: str = Field(description="the conclusion on the margin_basis")
+    margin_ratio: float = Field(description="relative margin, a risk ratio (arm over reference)")
+    rr: float | None = Field(description="risk ratio, arm over reference")
+    rr_ci95_low: float | None
+    rr_ci95_high: float | None
+    rr_ci90_low: float | None
+    rr_ci90_high: float | None
+    noninferior_relative: bool | None = Field(description="relative: 95% lower limit of the ratio above margin_ratio")
+    equivalent_relative: bool | None = Field(
+        description="relative: 90% interval of the ratio within (margin_ratio, 1/margin_ratio)")
+    p_noninferiority_relative: float | None
+    p_equivalence_relative: float | None
+    conclusion_absolute: str
+    conclusion_relative: str
+    margin_basis: Literal["absolute", "relative"] | None = Field(
+        description="the basis of conclusion (null when the row is hidden)")
+    margin_basis_reason: str = Field(description="why that basis, in words")
     suppression: Reason = None
 
 
@@ -343,7 +374,7 @@ class Cohort(_Model):
 class Results(_Model):
     """One analysis, as everything after it reads it."""
 
-    schema_version: Literal[2] = SCHEMA_VERSION
+    schema_version: Literal[3] = SCHEMA_VERSION
     run_id: str
     created_at: str
     levelcare_version: str

@@ -3,7 +3,7 @@
 :func:`prepare` fits the propensity model once and derives every weighting from it;
 :func:`estimate` then gives one method's RD/RR for an outcome on the same rows. The
 propensity model does not depend on the outcome, so one fit serves all outcomes measured
-on the population; the outcome model (gcomp, AIPW) is outcome-specific and shared by the two.
+on the population; the outcome model (gcomp, AIPW) is outcome-specific (one model per arm) and shared by the two.
 
 Notes
 -----
@@ -20,11 +20,11 @@ import numpy as np
 
 from pipelines.stats.aipw import aipw
 from pipelines.stats.design import with_column
-from pipelines.stats.gcomp import gcomp, outcome_model
+from pipelines.stats.gcomp import arm_designs, gcomp, outcome_model
 from pipelines.stats.inference import Nuisance
 from pipelines.stats.ipw import iptw_effect
 from pipelines.stats.propensity import fit_propensity
-from pipelines.stats.results import Design, Effect, LogisticFit, NotEstimable, Population
+from pipelines.stats.results import Design, Effect, NotEstimable, OutcomeModels, Population
 from pipelines.stats.weighting import DEFAULT_MAX_WEIGHT, iptw_weights, overlap_weights
 
 ADJUSTED_METHODS = ("gcomp", "iptw_ate", "iptw_att", "overlap", "aipw")
@@ -63,7 +63,7 @@ def estimate(
     y: np.ndarray,
     method: str,
     *,
-    outcome: LogisticFit | None = None,
+    outcome: OutcomeModels | None = None,
     cluster: np.ndarray | None = None,
     confidence: float = 0.95,
 ) -> Effect:
@@ -71,17 +71,22 @@ def estimate(
     if method not in ADJUSTED_METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {', '.join(ADJUSTED_METHODS)}")
     target = {"iptw_att": "att", "overlap": "ato"}.get(method, "ate")
+    names = tuple(reversed(pop.propensity.arms[:2]))  # (reference, arm): the outcome models' order
     if method == "gcomp":
-        return gcomp(y, pop.Xa, fit=outcome, cluster=cluster, confidence=confidence)
+        return gcomp(y, pop.Xa, fit=outcome, cluster=cluster, confidence=confidence, names=names)
     if not pop.propensity.fit.converged:
         na = NotEstimable(f"propensity model: {pop.propensity.fit.note}", method, pop.n)
         return Effect(na, na, method, target, pop.n)
     if method == "aipw":
-        return aipw(y, pop.Xa, pop.propensity, outcome=outcome, cluster=cluster, confidence=confidence)
+        return aipw(y, pop.Xa, pop.propensity, outcome=outcome, cluster=cluster, confidence=confidence,
+                    names=names)
     nu = Nuisance(pop.Xa[:, :-1], pop.propensity.fit)
     return iptw_effect(y, pop.treated, pop.weights[method], nu, cluster=cluster, confidence=confidence)
 
 
-def fit_outcome(pop: Population, y: np.ndarray, start: np.ndarray | None = None) -> LogisticFit:
-    """The outcome model shared by gcomp and AIPW (``start``: its starting coefficients)."""
-    return outcome_model(np.asarray(y, dtype=float), pop.Xa, start=start)
+def fit_outcome(pop: Population, y: np.ndarray, start: np.ndarray | None = None) -> OutcomeModels:
+    """The per-arm outcome models shared by gcomp and AIPW (``start``: (2, p) starting
+    coefficients, reference arm first)."""
+    if "arm_designs" not in pop.shared:
+        pop.shared["arm_designs"] = arm_designs(pop.Xa[:, :-1], pop.treated.astype(np.int8), 2)
+    return outcome_model(np.asarray(y, dtype=float), pop.Xa, start=start, designs=pop.shared["arm_designs"])

@@ -2,8 +2,9 @@
 
     mu_1 = mean( m1(X) + A (Y - m1(X)) / e(X) ),   mu_0 = mean( m0(X) + (1-A)(Y - m0(X)) / (1-e(X)) )
 
-with e the propensity score and m_a the outcome model's predicted risk under arm a (the
-logistic outcome model of :mod:`pipelines.stats.gcomp`).
+with e the propensity score and m_a arm a's outcome model's predicted risk (the per-arm
+logistic outcome models of :mod:`pipelines.stats.gcomp`, as statsmodels ``TreatmentEffect.aipw``
+and Stata's ``teffects aipw`` fit them).
 
 Notes
 -----
@@ -29,9 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.stats.gcomp import counterfactual_risks, outcome_model
+from pipelines.stats.gcomp import counterfactual_risks, extrapolation_note, outcome_model
 from pipelines.stats.inference import Nuisance, contributions, effect
-from pipelines.stats.results import Effect, LogisticFit, NotEstimable, PropensityModel
+from pipelines.stats.results import Effect, NotEstimable, OutcomeModels, PropensityModel
 
 
 def aipw(
@@ -39,17 +40,18 @@ def aipw(
     Xa: np.ndarray,
     propensity: PropensityModel,
     *,
-    outcome: LogisticFit | None = None,
+    outcome: OutcomeModels | None = None,
     cluster: np.ndarray | None = None,
     confidence: float = 0.95,
+    names: tuple[str, str] = ("reference", "arm"),
 ) -> Effect:
     """Doubly robust RD/RR (ATE) of arm vs reference.
 
     ``Xa``: covariate design with the arm indicator as last column; the propensity model was
-    fitted on ``Xa[:, :-1]`` for the same rows. ``outcome`` reuses a fitted outcome model.
+    fitted on ``Xa[:, :-1]`` for the same rows. ``outcome`` reuses fitted per-arm outcome models.
     """
     y = np.asarray(y, dtype=float)
-    a = Xa[:, -1]
+    a = np.asarray(Xa[:, -1], dtype=float)
     ab = a.astype(bool)
     n1, n0 = int(ab.sum()), int((~ab).sum())
     n = n1 + n0
@@ -62,26 +64,24 @@ def aipw(
         na = NotEstimable(f"outcome model: {outcome.note}", "aipw", n)
         return Effect(na, na, "aipw", "ate", n)
     e = np.clip(propensity.ps, 1e-6, 1 - 1e-6)
-    m1, m0 = counterfactual_risks(outcome, Xa)
     X = Xa[:, :-1]
+    m0, m1 = counterfactual_risks(outcome, X)
     ps_nu = Nuisance(X, propensity.fit)
-    out_nu = Nuisance(Xa, outcome)
     res = []
-    for m, ind, p_arm, arm_value, dinv in (
-        (m1, a, e, 1.0, -(1 - e) / e),  # d(1/e)/d eta = -(1-e)/e
-        (m0, 1 - a, 1 - e, 0.0, e / (1 - e)),  # d(1/(1-e))/d eta = e/(1-e)
+    for m, ind, p_arm, fit, dinv in (
+        (m1, a, e, outcome.fits[1], -(1 - e) / e),  # d(1/e)/d eta = -(1-e)/e
+        (m0, 1 - a, 1 - e, outcome.fits[0], e / (1 - e)),  # d(1/(1-e))/d eta = e/(1-e)
     ):
         phi = m + ind * (y - m) / p_arm
         mu = float(phi.mean())
         # d phi / d eta_ps = ind (y - m) d(1/p)/d eta
         g_ps = X.T @ (ind * (y - m) * dinv)
-        # d phi / d beta_out = m(1-m)(1 - ind/p) x_a, with the arm column set to arm_value
-        d = m * (1 - m) * (1 - ind / p_arm)
-        g_out = np.append(X.T @ d, arm_value * d.sum())
-        c = contributions(phi - mu, n, [ps_nu.correction(g_ps), out_nu.correction(g_out)])
+        # d phi / d beta_arm = m(1-m)(1 - ind/p) x: only this arm's model enters this arm's mean
+        g_out = X.T @ (m * (1 - m) * (1 - ind / p_arm))
+        c = contributions(phi - mu, n, [ps_nu.correction(g_ps), Nuisance(X, fit).correction(g_out)])
         res.append((mu, c))
     (mu1, c1), (mu0, c0) = res
     return effect(
         mu1, mu0, c1, c0, method="aipw", target="ate", n_arm=n1, n_reference=n0,
-        cluster=cluster, confidence=confidence,
+        cluster=cluster, confidence=confidence, note=extrapolation_note(outcome, names),
     )  # fmt: skip

@@ -1,15 +1,22 @@
-"""G-computation (standardization): average predicted risk under each arm from an outcome model.
+"""G-computation (standardization): average predicted risk under each arm from per-arm outcome models.
 
-An outcome logistic model with the arm indicator and baseline covariates (main effects) is
-fitted to everyone in the comparison; each person's risk is predicted with the arm set to 1
-and to 0, and the predictions are averaged over the whole comparison population (the ATE).
+One outcome logistic model is fitted per arm on that arm's rows (baseline covariates, main
+effects); each person's risk is predicted under every arm's model, and the predictions are
+averaged over the whole comparison population (the ATE). This is regression adjustment as in
+statsmodels ``TreatmentEffect.ra`` and Stata's ``teffects ra``: equivalent to one model with
+every covariate interacted with the arm, so the arm's effect may differ with severity or any
+other covariate. (Until 2026-12 levelcare fitted one model with shared slopes and the arm as one
+more term; on data whose IOP effect changes sign with severity that was biased for the ATE.)
 
 Notes
 -----
-* Valid when the outcome model is correctly specified (no unmeasured confounding, correct
-  functional form). A main-effects model assumes no treatment-by-covariate interaction on
-  the log-odds scale; the risk difference still varies with covariates.
-* Variance: stacked estimating equations (outcome-model score + standardization), i.e. the
+* Valid when each arm's outcome model is correctly specified (no unmeasured confounding,
+  correct functional form within each arm).
+* A covariate column that an arm's rows do not identify (a level that arm has no one in, or
+  one collinear with others there) has no coefficient in that arm's model (0, as a
+  pseudo-inverse would give): people of the other arms in that level are predicted at the
+  arm's reference level, and the row's note says how many (``OutcomeModels.extrapolated``).
+* Variance: stacked estimating equations (each arm model's score + standardization), i.e. the
   delta method with a robust (sandwich) covariance of the coefficients plus the variance of
   averaging over the sample covariates; see :mod:`pipelines.stats.inference`.
 * A model that does not converge (or separates) gives :class:`NotEstimable`.
@@ -23,41 +30,136 @@ simulated data set. Am J Epidemiol 2011;173:731–738.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from scipy.special import expit
 
+from pipelines.stats.compact import CompactMatrix
+from pipelines.stats.design import _independent_columns
 from pipelines.stats.inference import Nuisance, contributions, effect
-from pipelines.stats.logistic import fit_logistic
-from pipelines.stats.results import Effect, LogisticFit, NotEstimable
+from pipelines.stats.logistic import fit_logistic, xtwx
+from pipelines.stats.results import Effect, LogisticFit, NotEstimable, OutcomeModels
 
 
-def outcome_model(y: np.ndarray, Xa: np.ndarray, start: np.ndarray | None = None) -> LogisticFit:
-    """Logistic outcome model; ``Xa``'s last column is the arm indicator (1 = arm)."""
-    return fit_logistic(Xa, y, start=start)
+def _rows(X, rows: np.ndarray):
+    if isinstance(X, CompactMatrix):
+        return X.take_rows(rows)
+    return np.asfortranarray(X[rows])
 
 
-def counterfactual_risks(fit: LogisticFit, Xa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted risks with the arm indicator set to 1 and to 0 for everyone."""
-    b = fit.params
-    eta0 = Xa[:, :-1] @ b[:-1]
-    return expit(eta0 + b[-1]), expit(eta0)
+def _columns(X, cols: list[int]):
+    if isinstance(X, CompactMatrix):
+        return X.take_columns(cols)
+    return np.asfortranarray(X[:, cols])
+
+
+def arm_designs(X, codes: np.ndarray, k: int) -> list[tuple[object, list[int]]]:
+    """Each arm code's rows of ``X`` with the columns that arm's rows identify (``X`` itself
+    restricted to them): a column constant or collinear on an arm's rows (a site or level with
+    no one, or everyone, in the arm) has no coefficient in that arm's model. Outcomes measured
+    on the same rows share these designs."""
+    codes = np.asarray(codes)
+    out = []
+    p = X.shape[1]
+    for arm in range(k):
+        Xk = _rows(X, codes == arm)
+        keep = _independent_columns(xtwx(Xk, np.ones(Xk.shape[0]))) if Xk.shape[0] else []
+        out.append((Xk if len(keep) == p else _columns(Xk, keep), keep))
+    return out
+
+
+def _embed(fit: LogisticFit, keep: list[int], p: int, resid: np.ndarray) -> LogisticFit:
+    """A fit on columns ``keep`` of a p-column design as a fit on all p: coefficient 0 and an
+    identity row of the information for the others (their sandwich terms vanish)."""
+    if len(keep) == p:
+        return replace(fit, resid=resid)
+    params = np.zeros(p)
+    params[keep] = fit.params
+    info = np.eye(p)
+    info[np.ix_(keep, keep)] = fit.information
+    return replace(fit, params=params, information=info, resid=resid)
+
+
+def outcome_models(
+    y: np.ndarray, X, codes: np.ndarray, k: int, starts: np.ndarray | None = None, designs: list | None = None
+) -> OutcomeModels:
+    """One logistic model of ``y`` on ``X`` (covariates, intercept first, no arm column) per arm
+    code 0..k-1 of ``codes``, each on its own rows and the columns those rows identify;
+    ``starts``: (k, p) starting coefficients; ``designs``: :func:`arm_designs` of ``X``, when the
+    caller keeps them for several outcomes."""
+    y = np.asarray(y, dtype=float)
+    codes = np.asarray(codes)
+    n, p = y.size, X.shape[1]
+    designs = arm_designs(X, codes, k) if designs is None else designs
+    fits, extrapolated = [], []
+    for arm, (Xk, keep) in enumerate(designs):
+        rows = codes == arm
+        if not rows.any():
+            fits.append(LogisticFit(np.zeros(p), np.zeros(0), np.zeros(n), np.eye(p), False, 0, float("nan"), n,
+                                    "logistic-irls", "an arm has no one in it"))
+            extrapolated.append(n)
+            continue
+        start = None if starts is None else np.asarray(starts[arm])[keep]
+        fit = fit_logistic(Xk, y[rows], start=start)
+        dropped = np.setdiff1d(np.arange(p), keep)
+        if dropped.size:
+            marker = np.zeros(p)
+            marker[dropped] = 1.0
+            extrapolated.append(int((((X @ marker) != 0) & ~rows).sum()))
+        else:
+            extrapolated.append(0)
+        resid = np.zeros(n)
+        resid[rows] = fit.resid
+        fits.append(replace(_embed(fit, keep, p, resid), n=n))
+    return OutcomeModels(tuple(fits), tuple(extrapolated))
+
+
+def outcome_model(y: np.ndarray, Xa, start: np.ndarray | None = None, designs: list | None = None) -> OutcomeModels:
+    """Per-arm outcome models of a two-arm comparison; ``Xa``'s last column is the arm
+    indicator (1 = arm, fits[1]; 0 = reference, fits[0]); ``start``: (2, p) coefficients."""
+    a = np.asarray(Xa[:, -1]).astype(np.int8)
+    return outcome_models(y, Xa[:, :-1], a, 2, starts=start, designs=designs)
+
+
+def counterfactual_risks(models: OutcomeModels, X) -> list[np.ndarray]:
+    """Each arm model's predicted risks for everyone (``X``: covariates, no arm column)."""
+    return [expit(X @ f.params) for f in models.fits]
+
+
+def extrapolation_note(models: OutcomeModels, names: tuple[str, ...]) -> str | None:
+    parts = [f"{n} people predicted under {name} from levels with no {name} episodes"
+             for n, name in zip(models.extrapolated, names) if n]
+    return "; ".join(parts) or None
+
+
+def standardized_means(models: OutcomeModels, X) -> list[tuple[float, np.ndarray]]:
+    """(mean, contributions) of each arm's standardized risk over all rows of ``X``."""
+    n = X.shape[0]
+    out = []
+    for fit, m in zip(models.fits, counterfactual_risks(models, X)):
+        mu = float(m.mean())
+        G = X.T @ (m * (1 - m))
+        out.append((mu, contributions(m - mu, n, [Nuisance(X, fit).correction(G)])))
+    return out
 
 
 def gcomp(
     y: np.ndarray,
-    Xa: np.ndarray,
+    Xa,
     *,
-    fit: LogisticFit | None = None,
+    fit: OutcomeModels | None = None,
     cluster: np.ndarray | None = None,
     confidence: float = 0.95,
+    names: tuple[str, str] = ("reference", "arm"),
 ) -> Effect:
     """Standardized RD/RR of arm vs reference (ATE) by g-computation.
 
     ``Xa`` is the covariate design (intercept first) with the arm indicator as last column;
-    pass ``fit`` to reuse an outcome model already fitted on the same rows.
+    pass ``fit`` to reuse outcome models already fitted on the same rows.
     """
     y = np.asarray(y, dtype=float)
-    a = Xa[:, -1].astype(bool)
+    a = np.asarray(Xa[:, -1]).astype(bool)
     n1, n0 = int(a.sum()), int((~a).sum())
     n = n1 + n0
     if fit is None:
@@ -65,17 +167,8 @@ def gcomp(
     if not fit.converged:
         na = NotEstimable(f"outcome model: {fit.note}", "gcomp", n)
         return Effect(na, na, "gcomp", "ate", n)
-    m1, m0 = counterfactual_risks(fit, Xa)
-    nu = Nuisance(Xa, fit)
-    X = Xa[:, :-1]
-    out = []
-    for m, arm_value in ((m1, 1.0), (m0, 0.0)):
-        mu = float(m.mean())
-        d = m * (1 - m)
-        G = np.append(X.T @ d, arm_value * d.sum())
-        out.append((mu, contributions(m - mu, n, [nu.correction(G)])))
-    (mu1, c1), (mu0, c0) = out
+    (mu0, c0), (mu1, c1) = standardized_means(fit, Xa[:, :-1])
     return effect(
         mu1, mu0, c1, c0, method="gcomp", target="ate", n_arm=n1, n_reference=n0,
-        cluster=cluster, confidence=confidence,
+        cluster=cluster, confidence=confidence, note=extrapolation_note(fit, names),
     )  # fmt: skip

@@ -38,7 +38,7 @@ def _arm_mean(
     mu = float(wm @ y) / S
     psi = wm * (y - mu)
     corr = [nu.correction((psi[:, None] * dlogw).T @ nu.X) for nu, dlogw in nuisances]
-    return mu, contributions(psi, S, corr)
+    return mu, contributions(psi, S, corr), wm
 
 
 def weighted_effect(
@@ -64,11 +64,11 @@ def weighted_effect(
     if n1 == 0 or n0 == 0:
         na = NotEstimable("an arm has no people", method, n1 + n0)
         return Effect(na, na, method, target, n1 + n0)
-    mu1, c1 = _arm_mean(y, in_arm, w, nuisances)
-    mu0, c0 = _arm_mean(y, in_reference, w, nuisances)
+    mu1, c1, w1 = _arm_mean(y, in_arm, w, nuisances)
+    mu0, c0, w0 = _arm_mean(y, in_reference, w, nuisances)
     return effect(
         mu1, mu0, c1, c0, method=method, target=target, n_arm=n1, n_reference=n0,
-        cluster=cluster, confidence=confidence, note=note,
+        cluster=cluster, confidence=confidence, note=note, omega1=w1, omega0=w0,
     )  # fmt: skip
 
 

@@ -34,7 +34,7 @@ from scipy import stats
 from pipelines.stats.adjusted import estimate, fit_outcome, prepare
 from pipelines.stats.design import start_from, subset, with_column
 from pipelines.stats.gcomp import outcome_model
-from pipelines.stats.inference import cluster_codes
+from pipelines.stats.inference import MIN_CLUSTERS, cluster_codes
 from pipelines.stats.propensity import fit_propensity
 from pipelines.stats.results import (
     Design,
@@ -45,8 +45,6 @@ from pipelines.stats.results import (
     NotEstimable,
     TestResult,
 )
-
-ARM = "(arm)"  # the name of the outcome model's last column, for start_from
 
 
 def effect_modification(
@@ -79,6 +77,7 @@ def effect_modifications(
     cluster: np.ndarray | None = None,
     min_arm: int = 20,
     starts: Sequence[tuple[np.ndarray, np.ndarray] | None] | None = None,
+    min_clusters: int = MIN_CLUSTERS,
 ) -> list[Interaction]:
     """:func:`effect_modification` of each outcome in ``ys`` (all on the rows of ``design``):
     a subgroup's propensity model does not depend on the outcome, so it is fitted once for
@@ -102,14 +101,15 @@ def effect_modifications(
                 g.append((str(level), Effect(na, na, method, "ate", n1 + n0)))
             continue
         part = subset(design, rows)
+        part_columns = part.columns
         ps_start = start_from(given[0][0], design.columns, part.columns) if given else None
-        out_columns = (*part.columns, ARM)
         pop = prepare(part, a[rows], start=ps_start)
         del part  # the population holds its own copy (with the arm column)
-        cl = None if cluster is None else cluster_codes(np.asarray(cluster)[rows])
+        cl = None if cluster is None else cluster_codes(np.asarray(cluster)[rows], min_clusters)
         for k, y in enumerate(ys):
             yy = y[rows]
-            out_start = None if starts[k] is None else start_from(starts[k][1], (*design.columns, ARM), out_columns)
+            # per-arm outcome coefficients (2, p) on the design's columns, placed on the subgroup's
+            out_start = None if starts[k] is None else start_from(starts[k][1], design.columns, part_columns)
             out = fit_outcome(pop, yy, start=out_start) if method in ("gcomp", "aipw") else None
             groups[k].append((str(level), estimate(pop, yy, method, outcome=out, cluster=cl)))
     return [_interaction(name, tuple(g), method, int(a.size)) for g in groups]

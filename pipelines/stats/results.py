@@ -82,6 +82,10 @@ class Estimate:
     risk_reference: float | None = None
     confidence: float = 0.95
     note: str | None = None
+    #: the variance behind ``se`` (e.g. "HC0 sandwich", "CR2, 34 clusters, t(33)")
+    variance: str | None = None
+    #: degrees of freedom of the Student t quantiles of the interval; None: normal quantiles
+    df: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,6 +151,33 @@ class LogisticFit:
 
 
 @dataclass(frozen=True, slots=True)
+class OutcomeModels:
+    """One logistic outcome model per arm (g-computation, AIPW): ``fits[k]`` fitted on the rows
+    of arm code ``k`` (binary comparisons: 0 = reference, 1 = arm), its ``resid`` spread over
+    every row of the population (0 on the other arms' rows) so that the sandwich corrections
+    take the whole design. ``extrapolated[k]``: people outside arm ``k`` with a covariate column
+    that arm ``k``'s rows do not identify (a level it has no one in, or one collinear there),
+    whose risk under ``k`` the model predicts at that arm's reference level (the column's
+    coefficient is 0, as a pseudo-inverse would give)."""
+
+    fits: tuple[LogisticFit, ...]
+    extrapolated: tuple[int, ...]
+
+    @property
+    def converged(self) -> bool:
+        return all(f.converged for f in self.fits)
+
+    @property
+    def note(self) -> str | None:
+        return next((f.note for f in self.fits if not f.converged), None)
+
+    @property
+    def params(self) -> np.ndarray:
+        """(K, p): each arm's coefficients (a start for the same models on a subset)."""
+        return np.stack([f.params for f in self.fits])
+
+
+@dataclass(frozen=True, slots=True)
 class PropensityModel:
     """A fitted propensity model and its overlap diagnostics.
 
@@ -200,6 +231,9 @@ class Population:
     propensity: PropensityModel
     weights: dict[str, Weights]
     n: int
+    #: what outcomes measured on these rows share, made on first use: each arm's rows of the
+    #: design (the per-arm outcome models' designs, copied once for every outcome)
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,7 +273,15 @@ class FollowupEstimates:
 
 @dataclass(frozen=True, slots=True)
 class NonInferiority:
-    """Non-inferiority and equivalence of the arm against the reference on the RD scale."""
+    """Non-inferiority and equivalence of the arm against the reference, on two bases.
+
+    The fields of the original (absolute) analysis keep their meaning: ``estimate`` and the
+    ``ci*`` intervals are the risk difference, ``noninferior`` / ``equivalent`` / ``p_*`` its
+    verdicts against ``margin_pp``. The ``*_relative`` verdicts and the ``rr*`` intervals are the
+    risk ratio's against ``margin_ratio``. ``margin_basis`` (``"absolute"`` or ``"relative"``)
+    is the basis of the headline ``conclusion``, ``margin_basis_reason`` says why; each basis's
+    own conclusion is in ``conclusion_absolute`` / ``conclusion_relative``.
+    """
 
     definition_id: str
     margin_pp: float
@@ -255,6 +297,20 @@ class NonInferiority:
     conclusion: str
     method: str
     n: int
+    margin_ratio: float = 0.8
+    rr: float | None = None
+    rr_ci95_low: float | None = None
+    rr_ci95_high: float | None = None
+    rr_ci90_low: float | None = None
+    rr_ci90_high: float | None = None
+    noninferior_relative: bool | None = None
+    equivalent_relative: bool | None = None
+    p_noninferiority_relative: float | None = None
+    p_equivalence_relative: float | None = None
+    conclusion_absolute: str = ""
+    conclusion_relative: str = ""
+    margin_basis: str = "absolute"
+    margin_basis_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

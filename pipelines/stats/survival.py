@@ -9,7 +9,8 @@ Notes
   statsmodels ``SurvfuncRight``). Numbers at risk are unweighted head counts.
 * Cox: a marginal structural model with the arm indicator only, fitted by weighted partial
   likelihood (Breslow ties), robust (Lin–Wei / Binder) variance from score residuals, summed
-  within clusters when given. It treats weights as fixed, which is conservative for IPTW
+  within clusters (CR2-scaled, t(G-1)) when there are at least MIN_CLUSTERS of them
+  (:mod:`pipelines.stats.inference`'s variance rule). It treats weights as fixed, which is conservative for IPTW
   ATE weights. statsmodels ``PHReg`` has no case weights, hence the own fit; unweighted it
   agrees with ``PHReg`` (tests/stats).
 * Proportional hazards check: correlation of the Schoenfeld residuals with the rank of the
@@ -34,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from pipelines.stats.inference import cluster_codes, variance, wald
+from pipelines.stats.inference import MIN_CLUSTERS, cluster_codes, variance, variance_label, wald
 from pipelines.stats.results import CoxResult, Estimate, NotEstimable, SurvivalCurve, TestResult, readonly
 
 
@@ -100,6 +101,7 @@ def cox_ph(
     cluster: np.ndarray | None = None,
     confidence: float = 0.95,
     max_iter: int = 50,
+    min_clusters: int = MIN_CLUSTERS,
 ) -> CoxResult | NotEstimable:
     """Hazard ratio of arm vs reference (weighted Cox, Breslow ties, robust variance) with a PH test."""
     t = np.asarray(time, dtype=float)
@@ -141,14 +143,15 @@ def cox_ph(
     inc_b = np.cumsum(w * d * zbar / s0)
     last = np.searchsorted(t, t, side="right") - 1
     L = d * (z - zbar) - e * (z * inc_a[last] - inc_b[last])
-    codes = cluster_codes(cl)
+    codes = cluster_codes(cl, min_clusters)
     se = math.sqrt(variance(w * L / info, codes))
-    lo, hi, p = wald(beta, se, confidence)
+    label, df = variance_label(codes)
+    lo, hi, p = wald(beta, se, confidence, df)
     hr = Estimate(
         math.exp(beta), math.exp(lo), math.exp(hi), n, "cox-ph-robust", "hr",
         "crude" if weights is None else "weighted", p_value=p, se=se,
         n_arm=int(z.sum()), n_reference=int(n - z.sum()), confidence=confidence,
-        note=None if codes is None else "cluster-robust variance",
+        note=None if codes is None else "cluster-robust variance", variance=label, df=df,
     )  # fmt: skip
     ev = d > 0
     g = stats.rankdata(t[ev])

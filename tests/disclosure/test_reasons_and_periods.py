@@ -151,6 +151,38 @@ def test_a_apply_comparative_hides_adjusted_p_values_of_hidden_rows_and_noninfer
         assert ni_shown[key] == ni[key], key
 
 
+def test_a_hidden_noninferiority_row_hides_its_relative_verdict_and_basis_too():
+    # the risk ratio, its intervals, p-values, verdicts and words would give the hidden rate back
+    # as the difference would; the basis chosen by the reference rate says on which side of 20% it is
+    rates = apply_rates([_rate("level_group", "iop", 5, 40), _rate("level_group", "residential", 60, 200),
+                         _rate("level_group", "iop", 20, 40, "retention"),
+                         _rate("level_group", "residential", 100, 200, "retention")])
+    relative = {"rr": 0.42, "rr_ci95_low": 0.2, "rr_ci95_high": 0.9, "rr_ci90_low": 0.25, "rr_ci90_high": 0.8,
+                "noninferior_relative": False, "equivalent_relative": False, "p_noninferiority_relative": 0.9,
+                "p_equivalence_relative": 0.95}
+    words = {"conclusion": "iop is worse than residential (risk ratio 0.42)",
+             "conclusion_absolute": "inconclusive (95% CI -10.0 to 0.0 pp)",
+             "conclusion_relative": "iop is worse than residential (risk ratio 0.42)",
+             "margin_basis_reason": "relative: the residential rate 12.0% is below 20%"}
+    ni = {"method": "crude", "margin_pp": 5.0, "margin_ratio": 0.8, "estimate": -0.05, "ci95_low": -0.1,
+          "ci95_high": 0.0, "ci90_low": -0.09, "ci90_high": -0.01, "noninferior": False, "equivalent": False,
+          "p_noninferiority": 0.4, "p_equivalence": 0.7, "margin_basis": "relative", **relative, **words}
+    out = apply_comparative({
+        "comparisons": [_comparison(40, "completion"), _comparison(40, "retention")],
+        "noninferiority": [{**ni, "definition_id": "completion"}, {**ni, "definition_id": "retention"}],
+    }, rates)
+    ni_hidden, ni_shown = out["noninferiority"]
+    assert ni_hidden["suppression"] and ni_shown["suppression"] is None
+    for key in (*relative, "margin_basis"):
+        assert ni_hidden[key] is None, key
+        assert ni_shown[key] == ni[key], key
+    for key in words:
+        assert ni_hidden[key].startswith("not shown"), key
+        assert "0.42" not in ni_hidden[key] and "12.0" not in ni_hidden[key], key
+        assert ni_shown[key] == ni[key], key
+    assert ni_hidden["margin_pp"] == 5.0 and ni_hidden["margin_ratio"] == 0.8  # the margins asked are no secret
+
+
 # --------------------------------------------------------------------------- B. reasons, tables
 def test_b_table_reasons_two_by_three_with_one_small_cell():
     #          c1   c2   c3 | total

@@ -4,6 +4,7 @@ results model's, and the expectations below are counted again from the raw extra
 from __future__ import annotations
 
 import csv
+import html as html_mod
 import json
 import math
 import re
@@ -118,6 +119,40 @@ def test_every_rate_shown_is_the_results_models(html, analysis):
             assert cells[6] == f"{100 * r['rate']:.1f}%"
         else:
             assert cells[6] in ("*", "†", "–")
+
+
+def test_noninferiority_on_both_margins_reaches_the_results_and_the_report(html, analysis):
+    """Issue 27: where the residential rate is below 20% the headline verdict is on the risk-ratio
+    margin, and says why; results.json holds both verdicts with their conclusions."""
+    results = _results(analysis)
+    assert results["diagnostics"]["margin_basis"] == "auto" and results["diagnostics"]["margin_ratio"] == 0.8
+    shown = [x for x in results["noninferiority"] if x["suppression"] is None]
+    relative = [x for x in shown if x["margin_basis"] == "relative"]
+    assert relative and [x for x in shown if x["margin_basis"] == "absolute"]  # the fixture has both
+    for x in shown:
+        assert x["conclusion"] == x[f"conclusion_{x['margin_basis']}"]
+        assert x["conclusion_absolute"] and x["conclusion_relative"]
+        if x["rr"] is not None:
+            assert x["noninferior_relative"] == (x["rr_ci95_low"] > x["margin_ratio"])
+            assert x["equivalent_relative"] == (x["rr_ci90_low"] > 0.8 and x["rr_ci90_high"] < 1 / 0.8)
+        # the rule: the primary estimate's (standardized) residential risk against 20%
+        risks = {c["risk_reference"] for c in results["comparisons"]
+                 if c["definition_id"] == x["definition_id"] and c["method"] == x["method"]
+                 and c["estimand"] == "rd" and c["risk_reference"] is not None}
+        if len(risks) == 1:
+            assert (x["margin_basis"] == "relative") == (risks.pop() < 0.2), x["margin_basis_reason"]
+    rows = {html_mod.unescape(c[0]): [html_mod.unescape(v) for v in c] for c in _table(html, "table-noninferiority")[1:]}
+    labels = {d["id"]: d["label"] for d in results["definitions"]}
+    comparison = html_mod.unescape(_section(html, "comparison"))
+    for x in relative:
+        cells = rows[labels[x["definition_id"]]]
+        assert cells[2] == "relative (risk ratio)" and cells[3] == "0.80", cells
+        assert cells[-1] == x["conclusion_relative"], cells
+        if x["rr"] is not None:
+            assert cells[4] == f"{x['rr']:.2f}" and cells[5] == f"{x['rr_ci95_low']:.2f}", cells
+        assert x["margin_basis_reason"].removeprefix("relative: ") in comparison
+    assert "Non-inferiority on a relative margin (risk ratio) where the residential rate is low" in comparison
+    assert "unless the residential rate is below 20%, then relative" in html_mod.unescape(html)
 
 
 def test_followup_response_is_the_registry_definition(html, analysis):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,7 +26,8 @@ def result(frame):
 
 def test_rows_for_every_definition_method_and_scale(result):
     c = result.comparisons
-    binary = c.filter(pl.col("method") != "iptw_ate_multinomial", pl.col("missing_data").is_null())
+    binary = c.filter(~pl.col("method").is_in(["iptw_ate_multinomial", "gcomp_multiarm", "aipw_multinomial"]),
+                      pl.col("missing_data").is_null())
     for d in ("d01", "d02", "d03", "d04", "d06"):
         got = set(binary.filter(pl.col("definition_id") == d).select("method", "estimand").iter_rows())
         assert got == {
@@ -85,8 +87,10 @@ def test_followup_rows(result):
 
 
 def test_multinomial_rows(result):
-    m = result.comparisons.filter(pl.col("method") == "iptw_ate_multinomial", pl.col("estimand") == "rd")
-    assert set(m["arm"]) == {"iop", "php"} and m["estimate"].null_count() == 0
+    for method in ("iptw_ate_multinomial", "gcomp_multiarm", "aipw_multinomial"):
+        m = result.comparisons.filter(pl.col("method") == method, pl.col("estimand") == "rd")
+        assert set(m["arm"]) == {"iop", "php"} and m["estimate"].null_count() == 0, method
+        assert m.height == 2 * 6  # two arms against residential, six definitions
 
 
 def test_noninferiority_rows(result):
@@ -94,6 +98,17 @@ def test_noninferiority_rows(result):
     assert set(ni["definition_id"]) == {f"d0{k}" for k in range(1, 7)}
     ok = ni.filter(pl.col("estimate").is_not_null())
     assert (ok["noninferior"] == (ok["ci95_low"] > -0.05)).all()
+    # the relative verdict beside it: the risk ratio's 95% lower limit against 0.8
+    rel = ni.filter(pl.col("rr").is_not_null())
+    assert rel.height and (rel["noninferior_relative"] == (rel["rr_ci95_low"] > 0.8)).all()
+    assert (rel["rr_ci95_low"] <= rel["rr"]).all() and (rel["rr"] <= rel["rr_ci95_high"]).all()
+    # the headline is the conclusion of the basis, chosen by the reference rate (20%)
+    for row in ni.iter_rows(named=True):
+        assert row["margin_basis"] in ("absolute", "relative") and row["margin_ratio"] == 0.8
+        assert row["conclusion"] == row[f"conclusion_{row['margin_basis']}"]
+        rate = re.search(r"rate ([0-9.]+)%", row["margin_basis_reason"])
+        if rate is not None:
+            assert (row["margin_basis"] == "relative") == (float(rate.group(1)) < 20), row["margin_basis_reason"]
 
 
 def test_a_design_and_propensity_model_from_the_caller(frame, result):
@@ -161,6 +176,7 @@ def test_accepts_any_definition_like_object(frame):
         version: str
         window_days: int | None
         missing: str | None
+        followup: str | None = None
         label: str = "x"
 
     r = compare(frame, [Other("d02", "2.1", None, "failure")], methods=("crude",))
@@ -232,3 +248,21 @@ def test_compare_lets_go_of_a_frame_it_was_handed_once_its_rows_are_read(monkeyp
     monkeypatch.setattr(comparisons, "_with_adjusted_p", lambda df: seen.append(bool(freed)) or tables(df))
     result = comparisons.compare(box.pop(), simulate.definitions(3), arms=("iop", "php", "residential"))
     assert seen == [True] and result.comparisons.height > 0
+
+
+def test_followup_sensitivity_only_for_interview_outcomes(frame):
+    """A registry outcome with a window (readmission: no one is interviewed) gets no ITT /
+    complete-case / IPW-follow-up rows, and they do not enter its multiplicity families."""
+    registry_like = simulate.Definition("d05", 1, 90, "exclude", None)
+    interview = simulate.Definition("d05", 1, 90, "exclude", "interview")
+    plain = compare(frame, [registry_like], methods=("crude", "iptw_ate"))
+    marked = compare(frame, [interview], methods=("crude", "iptw_ate"))
+    assert set(plain.comparisons["method"]) == {"crude", "iptw_ate"}
+    assert plain.comparisons.filter(pl.col("missing_data").is_not_null()).height == 0
+    assert set(marked.comparisons["method"]) == {"crude", "iptw_ate", "ipw_followup"}
+    assert set(marked.comparisons["missing_data"].drop_nulls()) == {"cc", "itt", "ipfw"}
+    # the standard rows are the same numbers either way
+    key = ["method", "estimand"]
+    a = plain.comparisons.sort(key).select("estimate", "se")
+    b = marked.comparisons.filter(pl.col("missing_data") == "cc").sort(key).select("estimate", "se")
+    assert a.equals(b)

@@ -12,7 +12,7 @@ from statsmodels.duration.survfunc import SurvfuncRight
 
 from pipelines.stats.design import build_design, start_from, subset, with_column
 from pipelines.stats.gcomp import outcome_model
-from pipelines.stats.modification import ARM, effect_modification, whole_population_starts
+from pipelines.stats.modification import effect_modification, whole_population_starts
 from pipelines.stats.propensity import fit_propensity
 from pipelines.stats.survival import cox_ph, kaplan_meier, logrank
 
@@ -112,9 +112,12 @@ def test_effect_modification_from_whole_population_starts_gives_the_same_subgrou
         ref = sm.Logit(a[rows].astype(float), part.matrix).fit(disp=0, tol=1e-12)
         np.testing.assert_allclose(ps.fit.params, ref.params, atol=1e-6)
         Xa = with_column(part.matrix, a[rows].astype(float))
-        out_start = start_from(starts[1], (*design.columns, ARM), (*part.columns, ARM))
+        out_start = start_from(starts[1], design.columns, part.columns)  # per arm: (2, p)
         out = outcome_model(y[rows], Xa, start=out_start)
-        np.testing.assert_allclose(out.params, sm.Logit(y[rows], Xa).fit(disp=0, tol=1e-12).params, atol=1e-6)
+        X, yy, arm = np.asarray(part.matrix), y[rows], a[rows]
+        for k, in_arm in enumerate((~arm, arm)):  # reference's model first, then the arm's
+            ref = sm.Logit(yy[in_arm], X[in_arm]).fit(disp=0, tol=1e-12).params
+            np.testing.assert_allclose(out.params[k], ref, atol=1e-6)
     cold = effect_modification(y, a, design, sub.astype(str), "sub")
     warm = effect_modification(y, a, design, sub.astype(str), "sub", starts=starts)
     for (level, c), (level_w, w) in zip(cold.subgroups, warm.subgroups, strict=True):

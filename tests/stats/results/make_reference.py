@@ -9,11 +9,13 @@ Run from the repository root:  uv run --frozen python tests/stats/results/make_r
   values of Newcombe (1998), Table II, method 10, typed in from the paper.
 * ``estimators.json``: on ``confounded_2000.csv`` (drawn once by tests/stats/simulate.py),
   IPTW ATE and ATT (Hájek) with their M-estimation standard errors from statsmodels
-  ``TreatmentEffect.ipw``; overlap-weighted, g-computation and AIPW estimates from
-  statsmodels ``Logit`` / ``GLM`` fits and the closed-form formulas; g-computation standard
-  error by the delta method with the GLM's HC0 covariance; AIPW standard error from its
-  influence function; and nonparametric bootstrap standard errors (500 resamples) of every
-  estimator for checking the sandwich variances.
+  ``TreatmentEffect.ipw``; g-computation (regression adjustment with one outcome model per
+  arm) and its standard error from statsmodels ``TreatmentEffect.ra`` with a ``Logit`` outcome
+  model; overlap-weighted and AIPW estimates from statsmodels ``Logit`` fits (one outcome
+  model per arm) and the closed-form formulas; g-computation standard error also by the delta
+  method with each arm model's HC0 covariance; AIPW standard error from its influence
+  function; and nonparametric bootstrap standard errors (500 resamples) of every estimator
+  for checking the sandwich variances.
 """
 
 from __future__ import annotations
@@ -87,13 +89,12 @@ def _point_estimates(X: np.ndarray, a: np.ndarray, y: np.ndarray) -> dict:
     out["iptw_att"] = y[a == 1].mean() - np.average(y[a == 0], weights=wt[a == 0])
     wo = np.where(a == 1, 1 - e, e)
     out["overlap"] = np.average(y[a == 1], weights=wo[a == 1]) - np.average(y[a == 0], weights=wo[a == 0])
-    Xa = np.column_stack([X, a])
-    glm = sm.GLM(y, Xa, family=sm.families.Binomial()).fit(tol=1e-12)
-    m1 = glm.predict(np.column_stack([X, np.ones_like(a)]))
-    m0 = glm.predict(np.column_stack([X, np.zeros_like(a)]))
+    # one outcome model per arm (regression adjustment: statsmodels TreatmentEffect.ra, teffects ra)
+    fits = [sm.GLM(y[a == k], X[a == k], family=sm.families.Binomial()).fit(tol=1e-12) for k in (0, 1)]
+    m0, m1 = (f.predict(X) for f in fits)
     out["gcomp"] = m1.mean() - m0.mean()
     out["aipw"] = np.mean(m1 - m0 + a * (y - m1) / e - (1 - a) * (y - m0) / (1 - e))
-    return {k: float(v) for k, v in out.items()}, e, glm, m1, m0
+    return {k: float(v) for k, v in out.items()}, e, fits, m1, m0
 
 
 def estimators() -> dict:
@@ -106,7 +107,7 @@ def estimators() -> dict:
     a = df["arm"].to_numpy().astype(float)
     y = df["y"].to_numpy().astype(float)
     n = len(y)
-    point, e, _glm, m1, m0 = _point_estimates(X, a, y)
+    point, e, _fits, m1, m0 = _point_estimates(X, a, y)
     te = TreatmentEffect(sm.OLS(y, X), a.astype(int), results_select=sm.Logit(a, X).fit(disp=0, tol=1e-12))
     ate = te.ipw()
     att = te.ipw(effect_group=1)
@@ -118,17 +119,19 @@ def estimators() -> dict:
         "iptw_ate": float(ate.summary_frame().iloc[0, 0]),
         "iptw_att": float(att.summary_frame().iloc[0, 0]),
     }
-    # g-computation: delta method, gradient of mean(m1) - mean(m0) in beta, HC0 covariance.
-    Xa1 = np.column_stack([X, np.ones(n)])
-    Xa0 = np.column_stack([X, np.zeros(n)])
-    grad = (Xa1 * (m1 * (1 - m1))[:, None]).mean(0) - (Xa0 * (m0 * (1 - m0))[:, None]).mean(0)
-    cov = (
-        sm.GLM(y, np.column_stack([X, a]), family=sm.families.Binomial())
-        .fit(tol=1e-12, cov_type="HC0")
-        .cov_params()
-    )
+    # g-computation: statsmodels' regression adjustment (GMM over both arm models and the means)
+    ps = sm.Logit(a, X).fit(disp=0, tol=1e-12)  # the constructor wants one; RA does not use it
+    ra = TreatmentEffect(sm.Logit(y, X), a.astype(int), results_select=ps).ra().summary_frame()
+    ra_point, ra_se = float(ra.iloc[0, 0]), float(ra.iloc[0, 1])
+    # and by the delta method: gradient of mean(m1) - mean(m0) in each arm's coefficients, each
+    # arm model's HC0 covariance (the arms' models are independent: disjoint rows)
     d = m1 - m0
-    se["gcomp"] = float(math.sqrt(grad @ cov @ grad + d.var() / n))
+    var = d.var() / n
+    for k, m, sign in ((1, m1, 1.0), (0, m0, -1.0)):
+        grad = sign * (X * (m * (1 - m))[:, None]).mean(0)
+        cov = sm.GLM(y[a == k], X[a == k], family=sm.families.Binomial()).fit(tol=1e-12, cov_type="HC0").cov_params()
+        var += grad @ cov @ grad
+    se["gcomp"] = float(math.sqrt(var))
     phi = m1 - m0 + a * (y - m1) / e - (1 - a) * (y - m0) / (1 - e)
     se["aipw"] = float(phi.std() / math.sqrt(n))
     rng = np.random.default_rng(12345)
@@ -143,6 +146,7 @@ def estimators() -> dict:
         "data": "confounded_2000.csv",
         "point": point,
         "statsmodels_ipw": {"point": ipw_point, "se": {k: se[k] for k in ("iptw_ate", "iptw_att")}},
+        "statsmodels_ra": {"point": ra_point, "se": ra_se},
         "se_second_route": se,
         "bootstrap_se": boot_se,
         "bootstrap_reps": 500,
