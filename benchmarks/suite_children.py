@@ -221,7 +221,7 @@ def fit_baseline(frame, definitions, arm: str = "iop", reference: str = "residen
     """statsmodels ``Logit`` fits of compare()'s models on the same arrays: (seconds, CPU seconds, fits).
 
     As ``benchmarks/bench_stats.py``'s baseline (one propensity model per distinct population,
-    one outcome model per definition, one follow-up model per follow-up definition), skipping
+    one outcome model per arm and definition, one follow-up model per follow-up definition), skipping
     what compare() does not fit either (an arm under 20 people, fewer than 5 successes or
     failures); a fit statsmodels cannot finish (singular Hessian) still counts its time.
     """
@@ -272,11 +272,13 @@ def fit_baseline(frame, definitions, arm: str = "iop", reference: str = "residen
                 if not enough(np.where(t.reached[mask], y, 0.0), am):
                     continue
                 fit(t.reached[mask].astype(float), Xa)
+                fits += 1
             else:
                 if not enough(y, am):
                     continue
-                fit(y, Xa)
-            fits += 1
+                for rows in (am, ~am):  # one outcome model per arm (g-computation, AIPW)
+                    fit(y[rows], d.matrix[rows])
+                    fits += 1
     return time.perf_counter() - t0, time.process_time() - c0, fits
 
 
