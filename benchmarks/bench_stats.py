@@ -1,7 +1,7 @@
 """Benchmark of the statistics stage: compare() over N synthetic episodes and ~25 definitions.
 
     uv run --frozen python benchmarks/bench_stats.py [--n 1700000] [--definitions 25] [--skip-baseline]
-        [--blas-threads 1]
+        [--blas-threads 1] [--arms iop,php,residential [--multiarm]]
 
 Prints seconds per stage of :func:`pipelines.analysis.comparisons.compare` (crude + gcomp,
 IPTW ATE, IPTW ATT, overlap, AIPW with balance and diagnostics, follow-up estimates for the
@@ -82,6 +82,10 @@ def main() -> None:
     p.add_argument("--n", type=int, default=1_700_000)
     p.add_argument("--definitions", type=int, default=25)
     p.add_argument("--skip-baseline", action="store_true")
+    p.add_argument("--multiarm", action="store_true",
+                   help="with --arms, also g-computation and AIPW over all the arms (analyze --multiarm-outcome-models)")
+    p.add_argument("--arms", default=None,
+                   help="comma-separated levels for the multi-arm rows, as analyze passes them (e.g. iop,php,residential)")
     p.add_argument("--blas-threads", default="1", help="OpenBLAS threads (set before numpy loads)")
     args = p.parse_args()
 
@@ -97,7 +101,8 @@ def main() -> None:
         f"synthetic frame: {frame.height:,} episodes, {len(defs)} definitions ({time.perf_counter() - t0:.1f} s, not counted)"
     )
     t0 = time.perf_counter()
-    res = compare(frame, defs)
+    res = compare(frame, defs, arms=tuple(args.arms.split(",")) if args.arms else None,
+                  multiarm_outcomes=args.multiarm)
     total = time.perf_counter() - t0
     n_arm = res.comparisons.filter(res.comparisons["method"] == "crude")["n_arm"].max()
     print(

@@ -168,7 +168,8 @@ def replicate(scenario: str, n: int, seed: np.random.SeedSequence, min_clusters:
     for call, (arm, arms) in enumerate(calls):
         try:
             r = compare(
-                frame, defs, arm=arm, reference="residential", arms=arms, covariates=covariates, **extra
+                frame, defs, arm=arm, reference="residential", arms=arms, covariates=covariates,
+                multiarm_outcomes=bool(arms), **extra
             )
         except Exception as exc:  # noqa: BLE001  a crash is a replicate without estimates, reported
             rows[("error", call)] = f"{type(exc).__name__}: {exc}"

@@ -51,6 +51,9 @@ def configure_analyze(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-clusters", metavar="G", type=int, default=30,
                         help="sites needed before intervals are cluster-robust (CR2, t(G-1)); with fewer, "
                         "the person-level sandwich with site as a fixed effect (default 30)")
+    parser.add_argument("--multiarm-outcome-models", action="store_true",
+                        help="with three or more levels, also g-computation and AIPW over all of them (one "
+                        "outcome model per level; about twice the statistics' time)")
     parser.add_argument("--disclosure", choices=("cms", "opensafely"), default="cms",
                         help="small-cell rule for everything written (default cms: no count 1-10)")
     add_period_arguments(parser)
@@ -77,7 +80,7 @@ def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
     results = analyze(settings, args.out, args.definitions, args.by, data_end_date=args.data_end_date,
                       arm=args.arm, reference=args.reference, margin_pp=args.margin, rule=args.disclosure,
                       margin_ratio=args.margin_ratio, margin_basis=args.margin_basis, period=period,
-                      min_clusters=args.min_clusters)
+                      min_clusters=args.min_clusters, multiarm_outcomes=args.multiarm_outcome_models)
     not_applicable = len(results["not_applicable"])
     print(
         f"wrote {args.out / 'results.json'} and its CSVs for {results['period']['label']}: "
@@ -104,6 +107,7 @@ def analyze(
     margin_ratio: float = 0.8,
     margin_basis: str = "auto",
     min_clusters: int = 30,
+    multiarm_outcomes: bool = False,
     rule: str = "cms",
     offload: Callable[[bytes, Sequence[Any], dict[str, Any]], Any] | None = None,
     period: Any = None,
@@ -168,7 +172,7 @@ def analyze(
                             f"({_data_span(con)})")
         options = {"arm": arm, "reference": reference, "arms": arms, "margin_pp": margin_pp,
                    "margin_ratio": margin_ratio, "margin_basis": margin_basis, "min_clusters": min_clusters,
-                   "where": where, "where_params": params}
+                   "multiarm_outcomes": multiarm_outcomes, "where": where, "where_params": params}
         pending = offload(_marts_parquet(con), definitions, options) if compare and offload else None
         period_by = [g for g in groupings if g != "quarter"]
         table = rates_mod.rates(con, definitions, period_by, where=where, where_params=params)

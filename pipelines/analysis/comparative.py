@@ -124,6 +124,7 @@ def comparative_results(
     margin_ratio: float = 0.8,
     margin_basis: str = "auto",
     min_clusters: int = 30,
+    multiarm_outcomes: bool = False,
     where: str = "",
     where_params: Sequence[Any] = (),
 ) -> dict[str, Any]:
@@ -141,14 +142,16 @@ def comparative_results(
             # list that _comparative empties: nothing here keeps the frame alive
             levels = list(dict.fromkeys((arm, reference, *(arms or ()))))
             return _comparative([statistics_frame(con, definitions, levels, where, where_params)], definitions,
-                                arm, reference, arms, margin_pp, margin_ratio, margin_basis, min_clusters)
+                                arm, reference, arms, margin_pp, margin_ratio, margin_basis, min_clusters,
+                                multiarm_outcomes)
     finally:
         heap.release()  # the heap keeps freed blocks for reuse: none are needed now
 
 
 def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: str, reference: str,
                  arms: Sequence[str] | None, margin_pp: float, margin_ratio: float = 0.8,
-                 margin_basis: str = "auto", min_clusters: int = 30) -> dict[str, Any]:
+                 margin_basis: str = "auto", min_clusters: int = 30,
+                 multiarm_outcomes: bool = False) -> dict[str, Any]:
     """The tables of comparative_results from the frame in ``holder`` (a list of one, emptied
     here: compare() lets go of the frame once it has what it reads, and at 25 M the frame's
     4 GB are then free for the rest of the statistics)."""
@@ -199,7 +202,7 @@ def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: st
         result = compare(passed.pop(), definitions, arm=arm, reference=reference,
                          arms=available_arms if len(available_arms) >= 3 else None, margin_pp=margin_pp,
                          margin_ratio=margin_ratio, margin_basis=margin_basis, executor=pool, design=design,
-                         propensity=model.fit, min_clusters=min_clusters)
+                         propensity=model.fit, min_clusters=min_clusters, multiarm_outcomes=multiarm_outcomes)
         side = pending.result()
     out["comparisons"] = _records(result.comparisons)
     out["balance"] = _records(result.balance)

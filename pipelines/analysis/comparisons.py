@@ -210,6 +210,7 @@ def compare(
     margin_basis: str = "auto",
     cluster: str | None = "site_id",
     min_clusters: int | None = None,
+    multiarm_outcomes: bool = False,
     min_arm: int = MIN_ARM,
     min_events: int = MIN_EVENTS,
     covariates: Sequence[str] | None = None,
@@ -223,7 +224,10 @@ def compare(
     """Compare ``arm`` with ``reference`` for every definition; see the module docstring.
 
     ``arms`` (e.g. ``("iop", "php", "residential")``) adds multinomial-propensity IPTW-ATE
-    rows (method ``iptw_ate_multinomial``) for each listed arm against ``reference``.
+    rows (method ``iptw_ate_multinomial``) for each listed arm against ``reference``, and with
+    ``multiarm_outcomes`` also ``gcomp_multiarm`` and ``aipw_multinomial`` (one outcome model per
+    arm over all of them: three more fits a definition; at 1.7 M episodes the statistics take
+    ~1.9 times as long, hence not by default).
     ``primary`` is the adjusted method whose RD and RR intervals decide non-inferiority: against
     ``margin_pp`` percentage points (absolute) and a risk-ratio margin ``margin_ratio``
     (relative), both reported; ``margin_basis`` (``auto``: relative when the reference rate is
@@ -250,7 +254,7 @@ def compare(
     # ``frame`` until the end, and the frame is let go once its rows are read (below)
     with single_blas_thread():
         ctx = _Context(arm, reference, methods, min_arm, min_events, max_weight, confidence, primary,
-                       min_clusters)
+                       min_clusters, multiarm_outcomes)
         covariates = tuple(covariates or DEFAULT_COVARIATES)
         with ctx.timed("design"):
             in_arm = _arm_mask(frame, arm)
@@ -282,7 +286,7 @@ def compare(
                 mctx = ctx.fresh()
                 multinomial.append((mctx, pool.submit(
                     mctx.timed_call, "multinomial", mctx.run_multinomial, [frame], list(arms), definitions,
-                    covariates, cluster,
+                    covariates, cluster, pool,
                 )))  # fmt: skip
             # the frame is not read here any more: the multinomial job lets go of it once it has
             # its rows (a caller that passed the frame on without keeping it frees it then)
@@ -372,9 +376,10 @@ class _Context:
     """Accumulates output rows while populations are processed one at a time."""
 
     def __init__(self, arm, reference, methods, min_arm, min_events, max_weight, confidence, primary,
-                 min_clusters):
+                 min_clusters, multiarm_outcomes=False):
         self.arm, self.reference = arm, reference
         self.min_clusters = min_clusters
+        self.multiarm_outcomes = multiarm_outcomes
         self.methods = tuple(methods)
         self.min_arm, self.min_events = min_arm, min_events
         self.max_weight, self.confidence, self.primary = max_weight, confidence, primary
@@ -388,7 +393,8 @@ class _Context:
     def fresh(self) -> _Context:
         """An empty context with the same settings (for work on another thread)."""
         return _Context(self.arm, self.reference, self.methods, self.min_arm, self.min_events,
-                        self.max_weight, self.confidence, self.primary, self.min_clusters)
+                        self.max_weight, self.confidence, self.primary, self.min_clusters,
+                        self.multiarm_outcomes)
 
     def absorb(self, other: _Context) -> None:
         """Append ``other``'s rows after this context's own, and add its timings."""
@@ -582,18 +588,16 @@ class _Context:
         self._effect_rows(d, "ipw_followup", fe.ipw_followup, "ipfw", pop_id, None, True)
 
     # -- several arms -----------------------------------------------------------------------
-    def run_multinomial(self, holder, arms, definitions, covariates, cluster):
+    def run_multinomial(self, holder, arms, definitions, covariates, cluster, pool):
         """The multinomial rows; ``holder``: a list holding the frame, emptied here so that the
-        frame can be freed while the job runs."""
+        frame can be freed while the job runs; ``pool``: the threads its definitions' jobs may
+        also run on."""
         import polars as pl
 
         from pipelines.stats.design import build_design, start_from, subset
         from pipelines.stats.gcomp import arm_designs
         from pipelines.stats.inference import Nuisance, cluster_codes
-        from pipelines.stats.ipw import multinomial_effect
-        from pipelines.stats.multiarm import MULTIARM_METHODS, fit_outcomes, multiarm_effects
         from pipelines.stats.propensity import fit_multinomial_propensity
-        from pipelines.stats.results import Effect, NotEstimable
         from pipelines.stats.weighting import multinomial_weights
 
         frame = holder.pop()
@@ -643,51 +647,87 @@ class _Context:
                             f"{name} vs {self.reference}; weights over {', '.join(arms)}",
                         ))  # fmt: skip
             cl = cluster_codes(cl_all[mask], self.min_clusters) if cl_all is not None else None
-            per_arm = [m for m in ("gcomp", "aipw") if m in self.methods]
-            designs = None  # each arm's rows of the population's design, copied once for every definition
-            for t in group:
-                y = t.y[mask].astype(float)
-                reasons = {name: reason or self._events_reason(y[(c == k) | (c == 0)], (c == k)[(c == k) | (c == 0)])
-                           for k, name in enumerate(arms[1:], start=1)}
-                effects: dict[str, dict[str, Any]] = {}
-                if per_arm and not all(reasons.values()):
-                    # per-arm outcome models over all K arms (each arm's mean standardized over
-                    # everyone), fitted once for g-computation and AIPW
-                    with self.timed("outcome models"):
-                        if designs is None:
-                            designs = arm_designs(X, c, len(arms))
-                        outcome = fit_outcomes(y, X, c, len(arms), designs=designs)
-                    for m in per_arm:
-                        effects[m] = multiarm_effects(y, X, c, tuple(arms), m, outcome=outcome, propensity=pm,
-                                                      cluster=cl, confidence=self.confidence)
-                    del outcome
-                for k, name in enumerate(arms[1:], start=1):
-                    self.arm = name
-                    pair = (c == k) | (c == 0)
-                    r = reasons[name]
-                    if r:
-                        na = NotEstimable(r, "iptw_ate_multinomial", int(pair.sum()))
-                        eff = Effect(na, na, "iptw_ate_multinomial", "ate", int(pair.sum()))
-                    else:
-                        eff = multinomial_effect(y, c, k, 0, w, nu, cluster=cl, confidence=self.confidence)
-                    note = f"multinomial propensity over {', '.join(arms)}"
-                    self._effect_rows(
-                        t.definition, "iptw_ate_multinomial", eff, t.missing_data, pop_id, note, True
-                    )
-                    for m in per_arm:
-                        method = MULTIARM_METHODS[m]
-                        if r:
-                            na = NotEstimable(r, method, int(pair.sum()))
-                            eff = Effect(na, na, method, "ate", int(pair.sum()))
-                        else:
-                            eff = effects[m][name]
-                        over = f"one outcome model per arm of {', '.join(arms)}, standardized over all of them"
-                        if m == "aipw":
-                            over += "; multinomial propensity"
-                        self._effect_rows(t.definition, method, eff, t.missing_data, pop_id, over, True)
+            designs = None
+            if reason is None:
+                if self.multiarm_outcomes and any(m in self.methods for m in ("gcomp", "aipw")):
+                    with self.timed("outcome models"):  # each arm's rows, copied once for every definition
+                        designs = arm_designs(X, c, len(arms))
+                shared = (arms, pop_id, mask, c, X, designs, pm, w, nu, cl)
+            else:
+                shared = (arms, pop_id, mask, c, None, None, None, None, None, cl)
+            if designs is None:  # IPTW rows only: light work, done here
+                for t in group:
+                    self._multinomial_definition(t, reason, shared)
+            else:
+                # one job a definition: queued on the pool for a thread that is free, and taken
+                # back here (from the last) while they wait, so that the per-arm outcome models of
+                # the definitions run on both cores; rows are collected in definition order. The
+                # jobs reach the population through ``box``, emptied after: a job cancelled here
+                # stays in the pool's queue until a thread passes it, and must not hold the
+                # population's design and models meanwhile.
+                box = [shared]
+                jobs = []
+                for t in group:
+                    job_ctx = self.fresh()
+                    jobs.append((job_ctx, t, pool.submit(
+                        lambda c_=job_ctx, t_=t, r_=reason, b_=box: c_._multinomial_definition(t_, r_, b_[0]))))
+                for job_ctx, t, future in reversed(jobs):
+                    if future.cancel():  # not started: do it here
+                        job_ctx._multinomial_definition(t, reason, shared)
+                for job_ctx, _, future in jobs:
+                    if not future.cancelled():
+                        future.result()
+                    self.absorb(job_ctx)
+                box.clear()
             # let this population's subset go before the next one is copied
-            dsg = pm = w = nu = X = designs = None
+            dsg = pm = w = nu = X = designs = shared = jobs = None
         self.arm = saved
+
+    def _multinomial_definition(self, t, reason, shared) -> None:
+        """One definition's multi-arm rows (multinomial IPTW, and g-computation and AIPW with one
+        outcome model per arm) on a population of run_multinomial (``shared``)."""
+        from pipelines.stats.ipw import multinomial_effect
+        from pipelines.stats.multiarm import MULTIARM_METHODS, fit_outcomes, multiarm_effects
+        from pipelines.stats.results import Effect, NotEstimable
+
+        arms, pop_id, mask, c, X, designs, pm, w, nu, cl = shared
+        per_arm = [m for m in ("gcomp", "aipw") if m in self.methods and self.multiarm_outcomes]
+        y = t.y[mask].astype(float)
+        reasons = {name: reason or self._events_reason(y[(c == k) | (c == 0)], (c == k)[(c == k) | (c == 0)])
+                   for k, name in enumerate(arms[1:], start=1)}
+        effects: dict[str, dict[str, Any]] = {}
+        if per_arm and not all(reasons.values()):
+            # per-arm outcome models over all K arms (each arm's mean standardized over everyone),
+            # fitted once for g-computation and AIPW
+            with self.timed("outcome models"):
+                outcome = fit_outcomes(y, X, c, len(arms), designs=designs)
+            with self.timed("estimators"):
+                for m in per_arm:
+                    effects[m] = multiarm_effects(y, X, c, tuple(arms), m, outcome=outcome, propensity=pm,
+                                                  cluster=cl, confidence=self.confidence)
+            del outcome
+        for k, name in enumerate(arms[1:], start=1):
+            self.arm = name
+            pair = (c == k) | (c == 0)
+            r = reasons[name]
+            if r:
+                na = NotEstimable(r, "iptw_ate_multinomial", int(pair.sum()))
+                eff = Effect(na, na, "iptw_ate_multinomial", "ate", int(pair.sum()))
+            else:
+                eff = multinomial_effect(y, c, k, 0, w, nu, cluster=cl, confidence=self.confidence)
+            note = f"multinomial propensity over {', '.join(arms)}"
+            self._effect_rows(t.definition, "iptw_ate_multinomial", eff, t.missing_data, pop_id, note, True)
+            for m in per_arm:
+                method = MULTIARM_METHODS[m]
+                if r:
+                    na = NotEstimable(r, method, int(pair.sum()))
+                    eff = Effect(na, na, method, "ate", int(pair.sum()))
+                else:
+                    eff = effects[m][name]
+                over = f"one outcome model per arm of {', '.join(arms)}, standardized over all of them"
+                if m == "aipw":
+                    over += "; multinomial propensity"
+                self._effect_rows(t.definition, method, eff, t.missing_data, pop_id, over, True)
 
 
 def _with_adjusted_p(df: pl.DataFrame) -> pl.DataFrame:

@@ -683,8 +683,8 @@ def _appendix(ctx: _Context) -> Section:
         _margin_rule(ctx.results["diagnostics"]),
         "Adjusted estimators: g-computation and AIPW fit one outcome model per level of care (regression "
         "adjustment as statsmodels TreatmentEffect.ra and Stata teffects), so an effect may differ with "
-        "severity or any other covariate; with three or more levels each is also standardized over all of them "
-        "(gcomp_multiarm, aipw_multinomial). Follow-up sensitivity rows (ITT, complete case, inverse probability "
+        "severity or any other covariate; with three or more levels and --multiarm-outcome-models each is also "
+        "standardized over all of them (gcomp_multiarm, aipw_multinomial). Follow-up sensitivity rows (ITT, complete case, inverse probability "
         "of follow-up) are given only for definitions read from the follow-up interview.",
         _variance_rule(ctx.results["diagnostics"]),
         "Trends: p-chart, centre line = pooled rate of the shown quarters, limits = centre ± 3·sqrt(p(1-p)/n).",

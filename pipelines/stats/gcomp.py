@@ -123,8 +123,11 @@ def outcome_model(y: np.ndarray, Xa, start: np.ndarray | None = None, designs: l
 
 
 def counterfactual_risks(models: OutcomeModels, X) -> list[np.ndarray]:
-    """Each arm model's predicted risks for everyone (``X``: covariates, no arm column)."""
-    return [expit(X @ f.params) for f in models.fits]
+    """Each arm model's predicted risks for everyone (``X``: covariates, no arm column: the
+    population's design the models were fitted on; computed once and kept with the models)."""
+    if not models.risks:
+        models.risks.extend(expit(X @ f.params) for f in models.fits)
+    return models.risks
 
 
 def extrapolation_note(models: OutcomeModels, names: tuple[str, ...]) -> str | None:

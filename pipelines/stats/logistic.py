@@ -107,6 +107,15 @@ def _subsample_start(n: int, fit) -> np.ndarray | None:
     return warm.params if warm.converged else None
 
 
+def _every(X, k: int):
+    """Every k-th row of ``X``: a CompactMatrix stays compact (its X'WX by code sums is several
+    times faster than the dense product of the same rows: at 100,000 x 68 ~0.02 s against 0.11 s),
+    a dense array becomes a Fortran-ordered copy."""
+    if isinstance(X, CompactMatrix):
+        return X.take_rows(slice(None, None, k))
+    return np.asfortranarray(X[::k])
+
+
 def _with_held(info: np.ndarray, held: np.ndarray) -> np.ndarray:
     """The information with identity rows for held coefficients: they are not estimated, the
     matrix stays invertible, and their sandwich terms vanish (their rows' residuals are
@@ -178,9 +187,12 @@ def fit_logistic(
     f = None if freq_weights is None else np.asarray(freq_weights, dtype=float)
     held, held_at = separated_indicators(X, y) if f is None else (np.zeros(0, dtype=np.int64), np.zeros(0))
     free = np.setdiff1d(np.arange(p), held)
-    if start is None:
+    if start is None and not isinstance(X, CompactMatrix):
+        # (a CompactMatrix's X'WX has a fixed cost per call that a subsample does not shrink: on a
+        # per-arm outcome model of 500,000 rows the subsample's iterations cost more than the one
+        # full iteration they save, 1.29 against 1.13 s a pair of arm models)
         start = _subsample_start(n, lambda k: fit_logistic(
-            np.asfortranarray(X[::k]), y[::k], freq_weights=None if f is None else f[::k], max_iter=max_iter,
+            _every(X, k), y[::k], freq_weights=None if f is None else f[::k], max_iter=max_iter,
             tol=1e-6,
         ))  # fmt: skip
     beta = np.zeros(p) if start is None else _start(start)
@@ -277,7 +289,7 @@ def fit_multinomial(
     free = np.setdiff1d(np.arange((K - 1) * p), held)
     if start is None:
         start = _subsample_start(n, lambda k: fit_multinomial(
-            np.asfortranarray(X[::k]), codes[::k], K, max_iter=max_iter, tol=1e-6
+            _every(X, k), codes[::k], K, max_iter=max_iter, tol=1e-6
         ))  # fmt: skip
     B = None if start is None else _start(start).reshape(K - 1, p)
     if B is None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipelines.stats.gcomp import extrapolation_note, outcome_models, standardized_means
+from pipelines.stats.gcomp import counterfactual_risks, extrapolation_note, outcome_models, standardized_means
 from pipelines.stats.inference import Nuisance, contributions, effect
 from pipelines.stats.results import Effect, NotEstimable, OutcomeModels, PropensityModel
 
@@ -47,8 +47,7 @@ def _aipw_means(y, X, codes, models: OutcomeModels, propensity: PropensityModel)
     n, K = P.shape
     ps_nu = Nuisance(X, propensity.fit)
     out = []
-    for k, fit in enumerate(models.fits):
-        m = 1.0 / (1.0 + np.exp(-(X @ fit.params)))
+    for k, (fit, m) in enumerate(zip(models.fits, counterfactual_risks(models, X))):
         ind = (codes == k).astype(float)
         e = P[:, k]
         resid = ind * (y - m)

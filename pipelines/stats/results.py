@@ -162,6 +162,9 @@ class OutcomeModels:
 
     fits: tuple[LogisticFit, ...]
     extrapolated: tuple[int, ...]
+    #: each arm model's predicted risks for every row of the population, once computed (g-computation
+    #: and AIPW of the same outcome share them)
+    risks: list[np.ndarray] = field(default_factory=list, compare=False, repr=False)
 
     @property
     def converged(self) -> bool:

@@ -21,7 +21,7 @@ def frame():
 
 @pytest.fixture(scope="module")
 def result(frame):
-    return compare(frame, simulate.definitions(6), arms=("iop", "php", "residential"))
+    return compare(frame, simulate.definitions(6), arms=("iop", "php", "residential"), multiarm_outcomes=True)
 
 
 def test_rows_for_every_definition_method_and_scale(result):
@@ -122,7 +122,7 @@ def test_a_design_and_propensity_model_from_the_caller(frame, result):
     design = build_design(rows)
     with single_blas_thread():  # as inside compare(): the same sums in the same order
         model = fit_propensity(design.matrix, (rows["level_group"] == "iop").to_numpy())
-    given = compare(frame, simulate.definitions(6), arms=("iop", "php", "residential"),
+    given = compare(frame, simulate.definitions(6), arms=("iop", "php", "residential"), multiarm_outcomes=True,
                     design=design, propensity=model.fit)
     assert given.comparisons.equals(result.comparisons)
     assert given.balance.equals(result.balance) and given.diagnostics.equals(result.diagnostics)
@@ -266,3 +266,11 @@ def test_followup_sensitivity_only_for_interview_outcomes(frame):
     a = plain.comparisons.sort(key).select("estimate", "se")
     b = marked.comparisons.filter(pl.col("missing_data") == "cc").sort(key).select("estimate", "se")
     assert a.equals(b)
+
+
+def test_multiarm_outcome_models_are_asked_for(frame):
+    """g-computation and AIPW over three arms cost three more outcome fits a definition: only when
+    asked (analyze --multiarm-outcome-models); multinomial IPTW is always there."""
+    r = compare(frame, simulate.definitions(2), arms=("iop", "php", "residential"), methods=("crude", "aipw"))
+    assert "iptw_ate_multinomial" in set(r.comparisons["method"])
+    assert not {"gcomp_multiarm", "aipw_multinomial"} & set(r.comparisons["method"])
