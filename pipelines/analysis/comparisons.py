@@ -686,8 +686,9 @@ class _Context:
     def _multinomial_definition(self, t, reason, shared) -> None:
         """One definition's multi-arm rows (multinomial IPTW, and g-computation and AIPW with one
         outcome model per arm) on a population of run_multinomial (``shared``)."""
+        from pipelines.stats.gcomp import outcome_models
         from pipelines.stats.ipw import multinomial_effect
-        from pipelines.stats.multiarm import MULTIARM_METHODS, fit_outcomes, multiarm_effects
+        from pipelines.stats.multiarm import MULTIARM_METHODS, multiarm_effects
         from pipelines.stats.results import Effect, NotEstimable
 
         arms, pop_id, mask, c, X, designs, pm, w, nu, cl = shared
@@ -700,7 +701,7 @@ class _Context:
             # per-arm outcome models over all K arms (each arm's mean standardized over everyone),
             # fitted once for g-computation and AIPW
             with self.timed("outcome models"):
-                outcome = fit_outcomes(y, X, c, len(arms), designs=designs)
+                outcome = outcome_models(y, X, c, len(arms), designs=designs)
             with self.timed("estimators"):
                 for m in per_arm:
                     effects[m] = multiarm_effects(y, X, c, tuple(arms), m, outcome=outcome, propensity=pm,

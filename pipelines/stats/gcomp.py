@@ -35,23 +35,10 @@ from dataclasses import replace
 import numpy as np
 from scipy.special import expit
 
-from pipelines.stats.compact import CompactMatrix
-from pipelines.stats.design import _independent_columns
+from pipelines.stats.design import _independent_columns, _rows
 from pipelines.stats.inference import Nuisance, contributions, effect
 from pipelines.stats.logistic import fit_logistic, xtwx
 from pipelines.stats.results import Effect, LogisticFit, NotEstimable, OutcomeModels
-
-
-def _rows(X, rows: np.ndarray):
-    if isinstance(X, CompactMatrix):
-        return X.take_rows(rows)
-    return np.asfortranarray(X[rows])
-
-
-def _columns(X, cols: list[int]):
-    if isinstance(X, CompactMatrix):
-        return X.take_columns(cols)
-    return np.asfortranarray(X[:, cols])
 
 
 def arm_designs(X, codes: np.ndarray, k: int) -> list[tuple[object, list[int]]]:
@@ -62,10 +49,12 @@ def arm_designs(X, codes: np.ndarray, k: int) -> list[tuple[object, list[int]]]:
     codes = np.asarray(codes)
     out = []
     p = X.shape[1]
+    every = list(range(p))
     for arm in range(k):
-        Xk = _rows(X, codes == arm)
+        rows = codes == arm
+        Xk = _rows(X, rows, every)
         keep = _independent_columns(xtwx(Xk, np.ones(Xk.shape[0]))) if Xk.shape[0] else []
-        out.append((Xk if len(keep) == p else _columns(Xk, keep), keep))
+        out.append((Xk if len(keep) == p else _rows(X, rows, keep), keep))
     return out
 
 

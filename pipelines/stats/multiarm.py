@@ -35,13 +35,6 @@ from pipelines.stats.results import Effect, NotEstimable, OutcomeModels, Propens
 MULTIARM_METHODS = {"gcomp": "gcomp_multiarm", "aipw": "aipw_multinomial"}
 
 
-def fit_outcomes(y: np.ndarray, X, codes: np.ndarray, k: int, starts: np.ndarray | None = None,
-                 designs: list | None = None) -> OutcomeModels:
-    """One outcome model per arm code 0..k-1 (``X``: covariates with intercept, no arm columns;
-    ``designs``: each arm's rows of it, :func:`pipelines.stats.gcomp.arm_designs`)."""
-    return outcome_models(y, X, codes, k, starts=starts, designs=designs)
-
-
 def _aipw_means(y, X, codes, models: OutcomeModels, propensity: PropensityModel) -> list[tuple[float, np.ndarray]]:
     P = np.clip(np.asarray(propensity.ps), 1e-6, 1.0)
     n, K = P.shape
@@ -80,7 +73,7 @@ def multiarm_effects(
     name = MULTIARM_METHODS[method]
     n = int(codes.size)
     if outcome is None:
-        outcome = fit_outcomes(y, X, codes, K)
+        outcome = outcome_models(y, X, codes, K)
     reason = None
     if not outcome.converged:
         reason = f"outcome model: {outcome.note}"
