@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("pipelines.synth.command", "write synthetic discharges/follow-ups with known truth"),
     "ingest": ("pipelines.ingest.command", "validate files and load them into the warehouse"),
     "quarantine": ("pipelines.ingest.command", "list quarantined rows' reasons"),
+    "map": ("pipelines.ingest.map_command", "draft (suggest) or save a mapping of your export's columns and codes"),
     "definitions": ("pipelines.definitions.command", "list, show or check success definitions"),
     "analyze": ("pipelines.analysis.command", "compute rates and comparisons into --out"),
     "report": ("pipelines.report.command", "write the quarterly report (HTML, PDF, XLSX)"),
@@ -130,6 +131,8 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return int(module.__dict__[f"run_{command}"](args, settings) or 0)
     except UserError as exc:
         print(f"levelcare: error: {one_line(exc)}", file=sys.stderr)
+        for problem in getattr(exc, "problems", ()):
+            print(f"  - {one_line(problem)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("levelcare: interrupted", file=sys.stderr)

@@ -170,7 +170,7 @@ def build_manifest(settings: Any, run_id: str, results: Mapping[str, Any], param
         "parameters": dict(parameters),
         "seed": parameters.get("seed"),
         "inputs": [
-            {k: row.get(k) for k in ("file_name", "file_sha256", "kind", "rows_loaded")}
+            {k: row.get(k) for k in ("file_name", "file_sha256", "kind", "rows_loaded", "mapping_sha256")}
             for row in results.get("inputs", [])
         ],
         "contracts": {c.kind: c.version for c in contracts.all_contracts()},

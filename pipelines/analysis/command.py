@@ -347,8 +347,10 @@ def _inputs(con) -> list[dict[str, Any]]:
     ).fetchall()[0][0]
     if not exists:
         return []
+    from pipelines.ingest.core import current_relation
+
     cursor = con.execute(
-        "select file_name, file_sha256, kind, rows_loaded from ingest_ledger "
+        f"select file_name, file_sha256, kind, rows_loaded, mapping_sha256 from {current_relation(con, 'ingest_ledger')} "
         "where status in ('loaded', 'partial') order by ingested_at, file_sha256"
     )
     names = [c[0] for c in cursor.description]

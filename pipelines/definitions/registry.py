@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.definitions import expression
-from pipelines.errors import UserError
+from pipelines.errors import UserError, parse_yaml
 from pipelines.resources import contracts_dir
 
 MISSING_POLICIES = ("failure", "exclude")
@@ -109,18 +109,13 @@ def mart_schema() -> dict[str, str]:
 
 def load_file(path: Path, schema: Mapping[str, str] | None = None, origin: str = "user") -> Definition:
     """Read and check one definition file; errors name the file, the field and the position."""
-    import yaml
-
     path = Path(path)
     schema = mart_schema() if schema is None else schema
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"{path}: not valid YAML{where}") from None
+    data = parse_yaml(text, path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping of fields ({', '.join(FIELDS)})")
 

@@ -32,6 +32,12 @@ def _flow_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task-runner", choices=("default", "dask"), default="default",
                         help="where independent tasks run: in this process (default) or on a Dask cluster "
                              "(per-file parsing and validation, the comparative statistics)")
+    from pipelines.ingest.command import KINDS, add_reading_options
+
+    parser.add_argument("--kind", choices=KINDS, help="record kind of every file (default: detected per file)")
+    parser.add_argument("--site", help="site_id for files without a site_id column; its saved mapping applies "
+                        "(`levelcare map save`)")
+    add_reading_options(parser)
     parser.add_argument("--dask-address", metavar="tcp://HOST:PORT",
                         help="Dask scheduler for --task-runner dask (default: a local cluster of 2 processes)")
 
@@ -53,7 +59,18 @@ def flow_parameters(args: argparse.Namespace, settings: Settings) -> dict[str, A
         "period": parse_period(args.period, args.quarter).text(), "definitions": args.definitions, "by": args.by,
         "formats": args.format, "definitions_dir": defs,
         "task_runner": args.task_runner, "dask_address": args.dask_address,
+        "kind": args.kind, "site": args.site, "mapping": _mapping_path(args.mapping), "sheet": args.sheet,
     }
+
+
+def _mapping_path(path: str | None) -> str | None:
+    """The mapping file's absolute path, checked before the flow starts (one line per problem)."""
+    if path is None:
+        return None
+    from pipelines.ingest.mapping import load_mapping
+
+    load_mapping(path)
+    return str(Path(path).resolve())
 
 
 def check_dask_address(address: str | None, timeout_seconds: float = 10.0) -> None:

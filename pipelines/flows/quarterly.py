@@ -56,30 +56,45 @@ def progress(step: str, detail: str) -> None:
     print(f"[{dt.datetime.now():%H:%M:%S}] {step:<9} {detail}", file=sys.stderr, flush=True)
 
 
-@task(name="ingest-files", retries=2, retry_delay_seconds=2)
-def ingest_task(warehouse: str, paths: list[str], run_id: str, kind: str | None = None) -> list[dict[str, Any]]:
+def _progress_rows(rows) -> None:
+    for row in rows:
+        progress("ingest", row.line())
+        for detail in row.detail_lines():
+            progress("ingest", detail)
+
+
+@task(name="ingest-files", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def ingest_task(warehouse: str, paths: list[str], run_id: str, kind: str | None = None,
+                opts: Any = None) -> list[dict[str, Any]]:
     # retried: reading files from shared storage can fail transiently; each file loads in
     # one transaction and a loaded file is skipped as a duplicate, so a retry is safe.
     from dataclasses import asdict
 
     from pipelines.ingest.core import ingest_paths
 
-    rows = ingest_paths(Settings(warehouse=Path(warehouse)), paths, kind=kind, run_id=run_id)
-    for row in rows:
-        progress("ingest", row.line())
+    skipped: list[str] = []
+    if opts is not None:
+        rows = ingest_paths(Settings(warehouse=Path(warehouse)), paths, kind=opts.kind, site=opts.site,
+                            run_id=run_id, mapping=opts.mapping, sheet=opts.sheet, skipped=skipped)
+    else:
+        rows = ingest_paths(Settings(warehouse=Path(warehouse)), paths, kind=kind, run_id=run_id, skipped=skipped)
+    for note in skipped:
+        progress("ingest", note)
+    _progress_rows(rows)
     return [asdict(r) for r in rows]
 
 
 # retried like ingest-files: reading shared storage; a prepared file is only returned, never loaded
 @task(name="prepare-file", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def prepare_task(path: str, kind: str | None, skip: list[str]):
+def prepare_task(path: str, kind: str | None, skip: list[str], opts: Any = None):
     from pipelines.ingest.staged import prepare_file
 
-    return prepare_file(path, kind=kind, skip=skip)
+    return prepare_file(path, kind=kind, skip=skip, opts=opts)
 
 
 @task(name="load-files", cache_policy=NO_CACHE)
-def load_task(warehouse: str, prepared: list[Any], run_id: str, kind: str | None) -> list[dict[str, Any]]:
+def load_task(warehouse: str, prepared: list[Any], run_id: str, kind: str | None,
+              opts: Any = None) -> list[dict[str, Any]]:
     """Load the prepared files in the order given, waiting for each in turn; the only writer."""
     from dataclasses import asdict
 
@@ -92,24 +107,31 @@ def load_task(warehouse: str, prepared: list[Any], run_id: str, kind: str | None
             future.wrapped_future.release()  # and off the worker
             yield item
 
-    rows = load_prepared(Settings(warehouse=Path(warehouse)), arrived(), kind=kind, run_id=run_id)
-    for row in rows:
-        progress("ingest", row.line())
+    rows = load_prepared(Settings(warehouse=Path(warehouse)), arrived(), kind=kind, run_id=run_id, opts=opts)
+    _progress_rows(rows)
     return [asdict(r) for r in rows]
 
 
 @flow(name="ingest")
 def ingest_flow(warehouse: str, input_dir: str, run_id: str, kind: str | None = None,
-                parallel: bool = False) -> list[dict[str, Any]]:
+                parallel: bool = False, site: str | None = None, mapping: str | None = None,
+                sheet: str | None = None) -> list[dict[str, Any]]:
+    """``mapping``: a mapping file's path (None: the one saved for ``site``, if any)."""
+    from pipelines.ingest.core import resolve_options
+
+    opts = resolve_options(Settings(warehouse=Path(warehouse)), kind, site, mapping, sheet)
     if not parallel:
-        return ingest_task(warehouse, [input_dir], run_id, kind)
+        return ingest_task(warehouse, [input_dir], run_id, opts.kind, opts)
     from pipelines.ingest.staged import loaded_sha256s, plan_files
 
-    files = plan_files([input_dir], kind)
+    skipped: list[str] = []
+    files = plan_files([input_dir], opts.kind, opts.mapping, skipped)
+    for note in skipped:
+        progress("ingest", note)
     skip = sorted(loaded_sha256s(Settings(warehouse=Path(warehouse))))
     progress("ingest", f"{len(files)} files to prepare on the Dask cluster")
-    futures = [prepare_task.submit(str(f), kind, skip) for f in files]
-    return load_task(warehouse, quote(futures), run_id, kind)
+    futures = [prepare_task.submit(str(f), opts.kind, skip, opts) for f in files]
+    return load_task(warehouse, quote(futures), run_id, opts.kind, opts)
 
 
 @task(name="validation-gate")
@@ -198,20 +220,29 @@ def quarterly_flow(
     run_id: str | None = None,
     task_runner: str = "default",
     dask_address: str | None = None,
+    kind: str | None = None,
+    site: str | None = None,
+    mapping: str | None = None,
+    sheet: str | None = None,
 ) -> dict[str, Any]:
     """Ingest every file in ``input_dir``, validate, analyze and report into ``out_dir``;
     ``period`` (``FROM..TO`` quarters; None = all data) is what the numbers count.
 
     ``task_runner="dask"`` runs the independent tasks on the Dask scheduler at
     ``dask_address`` (``tcp://HOST:PORT``), or on a local cluster started for the run.
+    ``kind``, ``site``, ``mapping`` (a mapping file's path), ``sheet``: as for ``levelcare ingest``.
     """
+    from pipelines.ingest.core import resolve_options
     from pipelines.runs import new_run_id
 
     run_id = run_id or new_run_id()
     progress("run", f"{run_id}: input {input_dir}, warehouse {warehouse}")
+    # the mapping is checked (and a site's saved one found) before any file is read
+    opts = resolve_options(Settings(warehouse=Path(warehouse)), kind, site, mapping, sheet)
     with dask_scheduler(task_runner, dask_address) as address:
         parallel = address is not None
-        ledger = on_dask(ingest_flow, address)(warehouse, input_dir, run_id, parallel=parallel)
+        ledger = on_dask(ingest_flow, address)(warehouse, input_dir, run_id, parallel=parallel, kind=kind,
+                                               site=site, mapping=mapping, sheet=sheet)
         validate_flow(ledger)
         summary = on_dask(analyze_flow, address)(warehouse, out_dir, run_id, definitions, by or DEFAULT_BY,
                                                  definitions_dir, parallel=parallel, period=period)
@@ -219,7 +250,9 @@ def quarterly_flow(
     record_task(warehouse, run_id, out_dir, {
         "input_dir": input_dir, "period": period, "definitions": definitions, "by": by or DEFAULT_BY,
         "formats": formats, "definitions_dir": definitions_dir, "task_runner": task_runner,
-        "dask_address": dask_address,
+        "dask_address": dask_address, "kind": kind, "site": site, "sheet": sheet,
+        "mapping": None if opts.mapping is None else {"file": mapping or opts.mapping.name,
+                                                      "sha256": opts.mapping.sha256},
     })
     return {"run_id": run_id, "out_dir": out_dir, "files": files, "analysis": summary}
 

@@ -74,21 +74,28 @@ def _src(columns: set[str], name: str) -> str:
     return trimmed(quote_ident(name)) if name in columns else "CAST(NULL AS VARCHAR)"
 
 
-def _generic_checks(contract: Contract, present: set[str], skip_required: set[str]) -> list[RowCheck]:
-    """type / allowed_values / range / required checks for every field that declares them."""
+def _generic_checks(contract: Contract, present: set[str], skip_required: set[str],
+                    date_formats: dict[str, str] | None = None) -> list[RowCheck]:
+    """type / allowed_values / range / required checks for every field that declares them
+    (``date_formats``: a mapping's format per date field, named in the type failure's reason)."""
+    date_formats = date_formats or {}
     checks: list[RowCheck] = []
     by_attr = {c.applies_to: c for c in contract.checks if c.applies_to}
     for f in contract.fields:
         col = f.name
         if "type" in by_attr and f.type in TYPE_WORDS and f.name in present:
             c = by_attr["type"]
+            words = TYPE_WORDS[f.type]
+            if f.name in date_formats:
+                words = f"a date (YYYY-MM-DD or {date_formats[f.name]}, the mapping's format)"
             checks.append(RowCheck(c.id, f.name, c.severity, c.category,
-                                   f"{f.name} is not {TYPE_WORDS[f.type]}", f"_bad_{col}"))
+                                   f"{f.name} is not {words}", f"_bad_{col}"))
         if "values" in by_attr and f.values is not None:
             c = by_attr["values"]
             allowed = ", ".join(literal(v) for v in f.values)
             checks.append(RowCheck(c.id, f.name, c.severity, c.category,
-                                   f"{f.name} is not one of the allowed values",
+                                   f"{f.name} is not one of the allowed values ("
+                                   f"{', '.join(str(v) for v in f.values)})",
                                    f"{quote_ident(col)} IS NOT NULL AND {quote_ident(col)} NOT IN ({allowed})"))
         if "range" in by_attr and f.range is not None:
             c = by_attr["range"]
@@ -109,16 +116,16 @@ def _generic_checks(contract: Contract, present: set[str], skip_required: set[st
 
 
 def build_native(con: duckdb.DuckDBPyConnection, contract: Contract, columns: list[str],
-                 site: str | None) -> list[RowCheck]:
+                 site: str | None, date_formats: dict[str, str] | None = None) -> list[RowCheck]:
     """Create ``_lc_batch`` from ``_lc_src`` for discharges/followups; return its row checks."""
     present = set(columns)
-    select = ["_row_number"]
+    select = ["_row_number", "_line"]
     for f in contract.fields:
         s = _src(present, f.name)
         select.append(f"{s} AS _src_{f.name}")
     # first projection: trimmed text per field; second: typed values and parse flags
     inner = f"SELECT {', '.join(select)} FROM {SRC_VIEW}"
-    typed: list[str] = ["_row_number"]
+    typed: list[str] = ["_row_number", "_line"]
     for f in contract.fields:
         s = f"_src_{f.name}"
         expr = typed_expr(f.type, s)
@@ -130,7 +137,7 @@ def build_native(con: duckdb.DuckDBPyConnection, contract: Contract, columns: li
         typed.append(s)
     mid = f"SELECT {', '.join(typed)} FROM ({inner})"
 
-    final: list[str] = ["_row_number"]
+    final: list[str] = ["_row_number", "_line"]
     names = {f.name for f in contract.fields}
     # the text itself is kept only where a check reads it: an alternative's (see _generic_checks)
     alternatives = {f.alternative for f in contract.fields if f.alternative}
@@ -142,8 +149,11 @@ def build_native(con: duckdb.DuckDBPyConnection, contract: Contract, columns: li
             asam = contract.extra.get("asam_map", {})
             whens = " ".join(f"WHEN {quote_lit(k)} THEN {quote_lit(v) if v else 'NULL'}" for k, v in asam.items())
             planned = "_t_planned_los_days" if "planned_los_days" in names else "NULL"
-            value = (f"coalesce(_t_level_of_care, CASE WHEN _t_asam_level IN ('3.1', '3.3', '3.5') "
-                     f"AND {planned} > 30 THEN 'residential_long' ELSE CASE _t_asam_level {whens} END END)")
+            # asam_planned_stay: the ASAM levels of one level of care move to another for a long planned stay
+            stay = contract.extra["asam_planned_stay"]
+            levels = ", ".join(quote_lit(k) for k, v in asam.items() if v == stay["from"])
+            value = (f"coalesce(_t_level_of_care, CASE WHEN _t_asam_level IN ({levels}) AND {planned} > "
+                     f"{int(stay['over_days'])} THEN {quote_lit(stay['to'])} ELSE CASE _t_asam_level {whens} END END)")
         elif f.name == "age_band" and "age" in names:
             bands = " ".join(f"WHEN _t_age BETWEEN {lo} AND {hi} THEN '{b}'" for lo, hi, b in AGE_BANDS)
             value = f"coalesce(_t_age_band, CASE {bands} END)"
@@ -156,7 +166,7 @@ def build_native(con: duckdb.DuckDBPyConnection, contract: Contract, columns: li
     skip_required = set()
     if site is not None:
         skip_required.add("site_id")
-    checks = _generic_checks(contract, present, skip_required)
+    checks = _generic_checks(contract, present, skip_required, date_formats)
     if contract.has_check("asam_unmapped") and "asam_level" in names:
         c = contract.check("asam_unmapped")
         checks.append(RowCheck(c.id, "level_of_care", c.severity, c.category,

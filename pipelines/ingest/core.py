@@ -19,16 +19,18 @@ import shutil
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pipelines import contracts
 from pipelines.ingest import identifiers
 from pipelines.ingest.batch import BATCH, FAILURES, build_native, collect_row_failures, run_cross_checks
 from pipelines.ingest.readers import (
+    SRC_RAW,
     SRC_TABLE,
+    SRC_VIEW,
     ReadRefused,
     drop_source,
     file_facts,
@@ -61,6 +63,8 @@ LEDGER_DDL = """CREATE TABLE IF NOT EXISTS ingest_ledger (
     CHECK (rows_read = rows_loaded + rows_quarantined),
     CHECK (status IN ('loaded', 'partial', 'refused', 'duplicate'))
 )"""
+# columns added after the first release: a warehouse made before them gets them on first use
+LEDGER_ADDED = (("mapping_sha256", "VARCHAR"), ("sheet", "VARCHAR"))
 QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS ingest_quarantine (
     file_sha256 VARCHAR NOT NULL,
     file_name VARCHAR NOT NULL,
@@ -69,9 +73,18 @@ QUARANTINE_DDL = """CREATE TABLE IF NOT EXISTS ingest_quarantine (
     check_id VARCHAR NOT NULL,
     reason VARCHAR NOT NULL
 )"""
+# source_line: the line of the file (CSV) or row of the sheet (XLSX) as the sender sees it;
+# site_id/record_id: the row's key where it has one (record_id = episode_id for discharges,
+# followup_id for follow-ups); superseded_by: the sha256 of a later file that loaded that key.
+QUARANTINE_ADDED = (("source_line", "BIGINT"), ("site_id", "VARCHAR"), ("record_id", "VARCHAR"),
+                    ("episode_id", "VARCHAR"), ("superseded_by", "VARCHAR"))
+QUARANTINE_COLUMNS = ("file_sha256, file_name, row_number, field, check_id, reason, source_line, site_id, "
+                      "record_id, episode_id")
 # A check failing on more than its tolerated share of rows refuses the whole file, but only
 # from this many failing rows on: in a 3-row file two bad rows are two bad rows, not a pattern.
 TOLERANCE_MIN_ROWS = 10
+# a failing label (or value shape) is named in a refusal only when this many rows carry it
+LABEL_MIN_ROWS = 3
 KIND_ORDER = {"discharges": 0, "teds-d": 1, "followups": 2}
 
 
@@ -88,14 +101,40 @@ class LedgerRow:
     contract_version: str | None = None
     site_id: str | None = None
     docs: str | None = None
+    problems: tuple[str, ...] = ()  # every problem of a refused file, one line each
+    warnings: tuple[str, ...] = ()  # e.g. columns not used; the file loaded anyway
+    mapping_sha256: str | None = None
 
     def to_json(self) -> str:
-        keys = ("file", "sha256", "kind", "status", "rows_read", "rows_loaded", "rows_quarantined", "message")
+        keys = ("file", "sha256", "kind", "status", "rows_read", "rows_loaded", "rows_quarantined", "message",
+                "problems", "warnings", "mapping_sha256")
         return json.dumps({k: asdict(self)[k] for k in keys})
 
     def line(self) -> str:
+        # a refusal's message names the file already; the line names it once
+        message = self.message.removeprefix(f"{self.file}: ")
+        if self.status == "duplicate":
+            return f"{self.file}: duplicate of a {self.kind or 'file'} already loaded; {message}"
         return (f"{self.file}: {self.status} ({self.kind or 'unknown kind'}) read {self.rows_read}, "
-                f"loaded {self.rows_loaded}, quarantined {self.rows_quarantined}; {self.message}")
+                f"loaded {self.rows_loaded}, quarantined {self.rows_quarantined}; {message}")
+
+    def detail_lines(self) -> list[str]:
+        """The problems and warnings, one line each (printed under ``line()``)."""
+        return [f"  - {p}" for p in self.problems] + [f"  warning: {w}" for w in self.warnings]
+
+
+@dataclass(frozen=True)
+class Options:
+    """How to read a run's files: record kind, site, mapping, XLSX sheet (None: detect / none)."""
+
+    kind: str | None = None
+    site: str | None = None
+    mapping: Any = None  # pipelines.ingest.mapping.Mapping
+    sheet: str | None = None
+
+    @property
+    def mapping_sha256(self) -> str | None:
+        return self.mapping.sha256 if self.mapping is not None else None
 
 
 class _Clock:
@@ -113,38 +152,96 @@ class _Clock:
 
 
 class Refused(Exception):
-    def __init__(self, message: str, field: str = "", check_id: str = "refused"):
+    def __init__(self, message: str, field: str = "", check_id: str = "refused", problems: Sequence[str] = ()):
         super().__init__(message)
         self.field = field
         self.check_id = check_id
+        self.problems = tuple(problems)
+
+
+def refused(name: str, problems: list[tuple[str, str, str]]) -> Refused:
+    """One refusal naming every problem: ``problems`` are (text, field, check_id); the first
+    problem's field and check key the quarantine rows."""
+    texts = [t for t, _, _ in problems]
+    if len(texts) == 1:
+        return Refused(f"{name}: refused: {texts[0]}", problems[0][1], problems[0][2], texts)
+    return Refused(f"{name}: refused: {len(texts)} problems: " + "; ".join(texts), problems[0][1],
+                   problems[0][2], texts)
+
+
+def current_relation(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """``table`` (ingest_ledger or ingest_quarantine) as SQL with every column this version
+    adds, NULL where an older warehouse (opened read-only) does not have it yet."""
+    added = {"ingest_ledger": LEDGER_ADDED, "ingest_quarantine": QUARANTINE_ADDED}[table]
+    have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = ?",
+                                      [table]).fetchall()}
+    missing = [f"CAST(NULL AS {t}) AS {c}" for c, t in added if c not in have]
+    return f"(SELECT *, {', '.join(missing)} FROM {table})" if missing else table
 
 
 def ensure_tables(con: duckdb.DuckDBPyConnection) -> None:
+    from pipelines.ingest.mapping import MAPPINGS_DDL
+
     con.execute(LEDGER_DDL)
     con.execute(QUARANTINE_DDL)
+    con.execute(MAPPINGS_DDL)
+    for table, added in (("ingest_ledger", LEDGER_ADDED), ("ingest_quarantine", QUARANTINE_ADDED)):
+        for column, sql_type in added:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
     for stmt in contracts.ddl_statements():
         con.execute(stmt)
 
 
 # Inside a folder only these are taken as record files (truth.json, README.md are skipped);
-# a file named explicitly is always attempted, whatever its name.
+# a file named explicitly is always attempted, whatever its name. Text files (.txt, .dat) in a
+# folder are often notes (README.txt): taken only when their header names record fields.
 RECORD_SUFFIXES = (".csv", ".tsv", ".txt", ".dat", ".parquet", ".xlsx", ".xlsm")
+TEXT_SUFFIXES = (".txt", ".dat")
 
 
-def expand_paths(paths: Iterable[str | Path]) -> list[Path]:
+def expand_paths(paths: Iterable[str | Path], skipped: list[str] | None = None,
+                 mapping: Any = None) -> list[Path]:
+    """The files to ingest; a folder gives every record file inside. Each file of a folder left
+    out is one line in ``skipped`` ("name: why"), never an error."""
     out: list[Path] = []
+    notes: list[str] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and not any(
-                part.startswith(".") for part in f.relative_to(p).parts))
-            skipped = [f.name for f in found if f.suffix.lower() not in RECORD_SUFFIXES]
-            if skipped:
-                log.info("%s: skipped %d files that are not CSV, Parquet or XLSX: %s", p, len(skipped),
-                         ", ".join(skipped[:5]))
-            out += [f for f in found if f.suffix.lower() in RECORD_SUFFIXES]
-        else:
+        if not p.is_dir():
             out.append(p)
+            continue
+        for f in sorted(f for f in p.rglob("*") if f.is_file()):
+            rel = f.relative_to(p)
+            if any(part.startswith(".") for part in rel.parts):
+                notes.append(f"{rel}: skipped (hidden file)")
+            elif f.suffix.lower() not in RECORD_SUFFIXES:
+                notes.append(f"{rel}: skipped (not a CSV, Parquet or XLSX file)")
+            elif f.suffix.lower() in TEXT_SUFFIXES and not _names_record_fields(f, mapping):
+                notes.append(f"{rel}: skipped (a text file whose first lines name no record fields)")
+            else:
+                out.append(f)
+    for note in notes:
+        log.info("%s", note)
+    if skipped is not None:
+        skipped += notes
     return out
+
+
+def header_columns(path: Path, mapping: Any = None, sheet: str | None = None) -> list[str]:
+    """The file's column names as the contracts see them (mapped), from its header only; of a
+    workbook, the sheet ``sheet`` or else the first whose header names a record format."""
+    def mapped(names: list[str]) -> list[str]:
+        return mapping.output_columns(names) if mapping is not None else names
+
+    return mapped(peek_columns(path, sheet=sheet, accept=lambda names: detect_kind(mapped(names)) is not None))
+
+
+def _names_record_fields(path: Path, mapping: Any) -> bool:
+    try:
+        columns = header_columns(path, mapping)
+    except Exception:  # noqa: BLE001 - unreadable as a table: not a record file
+        return False
+    fields = {f.name for c in contracts.all_contracts() for f in c.fields}
+    return detect_kind(columns) is not None or len(fields & set(columns)) >= 2
 
 
 def detect_kind(columns: Sequence[str]) -> str | None:
@@ -157,33 +254,57 @@ def detect_kind(columns: Sequence[str]) -> str | None:
     return None
 
 
-def _order(paths: list[Path], kind: str | None) -> list[Path]:
-    if kind is not None:
+def _order(paths: list[Path], kind: str | None, mapping: Any = None, sheet: str | None = None) -> list[Path]:
+    if kind is not None or (mapping is not None and mapping.kind is not None):
         return paths
 
     def rank(p: Path) -> int:
         try:
-            return KIND_ORDER.get(detect_kind(peek_columns(p)) or "", 3)
+            return KIND_ORDER.get(detect_kind(header_columns(p, mapping, sheet)) or "", 3)
         except Exception:  # noqa: BLE001 - unreadable: its turn comes and it is refused then
             return 3
     return sorted(paths, key=rank)  # stable: files of one kind keep their order
 
 
+def resolve_options(settings: Settings, kind: str | None = None, site: str | None = None,
+                    mapping: Any = None, sheet: str | None = None) -> Options:
+    """The options of a run: ``mapping`` a Mapping, a path to a mapping file, or None, in which
+    case the mapping saved for ``site`` (``levelcare map save``) applies, if any."""
+    from pipelines.ingest.mapping import Mapping, load_mapping, site_mapping
+
+    if kind is not None and kind not in contracts.KINDS:
+        raise ValueError(f"unknown kind {kind!r}")
+    if mapping is not None and not isinstance(mapping, Mapping):
+        mapping = load_mapping(mapping)
+    if mapping is None and site is not None and Path(settings.warehouse).exists():
+        from pipelines.warehouse import connect
+
+        with connect(settings.warehouse, read_only=True, timeout_seconds=settings.lock_timeout_seconds) as con:
+            mapping = site_mapping(con, site)
+        if mapping is not None:
+            log.info("site %s: applying the mapping saved for it (%s)", site, mapping.sha256[:12])
+    if mapping is not None and kind == "teds-d":
+        raise ValueError("a mapping applies to discharges and followups files, not TEDS-D")
+    return Options(kind=kind or (mapping.kind if mapping is not None else None), site=site, mapping=mapping,
+                   sheet=sheet)
+
+
 def ingest_paths(settings: Settings, paths: Sequence[str | Path], kind: str | None = None,
                  site: str | None = None, run_id: str | None = None,
-                 today: dt.date | None = None, docs: bool = True) -> list[LedgerRow]:
+                 today: dt.date | None = None, docs: bool = True, *, mapping: Any = None,
+                 sheet: str | None = None, skipped: list[str] | None = None) -> list[LedgerRow]:
     """Ingest files (folders: every file inside) into ``settings.warehouse``; one LedgerRow per file.
 
     great-expectations validates every file; ``docs=False`` only skips writing its Data Docs
-    HTML (the validation.json report is always written).
+    HTML (the validation.json report is always written). ``mapping``: see resolve_options;
+    ``skipped`` collects one line per file of a folder that is not a record file.
     """
-    if kind is not None and kind not in contracts.KINDS:
-        raise ValueError(f"unknown kind {kind!r}")
-    files = _order(expand_paths(paths), kind)
+    opts = resolve_options(settings, kind, site, mapping, sheet)
+    files = _order(expand_paths(paths, skipped, opts.mapping), opts.kind, opts.mapping, opts.sheet)
     today = today or dt.date.today()
     docs_root = docs_root_of(settings)
     return write_each(settings, files, lambda con, path, seen: ingest_file(
-        con, path, kind=kind, site=site, run_id=run_id, today=today, docs_root=docs_root, seen=seen, docs=docs))
+        con, path, opts, run_id=run_id, today=today, docs_root=docs_root, seen=seen, docs=docs))
 
 
 def docs_root_of(settings: Settings) -> Path:
@@ -209,20 +330,19 @@ def write_each(settings: Settings, items: Iterable, ingest_one) -> list[LedgerRo
     return rows
 
 
-def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, *, kind: str | None, site: str | None,
-                run_id: str | None, today: dt.date, docs_root: Path, seen: set[str] = frozenset(),
-                docs: bool = True) -> LedgerRow:
+def ingest_file(con: duckdb.DuckDBPyConnection, path: Path, opts: Options, *, run_id: str | None,
+                today: dt.date, docs_root: Path, seen: set[str] = frozenset(), docs: bool = True) -> LedgerRow:
     name = path.name
     try:
         facts = file_facts(path)
     except ReadRefused as exc:
         # no bytes, no sha256 to key a ledger row by: reported, not recorded
-        return LedgerRow(name, "", kind, "refused", 0, 0, 0, str(exc))
+        return LedgerRow(name, "", opts.kind, "refused", 0, 0, 0, str(exc))
     sha = facts.sha256
     if _already_loaded(con, sha, seen):
-        return _duplicate(name, sha, kind)
+        return _duplicate(con, name, sha, opts.kind)
     try:
-        return _ingest_source(con, path, facts.sha256, facts, kind, site, run_id, today, docs_root, docs)
+        return _ingest_source(con, path, facts, opts, run_id, today, docs_root, docs)
     finally:
         _drop_work_tables(con)
 
@@ -232,8 +352,16 @@ def _already_loaded(con, sha: str, seen: set[str]) -> bool:
     return sha in seen or any(s in ("loaded", "partial") for (s,) in prior)
 
 
-def _duplicate(name: str, sha: str, kind: str | None) -> LedgerRow:
-    return LedgerRow(name, sha, kind, "duplicate", 0, 0, 0, "already loaded (same sha256); nothing loaded again")
+def _duplicate(con, name: str, sha: str, kind: str | None) -> LedgerRow:
+    """A file loaded before (same sha256): the ledger row says what it was and when."""
+    prior = con.execute("SELECT file_name, kind, ingested_at FROM ingest_ledger WHERE file_sha256 = ? "
+                        "AND status IN ('loaded', 'partial') ORDER BY ingested_at LIMIT 1", [sha]).fetchone()
+    if prior is None:  # a second copy within this call, not yet committed under its first name
+        return LedgerRow(name, sha, kind, "duplicate", 0, 0, 0,
+                         "same content (sha256) as a file earlier in this ingest; nothing loaded again")
+    first, prior_kind, when = prior
+    return LedgerRow(name, sha, kind or prior_kind, "duplicate", 0, 0, 0,
+                     f"same content (sha256) as {first}, loaded {when:%Y-%m-%d %H:%M}; nothing loaded again")
 
 
 def _drop_work_tables(con) -> None:
@@ -244,18 +372,34 @@ def _drop_work_tables(con) -> None:
     drop_source(con)
 
 
-def _refuse(con, name: str, sha: str, kind: str | None, message: str, field: str, check_id: str,
-            run_id: str | None, site: str | None, rows_read: int, version: str | None) -> LedgerRow:
+def _refuse(con, name: str, sha: str, parsed: _Parsed, exc: Exception, run_id: str | None,
+            opts: Options) -> LedgerRow:
+    message, field = str(exc), getattr(exc, "field", "")
+    check_id, problems = getattr(exc, "check_id", "refused"), tuple(getattr(exc, "problems", ()))
     reason = message[len(name) + 2:] if message.startswith(f"{name}: ") else message
     reason = reason if reason.startswith("refused") else f"refused: {reason}"
+    rows_read = parsed.rows_read
     with transaction(con):
         _forget(con, sha)
         if rows_read:
-            # every row the file had (data rows are numbered 1..rows_read, as in the source view)
-            con.execute("INSERT INTO ingest_quarantine SELECT ?, ?, range, ?, ?, ? FROM range(1, ? + 1)",
+            # every row the file had (data rows are numbered 1..rows_read, as in the source view),
+            # at its line of the file when the source is still at hand
+            lines = (f"(SELECT _line FROM {SRC_RAW} AS s WHERE s._row_number = range)"
+                     if _exists(con, SRC_RAW) else "NULL")
+            con.execute(f"INSERT INTO ingest_quarantine ({QUARANTINE_COLUMNS}) SELECT ?, ?, range, ?, ?, ?, "
+                        f"{lines}, NULL, NULL, NULL FROM range(1, ? + 1)",
                         [sha, name, field or None, check_id, f"file {reason}", rows_read])
-        _insert_ledger(con, sha, name, kind, "refused", rows_read, 0, rows_read, message, version, site, run_id)
-    return LedgerRow(name, sha, kind, "refused", rows_read, 0, rows_read, message, version, site)
+        _insert_ledger(con, sha, name, parsed.kind, "refused", rows_read, 0, rows_read, message, parsed.version,
+                       opts.site, run_id, opts.mapping_sha256, parsed.sheet)
+    return LedgerRow(name, sha, parsed.kind, "refused", rows_read, 0, rows_read, message, parsed.version,
+                     opts.site, problems=problems, warnings=tuple(parsed.warnings),
+                     mapping_sha256=opts.mapping_sha256)
+
+
+def _exists(con, name: str) -> bool:
+    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? UNION ALL "
+                       "SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name, name]).fetchall() != [
+        (0,), (0,)]
 
 
 def _forget(con, sha: str) -> None:
@@ -264,9 +408,13 @@ def _forget(con, sha: str) -> None:
     con.execute("DELETE FROM ingest_ledger WHERE file_sha256 = ?", [sha])
 
 
-def _insert_ledger(con, sha, name, kind, status, read, loaded, quarantined, message, version, site, run_id):
-    con.execute("INSERT INTO ingest_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, ?)",
-                [sha, name, kind, status, read, loaded, quarantined, message, version, site, run_id])
+def _insert_ledger(con, sha, name, kind, status, read, loaded, quarantined, message, version, site, run_id,
+                   mapping_sha256=None, sheet=None):
+    con.execute("INSERT INTO ingest_ledger (file_sha256, file_name, kind, status, rows_read, rows_loaded, "
+                "rows_quarantined, message, contract_version, site_id, ingested_at, run_id, mapping_sha256, "
+                "sheet) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, ?, ?, ?)",
+                [sha, name, kind, status, read, loaded, quarantined, message, version, site, run_id,
+                 mapping_sha256, sheet])
 
 
 @dataclass
@@ -280,15 +428,17 @@ class _Parsed:
     contract: contracts.Contract | None = None
     validation: Future | None = None  # great-expectations, running (see _validate)
     docs_dir: Path | None = None  # where that validation writes its Data Docs
+    warnings: list[str] = field(default_factory=list)  # columns not used, and the like
+    sheet: str | None = None  # the XLSX sheet read
 
     @property
     def version(self) -> str | None:
         return self.contract.version if self.contract is not None else None
 
 
-def _parse_and_check(con, path: Path, facts, site: str | None, parsed: _Parsed,
-                     docs_dir: Path | None) -> None:
-    """Read, identifier gate, typed batch and row checks: everything that needs only the file.
+def _parse_and_check(con, path: Path, facts, opts: Options, parsed: _Parsed, docs_dir: Path | None) -> None:
+    """Read, apply the mapping, identifier gate, typed batch and row checks: everything that
+    needs only the file.
 
     Leaves ``_lc_batch`` and ``_lc_failures`` on ``con`` (any connection: the warehouse's, or an
     in-memory one on a Dask worker), and great-expectations validating the typed batch in
@@ -296,18 +446,36 @@ def _parse_and_check(con, path: Path, facts, site: str | None, parsed: _Parsed,
     """
     name = path.name
     clock = parsed.clock
-    columns = load_source(con, path, facts)
+    mapping = opts.mapping
+
+    def mapped(names: list[str]) -> list[str]:
+        return mapping.output_columns(names) if mapping is not None else names
+
+    # the same choice of header (and sheet) as header_columns
+    source = load_source(con, path, facts, sheet=opts.sheet,
+                         accept=lambda names: detect_kind(mapped(names)) is not None)
+    raw = source.names
+    parsed.sheet = source.sheet
     (parsed.rows_read,) = con.execute(f"SELECT count(*) FROM {SRC_TABLE}").fetchone()
     clock.lap("read")
-    detected = detect_kind(columns)
+    columns = mapped(raw)
     if parsed.kind is None:
-        parsed.kind = detected
+        parsed.kind = detect_kind(columns)
         if parsed.kind is None:
             raise Refused(f"{name}: unknown kind: the header matches no record format "
-                          "(discharges, followups, teds-d); give --kind", check_id="unknown_kind")
+                          "(discharges, followups, teds-d); give --kind (or a mapping: see docs/mapping.md)",
+                          check_id="unknown_kind")
     contract = parsed.contract = contracts.load(parsed.kind)
-    _gate_identifiers(con, name, contract, columns)
-    _require_columns(name, contract, columns, site)
+    if mapping is not None:
+        if contract.kind not in ("discharges", "followups"):
+            raise Refused(f"{name}: a mapping applies to discharges and followups files, not {contract.kind}",
+                          check_id="mapping")
+        if problems := mapping.file_problems(raw, contract):
+            raise refused(name, [(f"mapping {mapping.name}: {p}", "", "mapping") for p in problems])
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {SRC_VIEW} AS SELECT _row_number, _line, "
+                    f"{', '.join(mapping.select(raw, contract))} FROM {SRC_RAW}")
+    _gate_identifiers(con, name, contract, raw, mapping)
+    parsed.warnings += _check_columns(name, contract, columns, opts)
     clock.lap("identifier_gate")
     if parsed.kind == "teds-d":
         from pipelines.ingest.teds import build_teds, detect_era
@@ -315,7 +483,10 @@ def _parse_and_check(con, path: Path, facts, site: str | None, parsed: _Parsed,
         era = detect_era(con, columns, name)
         checks = build_teds(con, contract, columns, era)
     else:
-        checks = build_native(con, contract, columns, site)
+        checks = build_native(con, contract, columns, opts.site,
+                              date_formats={f.name: mapping.date_format(f.name) for f in contract.fields
+                                            if f.type == "date" and mapping.date_format(f.name)}
+                              if mapping is not None else None)
     clock.lap("typed_batch")
     parsed.docs_dir = docs_dir
     parsed.validation = _validate(con, contract, parsed.rows_read, docs_dir)
@@ -325,7 +496,7 @@ def _parse_and_check(con, path: Path, facts, site: str | None, parsed: _Parsed,
     clock.lap("row_checks")
 
 
-def _finish(con, name: str, sha: str, parsed: _Parsed, site: str | None, run_id: str | None,
+def _finish(con, name: str, sha: str, parsed: _Parsed, opts: Options, run_id: str | None,
             today: dt.date, docs_root: Path, docs: bool, report=None) -> LedgerRow:
     """Cross-record checks against the warehouse, validation verdict, load (the writer's part).
 
@@ -345,34 +516,38 @@ def _finish(con, name: str, sha: str, parsed: _Parsed, site: str | None, run_id:
                           f"({len(report.errors)} expectations errored); nothing loaded", field=first.column or "",
                           check_id="validation_error")
     except (ReadRefused, Refused) as exc:
-        return _refuse(con, name, sha, parsed.kind, str(exc), getattr(exc, "field", ""),
-                       getattr(exc, "check_id", "refused"), run_id, site, rows_read, parsed.version)
-    return _load(con, name, sha, contract, rows_read, site, run_id, report, docs_root / sha[:16], clock)
+        return _refuse(con, name, sha, parsed, exc, run_id, opts)
+    return _load(con, name, sha, parsed, opts, run_id, report, docs_root / sha[:16])
 
 
-def _ingest_source(con, path: Path, sha: str, facts, kind: str | None, site: str | None,
-                   run_id: str | None, today: dt.date, docs_root: Path, docs: bool = True) -> LedgerRow:
-    parsed = _Parsed(kind, _Clock())
+def _ingest_source(con, path: Path, facts, opts: Options, run_id: str | None, today: dt.date, docs_root: Path,
+                   docs: bool = True) -> LedgerRow:
+    sha = facts.sha256
+    parsed = _Parsed(opts.kind, _Clock())
     try:
         try:
-            _parse_and_check(con, path, facts, site, parsed, docs_root / sha[:16] if docs else None)
+            _parse_and_check(con, path, facts, opts, parsed, docs_root / sha[:16] if docs else None)
         except (ReadRefused, Refused) as exc:
-            return _refuse(con, path.name, sha, parsed.kind, str(exc), getattr(exc, "field", ""),
-                           getattr(exc, "check_id", "refused"), run_id, site, parsed.rows_read, parsed.version)
-        return _finish(con, path.name, sha, parsed, site, run_id, today, docs_root, docs)
+            return _refuse(con, path.name, sha, parsed, exc, run_id, opts)
+        return _finish(con, path.name, sha, parsed, opts, run_id, today, docs_root, docs)
     finally:
         _abandon(parsed)
 
 
-def _gate_identifiers(con, name: str, contract, columns: list[str]) -> None:
+def _gate_identifiers(con, name: str, contract, columns: list[str], mapping: Any = None) -> None:
+    """Refuse the file if any column (mapped, ignored or unknown: every one the file has) looks
+    like a direct identifier. ``columns`` are the file's own names, read from the raw table."""
+    field_of = mapping.field_of if mapping is not None else (lambda c: c)
     declared = {f.name for f in contract.fields}
     if contract.kind == "teds-d":
         declared |= _teds_source_columns()
     pseudonyms = {f.name for f in contract.fields if f.sensitivity == "pseudonym"}
     amounts = {f.name for f in contract.fields if f.type == "number"}
-    findings = identifiers.scan(con, SRC_TABLE, columns,
-                                name_checked=[c for c in columns if c not in declared or c in pseudonyms],
-                                distinct=pseudonyms | amounts)
+    ignored = mapping.ignore if mapping is not None else frozenset()
+    findings = identifiers.scan(
+        con, SRC_TABLE, columns,
+        name_checked=[c for c in columns if c in ignored or field_of(c) not in declared or field_of(c) in pseudonyms],
+        distinct=[c for c in columns if c not in ignored and field_of(c) in pseudonyms | amounts])
     if findings:
         f = findings[0]
         raise Refused(f.message(name), field=f.column, check_id="direct_identifier")
@@ -392,38 +567,135 @@ preg priminc primpay psource psyprob race reason region route1 route2 route3 sed
 stimflg sub1 sub2 sub3 sub1_d sub2_d sub3_d trnqflg vet servsetd pmsa numsubs year"""
 
 
-def _require_columns(name: str, contract, columns: list[str], site: str | None) -> None:
+def _check_columns(name: str, contract, columns: list[str], opts: Options) -> list[str]:
+    """Refuse a file missing required columns, naming every one with the closest column the file
+    has; return warnings for the file's columns that no field takes (with the closest field)."""
+    from pipelines.ingest.mapping import did_you_mean
+
     cols = set(columns)
     if contract.kind == "teds-d":
         from pipelines.ingest.teds import required_source_columns
 
-        for alts in required_source_columns(contract):
-            if not any(a in cols for a in alts):
-                raise Refused(f"{name}: missing required column {'|'.join(a.upper() for a in alts)}",
-                              field=alts[0], check_id="missing_column")
-        return
+        missing = [alts for alts in required_source_columns(contract) if not any(a in cols for a in alts)]
+        if missing:
+            raise refused(name, [(f"missing required column {'|'.join(a.upper() for a in alts)}", alts[0],
+                                  "missing_column") for alts in missing])
+        return []
+    fields = [f.name for f in contract.fields]
+    unknown = sorted(c for c in cols if c not in fields and not (opts.mapping and c in opts.mapping.ignore))
+    problems = []
     for f in contract.fields:
-        if not f.required or f.name in cols:
+        if not f.required or f.name in cols or (f.alternative and f.alternative in cols):
             continue
-        if f.alternative and f.alternative in cols:
-            continue
-        if f.name == "site_id" and site is not None:
+        if f.name == "site_id" and opts.site is not None:
             continue
         alt = f" (or {f.alternative})" if f.alternative else ""
-        raise Refused(f"{name}: missing required column {f.name}{alt}", field=f.name, check_id="missing_column")
+        problems.append((f"missing required column {f.name}{alt}{_column_hint(f.name, unknown, contract.kind)}",
+                         f.name, "missing_column"))
+    if problems:
+        if unknown:
+            text = (f"columns no field takes: {', '.join(repr(c) for c in unknown[:20])}"
+                    f"{' …' if len(unknown) > 20 else ''} (to draft a mapping of them: levelcare map "
+                    f"suggest {name} --kind {contract.kind} --out mapping.yaml)")
+            problems.append((text, "", "missing_column"))
+        raise refused(name, problems)
+    free = [f for f in fields if f not in cols]  # a field the file has already is not the one meant
+    return [f"column {c!r} is not a {contract.kind} field and was not loaded{did_you_mean(c, free, 2)}"
+            for c in unknown]
+
+
+def _column_hint(field_name: str, unknown: list[str], kind: str) -> str:
+    """"; the file has 'x' ..." naming the file's column that most likely holds ``field_name``:
+    a known wording of it (data_contracts/synonyms.yaml), else a close spelling."""
+    from pipelines.ingest.mapping import closest
+    from pipelines.ingest.suggest import match_header
+
+    for c in unknown:
+        match, _ = match_header(c, kind)
+        if match is not None and match.field == field_name:
+            return f"; the file has {c!r}, a usual name for it: map it (docs/mapping.md)"
+    close = closest(field_name, unknown)
+    if field_name == "site_id":
+        return "; give --site, or a mapping's constants" + (f", or map {close[0]!r}" if close else "")
+    return f"; the file has {close[0]!r}: map it (docs/mapping.md)" if close else ""
 
 
 def _tolerance(con, name: str, contract, rows_read: int) -> None:
+    """Refuse the file when a check fails on more than its tolerated share of rows, naming every
+    such check with the values or format it expects and (category fields only) the labels that
+    failed."""
     if not rows_read:
         return
+    if problems := failing_checks(con, contract, rows_read, over_tolerance=True):
+        raise refused(name, problems)
+
+
+def failing_checks(con, contract, rows_read: int, over_tolerance: bool = False) -> list[tuple[str, str, str]]:
+    """(text, field, check_id) per error check that failed rows (``over_tolerance``: only those
+    failing more than their tolerated share): rows failing, and what the field expects."""
     counts = con.execute(
         f"SELECT check_id, field, count(DISTINCT _row_number) AS n FROM {FAILURES} WHERE severity = 'error' "
-        "GROUP BY check_id, field ORDER BY n DESC, check_id, field").fetchall()
-    for check_id, field, n in counts:
+        "AND reason <> ? GROUP BY check_id, field ORDER BY n DESC, check_id, field", [ALREADY_LOADED]).fetchall()
+    problems = []
+    for check_id, field_name, n in counts:
         c = contract.check(check_id)
-        if c.tolerance is not None and n >= TOLERANCE_MIN_ROWS and n / rows_read > c.tolerance:
-            raise Refused(f"{name}: refused: {field} fails {check_id} on {n} of {rows_read} rows "
-                          f"({n / rows_read:.0%}, tolerance {c.tolerance:.0%})", field=field, check_id=check_id)
+        over = c.tolerance is not None and n >= TOLERANCE_MIN_ROWS and n / rows_read > c.tolerance
+        if over_tolerance and not over:
+            continue
+        share = f"{n / rows_read:.0%}" + (f", tolerance {c.tolerance:.0%}" if over else "")
+        target = f"{field_name} fails {check_id}" if field_name else f"{check_id} fails"
+        text = f"{target} on {n} of {rows_read} rows ({share}){_failing_detail(con, contract, check_id, field_name)}"
+        problems.append((text, field_name, check_id))
+    return problems
+
+
+def _failing_detail(con, contract, check_id: str, field_name: str) -> str:
+    """What the field expects, and up to 5 distinct failing labels (enumerations and booleans:
+    category labels) or value shapes (dates and numbers: 9 for a digit, A for a letter), never
+    a value that could be free text or an identifier."""
+    from pipelines.ingest.batch import TYPE_WORDS
+
+    try:
+        f = contract.field(field_name)
+    except KeyError:
+        return ""
+    if f.type in ("text",) and f.values is None:
+        return ""
+    # the label as sent (after a mapping's recodes) where the source is at hand; else the batch's
+    # text of it (an enumeration's, lower-cased), which is all a file prepared elsewhere brings
+    if _exists(con, SRC_VIEW) and _has_column(con, SRC_VIEW, f.name):
+        source = f"(SELECT {quote_ident(f.name)} FROM {SRC_VIEW} AS s WHERE s._row_number = b._row_number)"
+    elif _has_column(con, BATCH, f"_src_{f.name}"):
+        source = f"_src_{f.name}"
+    elif f.type == "enum":
+        source = f"b.{quote_ident(f.name)}"
+    else:
+        return ""
+    failing = (f"FROM {BATCH} AS b WHERE b._row_number IN (SELECT _row_number FROM {FAILURES} "
+               f"WHERE check_id = ? AND field = ?)")
+    if f.values is not None or f.type == "bool":
+        expr, what = f"trim({source})", "failing labels"
+        expects = f"; allowed: {', '.join(str(v) for v in f.values)}" if f.values is not None else \
+            f"; expected {TYPE_WORDS['bool']}"
+    else:
+        expr = f"regexp_replace(regexp_replace(trim({source}), '[0-9]', '9', 'g'), '[A-Za-z]', 'A', 'g')"
+        what, expects = "values shaped", f"; expected {TYPE_WORDS.get(f.type, f.type)}"
+    # a label is shown only when it stands on LABEL_MIN_ROWS rows or more: a category's wording
+    # recurs, while a value on one or two rows may be one person's (a stray id or name)
+    labels = con.execute(
+        f"SELECT v, n >= {LABEL_MIN_ROWS} FROM (SELECT {expr} AS v, count(*) AS n {failing} GROUP BY v) "
+        "WHERE v IS NOT NULL ORDER BY n DESC, v", [check_id, field_name]).fetchall()
+    shown = [v for v, ok in labels if ok][:5]
+    hidden = sum(not ok for _, ok in labels)
+    text = f"; {what} " + ", ".join(repr(v) for v in shown) if shown else ""
+    if hidden:
+        text += f"; {hidden} {'other ' * bool(shown)}{what.split()[0]} on fewer than {LABEL_MIN_ROWS} rows not shown"
+    return expects + text
+
+
+def _has_column(con, table: str, column: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = ?",
+                            [table, column]).fetchone()[0])
 
 
 @cache
@@ -491,34 +763,55 @@ def _check_statuses(con, contract, rows_read: int, report) -> list[dict]:
     return out
 
 
-def _load(con, name: str, sha: str, contract, rows_read: int, site: str | None, run_id: str | None,
-          report, docs_dir: Path, clock: _Clock) -> LedgerRow:
+# the detail sql/checks/chk_duplicate_record.sql gives a row that repeats a loaded record exactly
+ALREADY_LOADED = "identical to a record already loaded"
+
+
+def _load(con, name: str, sha: str, parsed: _Parsed, opts: Options, run_id: str | None, report,
+          docs_dir: Path) -> LedgerRow:
+    contract, rows_read, clock = parsed.contract, parsed.rows_read, parsed.clock
     cols = ", ".join(quote_ident(f.name) for f in contract.stored_fields)
     (q_rows,) = con.execute(
         f"SELECT count(DISTINCT _row_number) FROM {FAILURES} WHERE severity = 'error'").fetchone()
+    # a resent file's rows that are already in the warehouse exactly: not loaded twice, and not
+    # the sender's error (a corrected resend is "loaded", not "partial")
+    (already,) = con.execute(
+        f"SELECT count(*) FROM (SELECT _row_number FROM {FAILURES} WHERE severity = 'error' GROUP BY _row_number "
+        "HAVING bool_and(reason = ?))", [ALREADY_LOADED]).fetchone()
     loaded = rows_read - q_rows
     top = con.execute(
         f"SELECT check_id, field, count(DISTINCT _row_number) AS n FROM {FAILURES} WHERE severity = 'error' "
-        "GROUP BY ALL ORDER BY n DESC, check_id, field LIMIT 3").fetchall()
+        "AND reason <> ? GROUP BY ALL ORDER BY n DESC, check_id, field LIMIT 3", [ALREADY_LOADED]).fetchall()
     warns = con.execute(
         f"SELECT check_id, count(DISTINCT _row_number) AS n FROM {FAILURES} WHERE severity = 'warn' "
         "GROUP BY ALL ORDER BY n DESC, check_id").fetchall()
-    if loaded == rows_read:
+    if loaded + already == rows_read:
         status, message = "loaded", f"loaded {loaded} rows"
-    elif loaded > 0:
+    elif loaded + already > 0:
         status, message = "partial", f"loaded {loaded} of {rows_read} rows"
     else:
         status, message = "refused", f"every one of {rows_read} rows failed a check; nothing loaded"
-    if q_rows:
+    if already:
+        message += f"; {already} rows identical to records already loaded (kept once)"
+    if top:
         message += "; quarantined " + ", ".join(f"{c} {f} {n}" for c, f, n in top)
     if warns:
         message += "; warnings " + ", ".join(f"{c} {n}" for c, n in warns)
+    if parsed.warnings:
+        message += f"; {len(parsed.warnings)} columns not used"
     message += f"; validation {report.summary()}"
+    # every failing field, with what it expects and the labels that failed: a refusal's problems,
+    # a partial load's notes (the rows are in the quarantine)
+    failing = [text for text, _, _ in failing_checks(con, contract, rows_read)]
+    problems = tuple(failing) if status == "refused" else ()
+    notes = tuple(parsed.warnings) + (tuple(f"quarantined: {t}" for t in failing) if status != "refused" else ())
+    site = opts.site
     sites = con.execute(
         f"SELECT DISTINCT site_id FROM {BATCH} b WHERE site_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
         f"{FAILURES} x WHERE x._row_number = b._row_number AND x.severity = 'error') LIMIT 2").fetchall()
     site_id = site if site is not None else (sites[0][0] if len(sites) == 1 else None)
     statuses = _check_statuses(con, contract, rows_read, report)
+    record, episode = contract.key[-1], "episode_id" if any(f.name == "episode_id" for f in contract.fields) else None
     with transaction(con):
         _forget(con, sha)
         # rows land in file order: the batch is in that order already (DuckDB keeps insertion
@@ -530,15 +823,45 @@ def _load(con, name: str, sha: str, contract, rows_read: int, site: str | None, 
             f"INSERT INTO {contract.table} ({cols}, _file_sha256, _row_number) SELECT {cols}, ?, _row_number "
             f"FROM {BATCH} AS b {keep}", [sha])
         con.execute(
-            f"INSERT INTO ingest_quarantine SELECT ?, ?, _row_number, NULLIF(field, ''), check_id, reason "
-            f"FROM {FAILURES} WHERE severity = 'error' ORDER BY _row_number, check_id, field", [sha, name])
+            f"INSERT INTO ingest_quarantine ({QUARANTINE_COLUMNS}) SELECT ?, ?, f._row_number, NULLIF(f.field, ''), "
+            f"f.check_id, f.reason, b._line, CAST(b.site_id AS VARCHAR), CAST(b.{quote_ident(record)} AS VARCHAR), "
+            f"{f'CAST(b.{quote_ident(episode)} AS VARCHAR)' if episode else 'NULL'} FROM {FAILURES} AS f "
+            f"JOIN {BATCH} AS b USING (_row_number) WHERE f.severity = 'error' "
+            "ORDER BY f._row_number, f.check_id, f.field", [sha, name])
+        superseded = _supersede(con, sha, name, contract, record)
+        if superseded:
+            message += "; supersedes " + ", ".join(f"{n} quarantined rows of {old}" for old, n in superseded)
         _insert_ledger(con, sha, name, contract.kind, status, rows_read, loaded, q_rows, message,
-                       contract.version, site_id, run_id)
+                       contract.version, site_id, run_id, opts.mapping_sha256, parsed.sheet)
     clock.lap("load")
     log.info("%s: seconds per phase %s", name, clock.laps)
     _write_report(docs_dir, name, sha, contract, status, rows_read, loaded, q_rows, statuses, report, clock.laps)
     return LedgerRow(name, sha, contract.kind, status, rows_read, loaded, q_rows, message, contract.version,
-                     site_id, str(report.docs_path) if report.docs_path else None)
+                     site_id, str(report.docs_path) if report.docs_path else None, problems=problems,
+                     warnings=notes, mapping_sha256=opts.mapping_sha256)
+
+
+def _supersede(con, sha: str, name: str, contract, record: str) -> list[tuple[str, int]]:
+    """Quarantine entries of earlier files of this kind whose record this file now has in the
+    warehouse (loaded, or identical to one loaded) are marked superseded by it; their ledger rows
+    say so. Returns (earlier file, rows) pairs."""
+    good = (f"SELECT CAST(b.site_id AS VARCHAR) AS site_id, CAST(b.{quote_ident(record)} AS VARCHAR) AS rid "
+            f"FROM {BATCH} AS b WHERE NOT EXISTS (SELECT 1 FROM {FAILURES} AS x WHERE x._row_number = b._row_number "
+            "AND x.severity = 'error' AND x.reason <> ?)")
+    hits = con.execute(
+        f"SELECT q.file_sha256, any_value(q.file_name), count(DISTINCT q.row_number) FROM ingest_quarantine AS q "
+        f"WHERE q.superseded_by IS NULL AND q.file_sha256 <> ? AND q.record_id IS NOT NULL "
+        "AND q.file_sha256 IN (SELECT file_sha256 FROM ingest_ledger WHERE kind = ?) "
+        f"AND EXISTS (SELECT 1 FROM ({good}) AS g WHERE g.site_id = q.site_id AND g.rid = q.record_id) "
+        "GROUP BY q.file_sha256 ORDER BY 2", [sha, contract.kind, ALREADY_LOADED]).fetchall()
+    for old_sha, _, n in hits:
+        con.execute(
+            f"UPDATE ingest_quarantine AS q SET superseded_by = ? WHERE q.file_sha256 = ? AND q.superseded_by IS NULL "
+            f"AND EXISTS (SELECT 1 FROM ({good}) AS g WHERE g.site_id = q.site_id AND g.rid = q.record_id)",
+            [sha, old_sha, ALREADY_LOADED])
+        con.execute("UPDATE ingest_ledger SET message = message || ? WHERE file_sha256 = ?",
+                    [f"; {n} quarantined rows superseded by {name} ({sha[:12]})", old_sha])
+    return [(old_name, n) for _, old_name, n in hits]
 
 
 def _write_report(docs_dir: Path, name, sha, contract, status, read, loaded, quarantined, statuses, report,

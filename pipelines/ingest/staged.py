@@ -30,6 +30,7 @@ from pipelines import contracts
 from pipelines.ingest.batch import BATCH, FAILURES
 from pipelines.ingest.core import (
     LedgerRow,
+    Options,
     Refused,
     _abandon,
     _already_loaded,
@@ -72,12 +73,16 @@ class PreparedFile:
     report: Any = None  # pipelines.validation.ValidationReport
     docs: dict[str, bytes] = field(default_factory=dict)  # Data Docs files by relative path
     seconds: dict[str, float] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()  # a refusal's problems, one line each
+    warnings: tuple[str, ...] = ()
+    sheet: str | None = None
 
 
-def plan_files(paths: Sequence[str | Path], kind: str | None = None) -> list[Path]:
+def plan_files(paths: Sequence[str | Path], kind: str | None = None, mapping=None,
+               skipped: list[str] | None = None) -> list[Path]:
     """The files ``ingest_paths`` would ingest, in its order (discharges before follow-ups,
     then by path): the order in which ``load_prepared`` must be given them."""
-    return _order(expand_paths(paths), kind)
+    return _order(expand_paths(paths, skipped, mapping), kind, mapping)
 
 
 def loaded_sha256s(settings: Settings) -> set[str]:
@@ -102,13 +107,16 @@ def _parquet(con, table: str, folder: Path) -> bytes:
 
 
 def prepare_file(path: str, kind: str | None = None, site: str | None = None,
-                 skip: Iterable[str] = (), docs: bool = True) -> PreparedFile:
+                 skip: Iterable[str] = (), docs: bool = True, opts: Options | None = None) -> PreparedFile:
     """The file-only steps of ingesting ``path`` (any process; never opens the warehouse).
 
-    ``skip``: sha256 of files already loaded; such a file is only hashed.
+    ``skip``: sha256 of files already loaded; such a file is only hashed. ``opts`` (kind, site,
+    mapping, sheet) replaces ``kind`` and ``site`` when given.
     """
     import duckdb
 
+    opts = opts or Options(kind=kind, site=site)
+    kind = opts.kind
     p = Path(path)
     try:
         facts = file_facts(p)
@@ -123,19 +131,22 @@ def prepare_file(path: str, kind: str | None = None, site: str | None = None,
             folder = Path(tmp)
             try:
                 docs_dir = folder / "docs" if docs else None
-                _parse_and_check(con, p, facts, site, parsed, docs_dir)
+                _parse_and_check(con, p, facts, opts, parsed, docs_dir)
                 report = _validated(parsed)
             except (ReadRefused, Refused) as exc:
                 return PreparedFile(path, p.name, facts.sha256, parsed.kind, "refused", parsed.rows_read,
                                     parsed.version, (str(exc), getattr(exc, "field", ""),
-                                                     getattr(exc, "check_id", "refused")))
+                                                     getattr(exc, "check_id", "refused")),
+                                    problems=tuple(getattr(exc, "problems", ())), warnings=tuple(parsed.warnings),
+                                    sheet=parsed.sheet)
             files = {}
             if docs_dir is not None and docs_dir.is_dir():
                 files = {str(f.relative_to(docs_dir)): f.read_bytes() for f in sorted(docs_dir.rglob("*"))
                          if f.is_file()}
             return PreparedFile(path, p.name, facts.sha256, parsed.kind, "prepared", parsed.rows_read,
                                 parsed.version, None, _parquet(con, BATCH, folder), _parquet(con, FAILURES, folder),
-                                report, files, dict(parsed.clock.laps))
+                                report, files, dict(parsed.clock.laps), warnings=tuple(parsed.warnings),
+                                sheet=parsed.sheet)
     finally:
         _abandon(parsed)
         con.close()
@@ -143,32 +154,36 @@ def prepare_file(path: str, kind: str | None = None, site: str | None = None,
 
 def load_prepared(settings: Settings, prepared: Iterable[PreparedFile], *, kind: str | None = None,
                   site: str | None = None, run_id: str | None = None, today: dt.date | None = None,
-                  docs: bool = True) -> list[LedgerRow]:
+                  docs: bool = True, opts: Options | None = None) -> list[LedgerRow]:
     """Load prepared files into ``settings.warehouse`` in the order given; one LedgerRow each.
 
-    ``kind`` and ``site`` are those the files were prepared with. ``prepared`` may be a
-    generator (e.g. waiting for each worker's result in turn): each file is loaded, and its
-    batch let go, before the next is asked for.
+    ``kind`` and ``site`` (or ``opts``) are those the files were prepared with. ``prepared``
+    may be a generator (e.g. waiting for each worker's result in turn): each file is loaded,
+    and its batch let go, before the next is asked for.
     """
+    opts = opts or Options(kind=kind, site=site)
     today = today or dt.date.today()
     docs_root = docs_root_of(settings)
     return write_each(settings, prepared, lambda con, item, seen: _load_one(
-        con, item, kind=kind, site=site, run_id=run_id, today=today, docs_root=docs_root, seen=seen, docs=docs))
+        con, item, opts, run_id=run_id, today=today, docs_root=docs_root, seen=seen, docs=docs))
 
 
-def _load_one(con, item: PreparedFile, *, kind, site, run_id, today, docs_root: Path, seen: set[str],
+def _load_one(con, item: PreparedFile, opts: Options, *, run_id, today, docs_root: Path, seen: set[str],
               docs: bool) -> LedgerRow:
     if not item.sha256:  # unreadable: reported, not recorded (as ingest_file does)
-        return LedgerRow(item.name, "", kind, "refused", 0, 0, 0, item.refusal[0])
+        return LedgerRow(item.name, "", opts.kind, "refused", 0, 0, 0, item.refusal[0])
     if item.status == "duplicate" or _already_loaded(con, item.sha256, seen):
-        return _duplicate(item.name, item.sha256, kind)
+        return _duplicate(con, item.name, item.sha256, opts.kind)
+    contract = contracts.load(item.kind) if item.kind else None
     if item.status == "refused":
         message, fld, check_id = item.refusal
-        return _refuse(con, item.name, item.sha256, item.kind, message, fld, check_id, run_id, site,
-                       item.rows_read, item.contract_version)
+        parsed = _Parsed(item.kind, _Clock(), item.rows_read, contract, warnings=list(item.warnings),
+                         sheet=item.sheet)
+        return _refuse(con, item.name, item.sha256, parsed, Refused(message, fld, check_id, item.problems),
+                       run_id, opts)
     clock = _Clock()
     clock.laps.update(item.seconds)
-    parsed = _Parsed(item.kind, clock, item.rows_read, contracts.load(item.kind))
+    parsed = _Parsed(item.kind, clock, item.rows_read, contract, warnings=list(item.warnings), sheet=item.sheet)
     report = item.report
     docs_dir = docs_root / item.sha256[:16]
     if docs and item.docs:
@@ -184,6 +199,6 @@ def _load_one(con, item: PreparedFile, *, kind, site, run_id, today, docs_root: 
                 staged.write_bytes(data)
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_parquet("
                             f"{quote_lit(str(staged))})")
-        return _finish(con, item.name, item.sha256, parsed, site, run_id, today, docs_root, docs, report)
+        return _finish(con, item.name, item.sha256, parsed, opts, run_id, today, docs_root, docs, report)
     finally:
         _drop_work_tables(con)

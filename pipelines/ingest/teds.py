@@ -113,8 +113,8 @@ def build_teds(con: duckdb.DuckDBPyConnection, contract: Contract, columns: list
     cols = set(columns)
     labelled = any(e["id"] == era and e.get("labels") for e in codes["eras"])
     missing_labels = list(codes.get("missing_labels", []))
-    inner = ["_row_number"]
-    outer = ["_row_number"]
+    inner = ["_row_number", "_line"]
+    outer = ["_row_number", "_line"]
     checks: list[RowCheck] = []
     seen_sources: set[str] = set()
     conformance = {c.id: c for c in contract.checks if c.category == "conformance"}

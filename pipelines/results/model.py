@@ -60,6 +60,7 @@ class InputFile(_Model):
     file_sha256: str
     kind: str
     rows_loaded: int
+    mapping_sha256: str | None = None  # the mapping file applied while reading it (docs/mapping.md)
 
 
 class DefinitionInfo(_Model):

@@ -266,6 +266,8 @@ def data_quality(con, docs_root: Path, rule: disclosure.Rule) -> m.DataQuality:
     validation report (levelcare's checks and great-expectations) with its Data Docs."""
     import pandas as pd
 
+    from pipelines.ingest.core import current_relation
+
     have = _tables(con)
     if "ingest_ledger" not in have:
         return m.DataQuality()
@@ -290,7 +292,8 @@ def data_quality(con, docs_root: Path, rule: disclosure.Rule) -> m.DataQuality:
         # grouped by check: never a row number, never a value
         for q in _dicts(con.execute(
                 "select check_id, field, min(reason) as reason, count(*) as n_rows, count(distinct file_sha256) "
-                "as files from ingest_quarantine group by check_id, field order by n_rows desc, check_id, field")):
+                f"as files from {current_relation(con, 'ingest_quarantine')} where superseded_by is null "
+                "group by check_id, field order by n_rows desc, check_id, field")):
             n = disclosure.shown_count(q["n_rows"], rule)
             quarantine.append(m.QuarantineRow(check_id=q["check_id"], field=q["field"],
                                               reason=str(q["reason"] or "")[:200], n_rows=n, files=q["files"],

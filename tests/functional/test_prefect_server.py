@@ -6,6 +6,7 @@ tests. The server listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -60,6 +61,27 @@ def _post(url: str, body: dict) -> list[dict]:
         return json.loads(r.read())
 
 
+def _ehr_shaped(path: Path, mapping: Path) -> Path:
+    """Rewrite ``path`` with EHR headers and labels; write the mapping that reads it back."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    rename = {"episode_id": "Episode Number", "level_of_care": "Service Setting", "sex": "Gender"}
+    labels = {"iop": "Intensive Outpatient", "residential_short": "Residential Short-Term"}
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, [rename.get(k, k) for k in rows[0]])
+        w.writeheader()
+        for r in rows:
+            r["level_of_care"] = labels.get(r["level_of_care"], r["level_of_care"])
+            r["sex"] = {"female": "F", "male": "M"}.get(r["sex"], r["sex"])
+            w.writerow({rename.get(k, k): v for k, v in r.items()})
+    mapping.write_text("levelcare_mapping: 1\ncolumns:\n  Episode Number: episode_id\n  Service Setting: level_of_care\n"
+                       "  Gender: sex\nvalues:\n  level_of_care: {Intensive Outpatient: iop, "
+                       "Residential Short-Term: residential_short}\n  sex: {F: female, M: male}\n", encoding="utf-8")
+    return mapping
+
+
 def test_quarterly_flow_runs_through_a_server(prefect_server, tmp_path: Path):
     data, out = tmp_path / "data", tmp_path / "out"
     env = {**os.environ, "PREFECT_API_URL": prefect_server["url"], "PREFECT_HOME": prefect_server["home"]}
@@ -67,14 +89,24 @@ def test_quarterly_flow_runs_through_a_server(prefect_server, tmp_path: Path):
                             "--seed", "5"], capture_output=True, text=True, env=env, timeout=300)
     assert synth.returncode == 0, synth.stderr
     (data / "truth.json").unlink()
+    # an EHR-shaped discharge file (its own header and labels) read through a mapping, and a
+    # note in the folder that the run skips
+    mapping = _ehr_shaped(data / "discharges.csv", tmp_path / "mapping.yaml")
+    (data / "README.txt").write_text("Q3 extracts, as agreed.\n", encoding="utf-8")
     run = subprocess.run(
         [sys.executable, "-m", "pipelines", "run", "--input", str(data), "--out", str(out), "--format", "html",
-         "--warehouse", str(tmp_path / "w.duckdb")],
+         "--warehouse", str(tmp_path / "w.duckdb"), "--mapping", str(mapping)],
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert run.returncode == 0, run.stderr[-3000:]
+    assert "README.txt: skipped" in run.stderr
+    assert "discharges.csv: loaded (discharges)" in run.stderr
     run_id = json.loads((out / "results.json").read_text())["run_id"]
     assert run_id in run.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    sha = hashlib.sha256(mapping.read_bytes()).hexdigest()
+    assert manifest["parameters"]["mapping"] == {"file": str(mapping.resolve()), "sha256": sha}
+    assert {i["kind"]: i["mapping_sha256"] for i in manifest["inputs"]} == {"discharges": sha, "followups": sha}
     flows = _post(f"{prefect_server['url']}/flows/filter", {"flows": {"name": {"any_": ["quarterly"]}}})
     assert len(flows) == 1
     runs = _post(f"{prefect_server['url']}/flow_runs/filter",

@@ -10,8 +10,9 @@ import pytest
 from ingest_helpers import TODAY, csv_text, discharge, followup, ingest, query, write
 
 LEDGER_COLUMNS = ["file_sha256", "file_name", "kind", "status", "rows_read", "rows_loaded", "rows_quarantined",
-                  "message", "contract_version", "site_id", "ingested_at", "run_id"]
-QUARANTINE_COLUMNS = ["file_sha256", "file_name", "row_number", "field", "check_id", "reason"]
+                  "message", "contract_version", "site_id", "ingested_at", "run_id", "mapping_sha256", "sheet"]
+QUARANTINE_COLUMNS = ["file_sha256", "file_name", "row_number", "field", "check_id", "reason", "source_line",
+                      "site_id", "record_id", "episode_id", "superseded_by"]
 
 
 def test_tables_have_the_interface_columns(tmp_path):
@@ -90,7 +91,8 @@ def test_cli_ingest_json_and_quarantine(tmp_path):
     assert res.returncode == 4, res.stderr
     lines = [json.loads(x) for x in res.stdout.splitlines()]
     assert [set(x) for x in lines] == [{"file", "sha256", "kind", "status", "rows_read", "rows_loaded",
-                                        "rows_quarantined", "message"}] * 2
+                                        "rows_quarantined", "message", "problems", "warnings",
+                                        "mapping_sha256"}] * 2
     assert [(x["file"], x["status"], x["rows_quarantined"]) for x in lines] == [
         ("discharges.csv", "partial", 1), ("names.csv", "refused", 1)]
     assert len(res.stderr.strip().splitlines()) == 1 and "names.csv" in res.stderr
@@ -105,8 +107,9 @@ def test_cli_ingest_json_and_quarantine(tmp_path):
     assert agg.returncode == 0
     assert "discharges.csv\trange\tphq9_admit\tphq9_admit outside 0 to 27\t1" in agg.stdout
     rows = _levelcare("quarantine", "--rows", "--file", "discharges.csv", "--warehouse", wh)
-    assert rows.stdout.splitlines() == ["file_name\trow_number\tfield\tcheck_id\treason",
-                                        "discharges.csv\t2\tphq9_admit\trange\tphq9_admit outside 0 to 27"]
+    # data row 2 is line 3 of the file (the header is line 1)
+    assert rows.stdout.splitlines() == ["file_name\trow_number\tlocation\tepisode_id\tfield\tcheck_id\treason",
+                                        "discharges.csv\t2\tline 3\te2\tphq9_admit\trange\tphq9_admit outside 0 to 27"]
 
 
 def test_cli_missing_path_is_one_line_error(tmp_path):

@@ -68,7 +68,7 @@ def _failures(rows) -> list[tuple]:
         path.write_text(csv_text(rows, columns=columns), encoding="utf-8")
         con = duckdb.connect()
         ensure_tables(con)
-        cols = load_source(con, path, file_facts(path))
+        cols = load_source(con, path, file_facts(path)).names
         collect_row_failures(con, build_native(con, C, cols, None))
         run_cross_checks(con, C, TODAY)
         return con.execute("select _row_number, field, check_id, severity from _lc_failures").fetchall()

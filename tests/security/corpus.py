@@ -425,8 +425,9 @@ CASES: list[Case] = [
         discharge(63, program_id="=cmd|' /C calc'!A0"), discharge(64, site_id="=A1")])), "partial"),
     Case("xlsx_header_only", _xlsx("header_only.xlsx", [DISCHARGE_COLUMNS]), "loaded"),
     Case("xlsx_empty_workbook", _xlsx("empty.xlsx", []), "refused", "empty sheet"),
+    # every sheet is considered: an empty first sheet is passed over
     Case("xlsx_data_on_second_sheet", _xlsx("second.xlsx", _xlsx_table([discharge(65)]), extra_sheet_first=True),
-         "refused", "empty sheet"),
+         "loaded"),
     Case("xlsx_duplicate_headers", _xlsx("dup.xlsx", [DISCHARGE_COLUMNS + ["Episode_ID"]]), "refused", "appears twice"),
     Case("xlsx_values_beyond_header", _xlsx("beyond.xlsx", _xlsx_table([discharge(66)]) + [[None] * 14 + ["x"]]),
          "refused", "beyond"),
