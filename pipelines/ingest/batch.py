@@ -47,16 +47,21 @@ def literal(value: object) -> str:
     return quote_lit(str(value))
 
 
-def typed_expr(ftype: str, s: str) -> str:
-    """SQL turning trimmed text ``s`` (NULL when empty) into the field type; NULL if it does not parse."""
+def typed_expr(ftype: str, s: str, date_format: str | None = None) -> str:
+    """SQL turning trimmed text ``s`` (NULL when empty) into the field type; NULL if it does not
+    parse. ``date_format``: a mapping's strptime format, read besides ISO dates."""
     if ftype == "text":
         return s
     if ftype == "enum":
         return f"lower({s})"
     if ftype == "date":
-        # ISO 8601 only (a Parquet/XLSX midnight timestamp is accepted as its date)
-        return (f"CASE WHEN regexp_full_match({s}, '\\d{{4}}-\\d{{2}}-\\d{{2}}([ T]00:00(:00(\\.0+)?)?)?') "
-                f"THEN TRY_CAST(left({s}, 10) AS DATE) END")
+        # ISO 8601 (a Parquet/XLSX midnight timestamp is accepted as its date)
+        iso = (f"CASE WHEN regexp_full_match({s}, '\\d{{4}}-\\d{{2}}-\\d{{2}}([ T]00:00(:00(\\.0+)?)?)?') "
+               f"THEN TRY_CAST(left({s}, 10) AS DATE) END")
+        if date_format is None:
+            return iso
+        # the mapping's format first: a file written that way pays one parse per value
+        return f"coalesce(CAST(try_strptime({s}, {quote_lit(date_format)}) AS DATE), {iso})"
     if ftype == "bool":
         return (f"CASE WHEN lower({s}) IN ('true', 'yes', 'y', '1') THEN true "
                 f"WHEN lower({s}) IN ('false', 'no', 'n', '0') THEN false END")
@@ -128,7 +133,7 @@ def build_native(con: duckdb.DuckDBPyConnection, contract: Contract, columns: li
     typed: list[str] = ["_row_number", "_line"]
     for f in contract.fields:
         s = f"_src_{f.name}"
-        expr = typed_expr(f.type, s)
+        expr = typed_expr(f.type, s, (date_formats or {}).get(f.name))
         if f.name == "asam_level":
             # '3.5', '3.50', '4.0' and 'WM' spellings compare as the contract's words
             expr = f"regexp_replace(regexp_replace(lower({s}), '^(\\d)\\.0+(-wm)?$', '\\1\\2'), '^(\\d\\.\\d)0+', '\\1')"

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from pipelines import contracts
 from pipelines.errors import Problems, UserError, parse_yaml
 from pipelines.ingest import identifiers
-from pipelines.ingest.readers import header_name, quote_ident, quote_lit
+from pipelines.ingest.readers import header_name, quote_ident, quote_lit, trimmed
 
 if TYPE_CHECKING:
     import duckdb
@@ -98,22 +98,18 @@ class Mapping:
 
     def select(self, columns: list[str], contract: contracts.Contract) -> list[str]:
         """SQL select items (over the raw text columns) giving the mapped columns."""
-        fields = {f.name: f for f in contract.fields}
+        fields = {f.name for f in contract.fields}
         items = []
         for c in columns:
             if c in self.ignore:
                 continue
             target = self.field_of(c)
             expr = quote_ident(c)
-            f = fields.get(target)
-            if f is not None and f.type == "date" and self.date_format(target):
-                fmt = quote_lit(self.date_format(target))
-                # an ISO date stays as it is; a value the format cannot read too (the type check names it)
-                expr = (f"coalesce(strftime(try_strptime(trim({expr}), {fmt}), '%Y-%m-%d'), {expr})")
-            recode = self.values.get(target)
+            # (dates stay text here: the typed batch reads them with the mapping's format)
+            recode = self.values.get(target) if target in fields else None
             if recode:
                 whens = " ".join(f"WHEN {quote_lit(k)} THEN {quote_lit(v)}" for k, v in recode.items())
-                expr = f"CASE lower(trim({expr})) {whens} ELSE {expr} END"
+                expr = f"CASE lower({trimmed(expr)}) {whens} ELSE {expr} END"
             items.append(f"{expr} AS {quote_ident(target)}")
         items += [f"CAST({quote_lit(v)} AS VARCHAR) AS {quote_ident(f)}" for f, v in self.constants.items()]
         return items
