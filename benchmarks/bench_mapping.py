@@ -16,7 +16,6 @@ A script, not a test.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -115,12 +114,10 @@ print(json.dumps({"seconds": time.perf_counter() - t, "file_seconds": inner["fil
 
 
 def _ingest(path: Path, wh: Path, mapping: Path | None) -> dict:
+    from bench_ingest import _child  # beside this script
+
     wh.unlink(missing_ok=True)
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), str(wh), str(mapping or "")],
-                         capture_output=True, text=True, check=False)
-    if out.returncode:
-        raise SystemExit(out.stderr)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _child(CHILD, str(path), str(wh), str(mapping or ""))
 
 
 def main() -> None:

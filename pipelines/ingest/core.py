@@ -397,9 +397,9 @@ def _refuse(con, name: str, sha: str, parsed: _Parsed, exc: Exception, run_id: s
 
 
 def _exists(con, name: str) -> bool:
-    return con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ? UNION ALL "
-                       "SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name, name]).fetchall() != [
-        (0,), (0,)]
+    """A table or view ``name`` is there (the work tables of a file read on this connection)."""
+    return con.execute("SELECT (SELECT count(*) FROM duckdb_tables() WHERE table_name = ?) + "
+                       "(SELECT count(*) FROM duckdb_views() WHERE view_name = ?)", [name, name]).fetchone()[0] > 0
 
 
 def _forget(con, sha: str) -> None:
@@ -582,7 +582,7 @@ def _check_columns(name: str, contract, columns: list[str], opts: Options) -> li
                                   "missing_column") for alts in missing])
         return []
     fields = [f.name for f in contract.fields]
-    unknown = sorted(c for c in cols if c not in fields and not (opts.mapping and c in opts.mapping.ignore))
+    unknown = sorted(c for c in cols if c not in fields)  # (a mapping's ignored columns are gone already)
     problems = []
     for f in contract.fields:
         if not f.required or f.name in cols or (f.alternative and f.alternative in cols):

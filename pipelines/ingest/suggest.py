@@ -839,6 +839,16 @@ class _Lines:
         return "\n".join(t if c is None else f"{t.ljust(width)}  # {c}" for t, c in self.rows) + "\n"
 
 
+def _guesses(out: _Lines, key: str, guesses: dict[str, Guess], when_empty: str = "") -> None:
+    """A mapping section of ``key: target`` guesses, each with its confidence as a comment."""
+    if not guesses:
+        out.raw(f"{key}: {{}}{when_empty}")
+        return
+    out.raw(f"{key}:")
+    for k, g in guesses.items():
+        out.entry(f"  {yaml_scalar(k)}: {yaml_scalar(g.target)}", f"{g.confidence}: {g.why}")
+
+
 def render_yaml(s: Suggestion) -> str:
     """The draft mapping file (docs/mapping.md, format version 1) with every guess commented."""
     contract = contracts.load(s.kind)
@@ -853,12 +863,7 @@ def render_yaml(s: Suggestion) -> str:
         "levelcare_mapping: 1",
         f"kind: {s.kind}",
     )
-    if s.columns:
-        out.raw("columns:")
-        for h, g in s.columns.items():
-            out.entry(f"  {yaml_scalar(h)}: {g.target}", f"{g.confidence}: {g.why}")
-    else:
-        out.raw("columns: {}  # no column matched a contract field")
+    _guesses(out, "columns", s.columns, "  # no column matched a contract field")
 
     order = [f.name for f in contract.fields]
     out.raw("values:" if s.values else "values: {}")
@@ -878,12 +883,7 @@ def render_yaml(s: Suggestion) -> str:
         if name in s.value_notes:
             out.raw(f"  # {_comment(name + ': ' + s.value_notes[name])}")
 
-    if s.dates:
-        out.raw("dates:")
-        for k, g in s.dates.items():
-            out.entry(f"  {yaml_scalar(k)}: {yaml_scalar(g.target)}", f"{g.confidence}: {g.why}")
-    else:
-        out.raw("dates: {}")
+    _guesses(out, "dates", s.dates)
     for name, note in s.date_notes.items():
         out.raw(f"  # {_comment(name + ': ' + note)}")
 
