@@ -148,7 +148,8 @@ def validation_gate(ledger: list[dict[str, Any]]) -> dict[str, int]:
     if refused:
         first = refused[0]
         raise ValidationFailed(
-            f"{len(refused)} file(s) refused by validation; first: {first['file']}: {first['message']}"
+            f"{len(refused)} file(s) refused by validation; first: {first['file']}: "
+            f"{first['message'].removeprefix(first['file'] + ': ')}"
         )
     return counts
 

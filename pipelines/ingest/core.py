@@ -132,10 +132,6 @@ class Options:
     mapping: Any = None  # pipelines.ingest.mapping.Mapping
     sheet: str | None = None
 
-    @property
-    def mapping_sha256(self) -> str | None:
-        return self.mapping.sha256 if self.mapping is not None else None
-
 
 class _Clock:
     """Seconds per ingest phase, for the report and the benchmark."""
@@ -255,7 +251,7 @@ def detect_kind(columns: Sequence[str]) -> str | None:
 
 
 def _order(paths: list[Path], kind: str | None, mapping: Any = None, sheet: str | None = None) -> list[Path]:
-    if kind is not None or (mapping is not None and mapping.kind is not None):
+    if kind is not None:
         return paths
 
     def rank(p: Path) -> int:
@@ -285,7 +281,7 @@ def resolve_options(settings: Settings, kind: str | None = None, site: str | Non
             log.info("site %s: applying the mapping saved for it (%s)", site, mapping.sha256[:12])
     if mapping is not None and kind == "teds-d":
         raise ValueError("a mapping applies to discharges and followups files, not TEDS-D")
-    return Options(kind=kind or (mapping.kind if mapping is not None else None), site=site, mapping=mapping,
+    return Options(kind=kind, site=site, mapping=mapping,
                    sheet=sheet)
 
 
@@ -390,10 +386,10 @@ def _refuse(con, name: str, sha: str, parsed: _Parsed, exc: Exception, run_id: s
                         f"{lines}, NULL, NULL, NULL FROM range(1, ? + 1)",
                         [sha, name, field or None, check_id, f"file {reason}", rows_read])
         _insert_ledger(con, sha, name, parsed.kind, "refused", rows_read, 0, rows_read, message, parsed.version,
-                       opts.site, run_id, opts.mapping_sha256, parsed.sheet)
+                       opts.site, run_id, parsed.mapping_sha256, parsed.sheet)
     return LedgerRow(name, sha, parsed.kind, "refused", rows_read, 0, rows_read, message, parsed.version,
                      opts.site, problems=problems, warnings=tuple(parsed.warnings),
-                     mapping_sha256=opts.mapping_sha256)
+                     mapping_sha256=parsed.mapping_sha256)
 
 
 def _exists(con, name: str) -> bool:
@@ -430,6 +426,7 @@ class _Parsed:
     docs_dir: Path | None = None  # where that validation writes its Data Docs
     warnings: list[str] = field(default_factory=list)  # columns not used, and the like
     sheet: str | None = None  # the XLSX sheet read
+    mapping_sha256: str | None = None  # the mapping applied to the file, if any
 
     @property
     def version(self) -> str | None:
@@ -459,6 +456,16 @@ def _parse_and_check(con, path: Path, facts, opts: Options, parsed: _Parsed, doc
     (parsed.rows_read,) = con.execute(f"SELECT count(*) FROM {SRC_TABLE}").fetchone()
     clock.lap("read")
     columns = mapped(raw)
+    if mapping is not None and mapping.kind is not None and parsed.kind is None:
+        # a mapping of one kind is not for a file of another (a folder's follow-ups beside the
+        # discharges its mapping is for): such a file is read as it is
+        own = detect_kind(raw)
+        if detect_kind(columns) != mapping.kind and own is not None and own != mapping.kind:
+            mapping, columns = None, raw
+        elif detect_kind(columns) is None:
+            parsed.kind = mapping.kind
+    if mapping is not None:
+        parsed.mapping_sha256 = mapping.sha256
     if parsed.kind is None:
         parsed.kind = detect_kind(columns)
         if parsed.kind is None:
@@ -475,7 +482,7 @@ def _parse_and_check(con, path: Path, facts, opts: Options, parsed: _Parsed, doc
         con.execute(f"CREATE OR REPLACE TEMP VIEW {SRC_VIEW} AS SELECT _row_number, _line, "
                     f"{', '.join(mapping.select(raw, contract))} FROM {SRC_RAW}")
     _gate_identifiers(con, name, contract, raw, mapping)
-    parsed.warnings += _check_columns(name, contract, columns, opts)
+    parsed.warnings += _check_columns(name, contract, columns, opts.site)
     clock.lap("identifier_gate")
     if parsed.kind == "teds-d":
         from pipelines.ingest.teds import build_teds, detect_era
@@ -567,7 +574,7 @@ preg priminc primpay psource psyprob race reason region route1 route2 route3 sed
 stimflg sub1 sub2 sub3 sub1_d sub2_d sub3_d trnqflg vet servsetd pmsa numsubs year"""
 
 
-def _check_columns(name: str, contract, columns: list[str], opts: Options) -> list[str]:
+def _check_columns(name: str, contract, columns: list[str], site: str | None) -> list[str]:
     """Refuse a file missing required columns, naming every one with the closest column the file
     has; return warnings for the file's columns that no field takes (with the closest field)."""
     from pipelines.ingest.mapping import did_you_mean
@@ -587,7 +594,7 @@ def _check_columns(name: str, contract, columns: list[str], opts: Options) -> li
     for f in contract.fields:
         if not f.required or f.name in cols or (f.alternative and f.alternative in cols):
             continue
-        if f.name == "site_id" and opts.site is not None:
+        if f.name == "site_id" and site is not None:
             continue
         alt = f" (or {f.alternative})" if f.alternative else ""
         problems.append((f"missing required column {f.name}{alt}{_column_hint(f.name, unknown, contract.kind)}",
@@ -832,13 +839,13 @@ def _load(con, name: str, sha: str, parsed: _Parsed, opts: Options, run_id: str 
         if superseded:
             message += "; supersedes " + ", ".join(f"{n} quarantined rows of {old}" for old, n in superseded)
         _insert_ledger(con, sha, name, contract.kind, status, rows_read, loaded, q_rows, message,
-                       contract.version, site_id, run_id, opts.mapping_sha256, parsed.sheet)
+                       contract.version, site_id, run_id, parsed.mapping_sha256, parsed.sheet)
     clock.lap("load")
     log.info("%s: seconds per phase %s", name, clock.laps)
     _write_report(docs_dir, name, sha, contract, status, rows_read, loaded, q_rows, statuses, report, clock.laps)
     return LedgerRow(name, sha, contract.kind, status, rows_read, loaded, q_rows, message, contract.version,
                      site_id, str(report.docs_path) if report.docs_path else None, problems=problems,
-                     warnings=notes, mapping_sha256=opts.mapping_sha256)
+                     warnings=notes, mapping_sha256=parsed.mapping_sha256)
 
 
 def _supersede(con, sha: str, name: str, contract, record: str) -> list[tuple[str, int]]:

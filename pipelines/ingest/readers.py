@@ -421,6 +421,17 @@ def _line_counts(path: Path, facts: FileFacts) -> tuple[int, int]:
     return lines, to_last_filled
 
 
+def _from_line(path: Path, line: int, target: Path) -> Path:
+    """A copy of ``path`` from its physical line ``line`` (1-based) to the end."""
+    import shutil
+
+    with path.open("rb") as src, target.open("wb") as dst:
+        for _ in range(line - 1):
+            src.readline()
+        shutil.copyfileobj(src, dst, _CHUNK)
+    return target
+
+
 def load_csv(con: duckdb.DuckDBPyConnection, path: Path, facts: FileFacts) -> tuple[Source, int | None]:
     """Load into SRC_TABLE; returns the Source and the ``_line`` of row 1 less 1 when every row is
     one line (the offset), None when :data:`_LINES` holds each row's line."""
@@ -435,15 +446,19 @@ def load_csv(con: duckdb.DuckDBPyConnection, path: Path, facts: FileFacts) -> tu
         raise ReadRefused(f"{path.name}: empty file (no header)")
     names = _csv_names(path, head)
     columns = "{" + ", ".join(f"{quote_lit(n)}: 'VARCHAR'" for n in names) + "}"
-    skip = f"skip={head.skip}, " if head.skip else ""
     with tempfile.TemporaryDirectory(prefix="levelcare-utf8-") as tmp:
         source, encoding = path, facts.encoding
         if encoding == WINDOWS_1252:
             source, encoding = Path(tmp) / "utf8.csv", "utf-8"
             _to_utf8(path, source)
+        if head.skip:
+            # DuckDB's skip= reads no row at all when the lines above the header end in LF and
+            # the rest in CRLF (a title written by another tool; duckdb 2.0.0): DuckDB is given
+            # the file from its header line on instead. Only files with title rows pay the copy.
+            source = _from_line(source, head.line, Path(tmp) / "body.csv")
         sql = (
             f"CREATE OR REPLACE TEMP TABLE {SRC_TABLE} AS SELECT * FROM read_csv({quote_lit(str(source))}, "
-            f"delim={quote_lit(head.delimiter)}, quote='\"', escape='\"', header=true, {skip}auto_detect=false, "
+            f"delim={quote_lit(head.delimiter)}, quote='\"', escape='\"', header=true, auto_detect=false, "
             f"columns={columns}, strict_mode=true, null_padding=false, "
             f"encoding={quote_lit(encoding)}, max_line_size=10000000)"
         )
@@ -451,7 +466,8 @@ def load_csv(con: duckdb.DuckDBPyConnection, path: Path, facts: FileFacts) -> tu
             con.execute(sql)
         except duckdb.Error as exc:
             line = _duck_error_line(exc)
-            at = f" (parser stopped at line {_physical_line(path, head, line)})" if line else ""
+            # DuckDB read the file from the header line on: its line 1 is the original's skip + 1
+            at = f" (parser stopped at line {_physical_line(path, head, line + head.skip)})" if line else ""
             raise ReadRefused(f"{path.name}: unreadable or truncated CSV{at}", check_id="truncated") from None
     source_info = Source(names, None, head.line)
     ((rows,),) = con.execute(f"SELECT count(*) FROM {SRC_TABLE}").fetchall()

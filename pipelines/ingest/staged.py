@@ -76,6 +76,7 @@ class PreparedFile:
     problems: tuple[str, ...] = ()  # a refusal's problems, one line each
     warnings: tuple[str, ...] = ()
     sheet: str | None = None
+    mapping_sha256: str | None = None  # the mapping applied to it
 
 
 def plan_files(paths: Sequence[str | Path], kind: str | None = None, mapping=None,
@@ -138,7 +139,7 @@ def prepare_file(path: str, kind: str | None = None, site: str | None = None,
                                     parsed.version, (str(exc), getattr(exc, "field", ""),
                                                      getattr(exc, "check_id", "refused")),
                                     problems=tuple(getattr(exc, "problems", ())), warnings=tuple(parsed.warnings),
-                                    sheet=parsed.sheet)
+                                    sheet=parsed.sheet, mapping_sha256=parsed.mapping_sha256)
             files = {}
             if docs_dir is not None and docs_dir.is_dir():
                 files = {str(f.relative_to(docs_dir)): f.read_bytes() for f in sorted(docs_dir.rglob("*"))
@@ -146,7 +147,7 @@ def prepare_file(path: str, kind: str | None = None, site: str | None = None,
             return PreparedFile(path, p.name, facts.sha256, parsed.kind, "prepared", parsed.rows_read,
                                 parsed.version, None, _parquet(con, BATCH, folder), _parquet(con, FAILURES, folder),
                                 report, files, dict(parsed.clock.laps), warnings=tuple(parsed.warnings),
-                                sheet=parsed.sheet)
+                                sheet=parsed.sheet, mapping_sha256=parsed.mapping_sha256)
     finally:
         _abandon(parsed)
         con.close()
@@ -178,12 +179,13 @@ def _load_one(con, item: PreparedFile, opts: Options, *, run_id, today, docs_roo
     if item.status == "refused":
         message, fld, check_id = item.refusal
         parsed = _Parsed(item.kind, _Clock(), item.rows_read, contract, warnings=list(item.warnings),
-                         sheet=item.sheet)
+                         sheet=item.sheet, mapping_sha256=item.mapping_sha256)
         return _refuse(con, item.name, item.sha256, parsed, Refused(message, fld, check_id, item.problems),
                        run_id, opts)
     clock = _Clock()
     clock.laps.update(item.seconds)
-    parsed = _Parsed(item.kind, clock, item.rows_read, contract, warnings=list(item.warnings), sheet=item.sheet)
+    parsed = _Parsed(item.kind, clock, item.rows_read, contract, warnings=list(item.warnings), sheet=item.sheet,
+                     mapping_sha256=item.mapping_sha256)
     report = item.report
     docs_dir = docs_root / item.sha256[:16]
     if docs and item.docs:

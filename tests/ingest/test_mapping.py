@@ -194,8 +194,8 @@ def test_a_misspelled_optional_column_is_a_warning_not_silence(tmp_path: Path):
     export = write(tmp_path / "d.csv", csv_text([discharge("e1", phq9_admit=..., phq9_intake="12")]))
     (row,) = ingest(tmp_path, export)
     assert row.status == "loaded"
-    assert row.warnings == ("column 'phq9_intake' is not a discharges field and was not loaded "
-                            "(did you mean phq9_admit or phq9_discharge?)",)
+    assert row.warnings == (("column 'phq9_intake' is not a discharges field and was not loaded "
+                             "(did you mean phq9_admit or phq9_discharge?)"),)
     assert "1 columns not used" in row.message
 
 
@@ -277,3 +277,18 @@ def test_run_takes_kind_site_and_mapping_options():
     args = parser.parse_args(["run", "--input", ".", "--out", "o", "--kind", "discharges", "--site", "north",
                               "--mapping", "m.yaml", "--sheet", "Data"])
     assert (args.kind, args.site, args.mapping, args.sheet) == ("discharges", "north", "m.yaml", "Data")
+
+
+def test_a_discharges_mapping_leaves_the_follow_ups_beside_them_as_they_are(tmp_path: Path):
+    # the run's folder: the mapped export and a native follow-up file of its episodes
+    from ingest_helpers import csv_text, followup
+
+    folder = tmp_path / "in"
+    write(folder / "export.csv", EXPORT)
+    write(folder / "followups.csv", csv_text([followup("f1", "E-101", site_id="north", contact_date="2026-03-05")]))
+    rows = ingest(tmp_path, folder, mapping=str(write(tmp_path / "north.yaml", MAPPING)))
+    assert [(r.file, r.kind, r.status, r.rows_loaded) for r in rows] == [
+        ("export.csv", "discharges", "loaded", 3), ("followups.csv", "followups", "loaded", 1)]
+    sha = hashlib.sha256(MAPPING.encode("utf-8")).hexdigest()
+    assert query(tmp_path, "SELECT file_name, mapping_sha256 FROM ingest_ledger ORDER BY file_name") == [
+        ("export.csv", sha), ("followups.csv", None)]

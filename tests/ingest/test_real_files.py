@@ -54,6 +54,15 @@ def test_csv_title_lines_and_blank_line_above_the_header(tmp_path):
     assert peek_columns(path) == ["episode_id", "person_id", "site_id", "admit_date"]
 
 
+def test_title_lines_ending_in_lf_above_crlf_rows_lose_no_row(tmp_path):
+    # a title written by one tool (LF) above an export written by another (CRLF): DuckDB 2.0's
+    # skip= read no row of such a file at all
+    path = write(tmp_path / "mixed.csv", "North Valley extract,,\n\na,b,c\r\n1,2,3\r\n4,5,6\r\n")
+    source, rows, _ = load(path)
+    assert source.header_line == 3
+    assert rows == [(1, 4, "1", "2", "3"), (2, 5, "4", "5", "6")]
+
+
 def test_semicolon_csv_under_a_title_with_one_semicolon(tmp_path):
     # the title sniffs as ';' too, but has 2 cells; the header has 4; a comma inside a value
     # must stay in the value (the delimiter is the header's, not ',')
