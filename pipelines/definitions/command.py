@@ -1,9 +1,10 @@
-"""``levelcare definitions list | show ID | check FILE``."""
+"""``levelcare definitions list [--json] | show ID | check FILE``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from pathlib import Path
 
 from pipelines.errors import UserError
@@ -16,7 +17,9 @@ def configure_definitions(parser: argparse.ArgumentParser) -> None:
         help="folder of your own definition files (default $LEVELCARE_DEFINITIONS or ./definitions)",
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", help="list built-in and user definitions")
+    listing = actions.add_parser("list", help="list built-in and user definitions")
+    listing.add_argument("--json", action="store_true",
+                         help="print a JSON array of {id, version, origin, label} objects, not the table")
     show = actions.add_parser("show", help="show one definition")
     show.add_argument("id", metavar="ID")
     check = actions.add_parser("check", help="check a definition file without loading it into the workspace")
@@ -44,6 +47,11 @@ def run_definitions(args: argparse.Namespace, settings: Settings) -> int:
 
     defs = registry.load_registry(settings.definitions_dir)
     if args.action == "list":
+        if args.json:
+            rows = [{"id": d.id, "version": d.version, "origin": d.origin, "label": d.label}
+                    for d in defs.values()]
+            print(json.dumps(rows, indent=2, ensure_ascii=False))
+            return 0
         width = max(len(d) for d in defs)
         for d in defs.values():
             print(f"{d.id:<{width}}  v{d.version:<3} {d.origin:<8}  {d.label}")

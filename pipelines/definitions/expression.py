@@ -21,8 +21,9 @@ literal, whose values travel separately as bound parameters.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from pipelines.errors import UserError
@@ -351,7 +352,7 @@ def check(node: Node, schema: Mapping[str, str]) -> str:
     if isinstance(node, InList):
         left = check(node.operand, schema)
         for value in node.values:
-            _compatible(left, check(value, schema), "in", value.position)
+            _compatible(left, check(value, schema), "in", value.position, value)
         return BOOL
     left, right = check(node.left, schema), check(node.right, schema)
     if node.op in ("and", "or"):
@@ -362,7 +363,8 @@ def check(node: Node, schema: Mapping[str, str]) -> str:
         _want(left, NUMBER, node.op, node.position)
         _want(right, NUMBER, node.op, node.position)
         return NUMBER
-    _compatible(left, right, node.op, node.position)
+    literal = node.right if isinstance(node.right, Literal) else node.left
+    _compatible(left, right, node.op, node.position, literal if isinstance(literal, Literal) else None)
     return BOOL
 
 
@@ -371,12 +373,25 @@ def _want(got: str, want: str, op: str, position: int) -> None:
         raise ExpressionError(f"'{op}' needs {want} operands, got {got}", position)
 
 
-def _compatible(left: str, right: str, op: str, position: int) -> None:
+def _compatible(left: str, right: str, op: str, position: int, literal: Literal | None = None) -> None:
     if NULL in (left, right) or left == right:
         return
-    if {left, right} == {DATE, TEXT}:  # '2026-07-01' compared with a date column
+    if {left, right} == {DATE, TEXT}:  # '2026-07-01' compared with a date column (literal_problems)
         return
-    raise ExpressionError(f"'{op}' compares {left} with {right}", position)
+    hint = _type_hint({left, right}, literal)
+    raise ExpressionError(f"'{op}' compares {left} with {right}{hint}", position)
+
+
+def _type_hint(kinds: set[str], literal: Literal | None) -> str:
+    """How to write ``literal`` for the other side's type, when that is what went wrong."""
+    value = literal.value if literal is not None else None
+    if kinds == {BOOL, TEXT} and isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return " (write true or false without quotes)"
+    if kinds == {NUMBER, TEXT} and isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d+)?\s*", value):
+        return " (write numbers without quotes)"
+    if kinds == {DATE, NUMBER} and literal is not None:
+        return " (write dates in quotes, as 'YYYY-MM-DD')"
+    return ""
 
 
 def check_condition(node: Node, schema: Mapping[str, str]) -> None:
@@ -384,6 +399,122 @@ def check_condition(node: Node, schema: Mapping[str, str]) -> None:
     kind = check(node, schema)
     if kind not in (BOOL, NULL):
         raise ExpressionError(f"a condition must be true/false, this expression is a {kind}", 1)
+
+
+# ---------------------------------------------------------------------------- literal values
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_EQUALITY = ("=", "!=")
+_NULL_HINT = " (a comparison with null is unknown); write 'is null' or 'is not null'"
+
+
+@dataclass(frozen=True)
+class LiteralProblem:
+    """A literal that the column it is compared with can never equal (or that is no date)."""
+
+    text: str  # the comparison as written, e.g. level_group = 'IOP'
+    reason: str  # e.g. not an allowed value of level_group; allowed: outpatient, iop, ...
+    position: int  # the literal's
+
+    def __str__(self) -> str:
+        return f"{self.text}: {self.reason}"
+
+
+def literal_problems(
+    node: Node, schema: Mapping[str, str], values: Mapping[str, Sequence[str]]
+) -> list[LiteralProblem]:
+    """Every literal of ``node`` that cannot match the column it is compared with, in order.
+
+    Call it on a tree that :func:`check` accepted. ``values``: column -> the values it can hold
+    (:mod:`.domains`); a text literal compared with such a column by ``=``, ``!=`` or ``in``
+    must be one of them, exactly (SQL's ``=`` is case-sensitive: ``'IOP'`` matches no ``'iop'``).
+    A text literal compared with a date column must be a date written ``YYYY-MM-DD`` (DuckDB
+    would refuse anything else only when the analysis runs). A comparison with ``null`` is never
+    true. Comparisons of a column with another column, or with arithmetic, and ``<``/``>`` on
+    text are left alone.
+    """
+    found: list[LiteralProblem] = []
+
+    def visit(n: Node) -> None:
+        if isinstance(n, Unary | IsNull):
+            visit(n.operand)
+        elif isinstance(n, InList):
+            if isinstance(n.operand, Column):
+                shown = f"{n.operand.name} {'not ' if n.negated else ''}in ({', '.join(map(_sql, n.values))})"
+                for lit in n.values:  # never null: the parser refuses 'in (null)'
+                    if reason := _literal_reason(n.operand.name, "in", lit, schema, values):
+                        found.append(LiteralProblem(shown, f"{_sql(lit)} is {reason}", lit.position))
+            else:
+                visit(n.operand)
+        elif isinstance(n, Binary):
+            pair = _column_and_literal(n)
+            if pair is None:
+                visit(n.left)
+                visit(n.right)
+            elif n.op in _COMPARISONS:
+                column, lit = pair
+                reason = _literal_reason(column.name, n.op, lit, schema, values)
+                if reason:
+                    shown = (f"{column.name} {n.op} {_sql(lit)}" if n.left is column
+                             else f"{_sql(lit)} {n.op} {column.name}")
+                    found.append(LiteralProblem(shown, reason, lit.position))
+
+    visit(node)
+    return found
+
+
+def _column_and_literal(node: Binary) -> tuple[Column, Literal] | None:
+    if isinstance(node.left, Column) and isinstance(node.right, Literal):
+        return node.left, node.right
+    if isinstance(node.left, Literal) and isinstance(node.right, Column):
+        return node.right, node.left
+    return None
+
+
+def _literal_reason(
+    column: str, op: str, lit: Literal, schema: Mapping[str, str], values: Mapping[str, Sequence[str]]
+) -> str | None:
+    """Why ``column op lit`` can never be true as meant; None when it can."""
+    value = lit.value
+    if value is None:
+        return f"never true{_NULL_HINT}"
+    kind = schema.get(column)
+    if kind == DATE and isinstance(value, str):
+        if not _DATE.match(value) or not _is_date(value):
+            return "not a date; write dates as 'YYYY-MM-DD'"
+        return None
+    allowed = values.get(column)
+    if kind != TEXT or not allowed or not isinstance(value, str) or op not in (*_EQUALITY, "in"):
+        return None
+    if value in allowed:
+        return None
+    reason = f"not an allowed value of {column}; allowed: {', '.join(allowed)}"
+    same_letters = [a for a in allowed if a.lower() == value.strip().lower()]
+    guess = same_letters or difflib.get_close_matches(value, list(allowed), n=1, cutoff=0.75)
+    if guess:
+        reason += f"; did you mean {_sql(Literal(guess[0], 0))}?"
+    return reason
+
+
+def _is_date(text: str) -> bool:
+    import datetime as dt
+
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _sql(lit: Literal) -> str:
+    """``lit`` as it is written in a condition."""
+    if lit.value is None:
+        return "null"
+    if isinstance(lit.value, bool):
+        return "true" if lit.value else "false"
+    if isinstance(lit.value, str):
+        return "'" + lit.value.replace("'", "''") + "'"
+    return str(lit.value)
 
 
 # ---------------------------------------------------------------------------- compiling

@@ -6,7 +6,9 @@ without touching code. Rules:
 
 * a file is named after its id (``<id>.yaml``) and holds exactly the keys in ``FIELDS``;
 * conditions are written in the expression language of :mod:`.expression` and checked
-  against the columns of ``mart_episodes`` when the file is loaded;
+  against the columns of ``mart_episodes`` when the file is loaded: names, types, and every
+  literal against the values its column can hold (:mod:`.domains`), so that ``level_group =
+  'IOP'`` is refused instead of silently selecting nobody;
 * a user file with a built-in id replaces the built-in only if it raises the version
   (a silent redefinition would change published numbers under an unchanged name); the
   same version or a lower one is an error.
@@ -15,14 +17,13 @@ without touching code. Rules:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
-from pipelines.definitions import expression
-from pipelines.errors import UserError, parse_yaml
+from pipelines.definitions import domains, expression
+from pipelines.errors import Problems, UserError, parse_yaml
 from pipelines.resources import contracts_dir
 
 MISSING_POLICIES = ("failure", "exclude")
@@ -87,30 +88,33 @@ class Definition:
         }
 
 
-@cache
 def mart_schema() -> dict[str, str]:
     """``mart_episodes`` column -> coarse type, from the SQL models themselves.
 
-    The models are built over empty raw tables in an in-memory database, so checking a
-    definition needs no warehouse and can never disagree with the SQL.
+    The models are built over probe rows in an in-memory database (:mod:`.domains`), so
+    checking a definition needs no warehouse and can never disagree with the SQL.
     """
-    import duckdb
-
-    from pipelines import marts
-
-    con = duckdb.connect()
-    try:
-        marts.build(con)
-        rows = con.execute("describe mart_episodes").fetchall()
-    finally:
-        con.close()
-    return {name: expression.sql_type_class(kind) for name, kind, *_ in rows}
+    return domains.mart_domains().types
 
 
-def load_file(path: Path, schema: Mapping[str, str] | None = None, origin: str = "user") -> Definition:
-    """Read and check one definition file; errors name the file, the field and the position."""
+def mart_values() -> dict[str, tuple[str, ...]]:
+    """``mart_episodes`` categorical text column -> the values it can hold (:mod:`.domains`)."""
+    return domains.mart_domains().values
+
+
+def load_file(
+    path: Path, schema: Mapping[str, str] | None = None, origin: str = "user",
+    values: Mapping[str, Sequence[str]] | None = None,
+) -> Definition:
+    """Read and check one definition file; errors name the file, the field and the position.
+
+    ``schema``: column -> type class (default :func:`mart_schema`); ``values``: column -> the
+    values it can hold (default :func:`mart_values`). Literals that their column cannot hold
+    are all reported at once, one line each (:class:`~pipelines.errors.Problems`).
+    """
     path = Path(path)
     schema = mart_schema() if schema is None else schema
+    values = mart_values() if values is None else values
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -165,14 +169,22 @@ def load_file(path: Path, schema: Mapping[str, str] | None = None, origin: str =
         if name not in schema:
             raise fail("requires", f"unknown column {name!r}")
 
+    problems: list[str] = []
     for name in ("population", "success"):
         text = data.get(name)
         if text is None:
             continue
         try:
-            expression.check_condition(expression.parse(text), schema)
+            tree = expression.parse(text)
+            expression.check_condition(tree, schema)
         except expression.ExpressionError as exc:
             raise fail(name, str(exc)) from None
+        problems += [f"definition {def_id}: {p} ({name}, position {p.position})"
+                     for p in expression.literal_problems(tree, schema, values)]
+    if problems:
+        n = len(problems)
+        raise Problems(f"{path}: definition {def_id} refused ({n} problem{'s' * (n > 1)} with its "
+                       "literal values; see docs/definitions.md)", problems)
 
     return Definition(
         id=def_id,
@@ -195,10 +207,12 @@ def builtin_dir() -> Path:
     return contracts_dir() / "definitions"
 
 
-def _load_folder(folder: Path, origin: str, schema: Mapping[str, str]) -> dict[str, Definition]:
+def _load_folder(
+    folder: Path, origin: str, schema: Mapping[str, str], values: Mapping[str, Sequence[str]]
+) -> dict[str, Definition]:
     found: dict[str, Definition] = {}
     for path in sorted(folder.glob("*.yaml")) + sorted(folder.glob("*.yml")):
-        definition = load_file(path, schema, origin=origin)
+        definition = load_file(path, schema, origin=origin, values=values)
         if definition.id in found:
             raise UserError(f"{path}: field id: {definition.id!r} is also defined in {found[definition.id].path}")
         found[definition.id] = definition
@@ -220,17 +234,20 @@ def merge(builtins: Mapping[str, Definition], users: Iterable[Definition]) -> di
 
 
 def load_registry(
-    definitions_dir: Path | None = None, schema: Mapping[str, str] | None = None
+    definitions_dir: Path | None = None, schema: Mapping[str, str] | None = None,
+    values: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, Definition]:
-    """Every definition, built-in and user, by id (sorted)."""
+    """Every definition, built-in and user, by id (sorted); ``schema`` and ``values`` as for
+    :func:`load_file`."""
     schema = mart_schema() if schema is None else schema
-    builtins = _load_folder(builtin_dir(), "built-in", schema)
+    values = mart_values() if values is None else values
+    builtins = _load_folder(builtin_dir(), "built-in", schema, values)
     users: dict[str, Definition] = {}
     if definitions_dir is not None:
         folder = Path(definitions_dir)
         if not folder.is_dir():
             raise UserError(f"{folder}: definitions folder does not exist")
-        users = _load_folder(folder, "user", schema)
+        users = _load_folder(folder, "user", schema, values)
     return merge(builtins, users.values())
 
 
