@@ -17,8 +17,10 @@ def write_synthetic(out_dir, records: int, seed: int, fmt: str = "native", **opt
     (tedsd_puf.csv, truth.json). ``options`` are those of
     :func:`pipelines.synth.model.generate`: ``effects`` and ``modification`` (dicts keyed by
     definition id, on the probability scale here, e.g. ``{"completion": -0.10}``; the CLI's
-    ``--effect`` takes percentage points), ``sites``, ``quarters``, ``end_quarter``,
-    ``level_mix``, ``unmeasured``; and ``teds_year`` for ``teds-d``.
+    ``--effect`` takes percentage points), ``sites``, ``quarters``, ``end_quarter`` or
+    ``start`` (a date or ``YYYY-MM-DD``: the period's first day, ``--start``), ``level_mix``,
+    ``unmeasured``; ``id_prefix`` (``--id-prefix``, native only: put before every episode,
+    person and follow-up id); and ``teds_year`` for ``teds-d``.
     """
     from pipelines.synth.command import write_files
 

@@ -2,10 +2,17 @@
 
     levelcare synth --out DIR --records N --seed S [--format native|teds-d]
                     [--effect ID=VALUE ...] [--config FILE] [--sites K]
-                    [--quarters Q] [--end-quarter 2026Q3] [--teds-year 2019]
+                    [--quarters Q] [--end-quarter 2026Q3 | --start 2026-10-01]
+                    [--id-prefix q2-] [--teds-year 2019]
 
 Native: ``discharges.csv``, ``followups.csv``; TEDS-D: ``tedsd_puf.csv``; both: ``truth.json``.
 The model is documented in :mod:`pipelines.synth.model`.
+
+Ids are ``E0000001`` (episodes), ``P0000001`` (persons) and ``F0000001`` (follow-ups), numbered
+from 1 in every run; ``--id-prefix`` puts a prefix before all three so that a follow-on run
+(``--start`` the day after the previous data end, another ``--seed``) loads into the same
+warehouse beside the first without a key conflict and without linking its persons to the
+first run's. Runs share no persons (see "Follow-on periods" in :mod:`pipelines.synth.model`).
 """
 
 from __future__ import annotations
@@ -35,6 +42,14 @@ FOLLOWUP_COLUMNS = [
     "er_visits_30",
 ]
 PROGRAM_SUFFIX = ["op", "iop", "php", "rs", "rl", "rh", "wm", "ip"]
+# --id-prefix: the contracts declare the ids free text (data_contracts/*.yaml: type text, no
+# pattern); this keeps prefixed ids plain tokens: no space, comma, quote, '@' or ':' that a CSV
+# reader, the identifier gate (names, e-mail, phone shapes) or episode_key ('site:episode')
+# could trip on, and a letter (E, P, F) always follows the prefix.
+ID_PREFIX_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_-]{0,19}"
+DATE_PATTERN = r"(19|20)\d\d-\d\d-\d\d"
+CONFIG_KEYS = {"effects", "modification", "level_mix", "unmeasured", "sites", "quarters", "end_quarter",
+               "start", "id_prefix"}
 
 
 def configure_synth(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +64,21 @@ def configure_synth(parser: argparse.ArgumentParser) -> None:
                         "(e.g. completion=-10), score points for phq9_points / gad7_points; repeatable")
     parser.add_argument("--config", metavar="FILE",
                         help="YAML or JSON with 'effects' (as --effect), 'modification', 'level_mix', "
-                        "'unmeasured', 'sites', 'quarters', 'end_quarter'")
+                        "'unmeasured', 'sites', 'quarters', 'end_quarter', 'start', 'id_prefix'")
     parser.add_argument("--sites", type=int, metavar="K", help="number of sites (default 8)")
     parser.add_argument("--quarters", type=int, metavar="Q", help="number of quarters (default 10)")
     parser.add_argument("--end-quarter", metavar="YYYYQn", help="last quarter (default 2026Q3)")
+    parser.add_argument("--start", metavar="YYYY-MM-DD",
+                        help="first day of the period instead of --end-quarter: discharges and "
+                        "follow-up contacts fall from this day to the end of --quarters 3-month "
+                        "quarters (2026-10-01 with --quarters 1: to 2026-12-31; admissions can be "
+                        "earlier). For a follow-on quarter give the day after the previous data end, "
+                        "another --seed and an --id-prefix")
+    parser.add_argument("--id-prefix", metavar="P",
+                        help="prefix for episode, person and follow-up ids (q2- gives q2-E0000001, "
+                        "q2-P0000001, q2-F0000001; default none: E0000001...), so runs loaded into one "
+                        "warehouse do not collide; runs share no persons. 1-20 letters, digits, '-' "
+                        "or '_', starting with a letter or digit; native format only")
     parser.add_argument("--unmeasured", type=float, metavar="X",
                         help="strength of an unmeasured confounder (default 0: none)")
     parser.add_argument("--teds-year", type=int, default=2019, metavar="YEAR",
@@ -112,12 +138,49 @@ def _check(records: int, seed: int, fmt: str, options: dict[str, Any]) -> None:
     end_q = options.get("end_quarter")
     if end_q is not None and not re.fullmatch(r"(19|20)\d\dQ[1-4]", str(end_q)):
         raise UserError("--end-quarter must look like 2026Q3")
+    start = options.get("start")
+    if start is not None:
+        if end_q is not None:
+            raise UserError("--start and --end-quarter exclude each other: --start and --quarters set the period")
+        options["start"] = _start_date(start)
+
+
+def _start_date(value: Any):
+    """--start (or the config's 'start', which YAML may have read as a date) as a date."""
+    from datetime import date
+
+    if isinstance(value, date):
+        text = f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+    else:
+        text = str(value).strip()
+    try:
+        if not re.fullmatch(DATE_PATTERN, text):
+            raise ValueError
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UserError("--start must be a date YYYY-MM-DD (1900-2099), e.g. 2026-10-01") from None
+
+
+def _check_id_prefix(prefix: Any, fmt: str) -> str:
+    if isinstance(prefix, int) and not isinstance(prefix, bool):
+        prefix = str(prefix)  # a YAML config's 'id_prefix: 2026'
+    if not isinstance(prefix, str) or not re.fullmatch(ID_PREFIX_PATTERN, prefix):
+        raise UserError(f"--id-prefix must match {ID_PREFIX_PATTERN} (1-20 letters, digits, '-' or '_', "
+                        "starting with a letter or digit), e.g. q2-")
+    if fmt != "native":
+        raise UserError("--id-prefix applies to the native format only (teds-d CASEIDs are numbers)")
+    return prefix
 
 
 def write_files(out_dir, records: int, seed: int, fmt: str = "native", teds_year: int = 2019,
-                **options: Any) -> dict:
-    """Generate and write the files; return the truth dictionary (also in truth.json)."""
+                id_prefix: str | None = None, **options: Any) -> dict:
+    """Generate and write the files; return the truth dictionary (also in truth.json).
+
+    ``id_prefix`` (``--id-prefix``) is put before every episode, person and follow-up id.
+    """
     _check(records, seed, fmt, options)
+    if id_prefix is not None:
+        id_prefix = _check_id_prefix(id_prefix, fmt)
     if fmt == "teds-d" and not 2017 <= teds_year <= 2020:
         raise UserError("--teds-year must be 2017-2020 (the 76-column codebook)")
     import numpy as np
@@ -135,11 +198,11 @@ def write_files(out_dir, records: int, seed: int, fmt: str = "native", teds_year
     truth = data.truth
     files: list[str] = []
     if fmt == "native":
-        discharges, site_ids = _discharge_frame(data)
+        discharges, site_ids = _discharge_frame(data, id_prefix or "")
         discharges.write_csv(out / "discharges.csv", float_precision=2, date_format="%Y-%m-%d")
         del discharges  # memory: one frame at a time (1.7M episodes in the benchmark)
-        _followup_frame(data, site_ids).write_csv(out / "followups.csv", float_precision=2,
-                                                  date_format="%Y-%m-%d")
+        _followup_frame(data, site_ids, id_prefix or "").write_csv(out / "followups.csv", float_precision=2,
+                                                                   date_format="%Y-%m-%d")
         files = ["discharges.csv", "followups.csv"]
     else:
         from pipelines.synth import teds
@@ -150,6 +213,8 @@ def write_files(out_dir, records: int, seed: int, fmt: str = "native", teds_year
         files = ["tedsd_puf.csv"]
         truth["teds_year"] = teds_year
     truth["files"] = files + ["truth.json"]
+    if id_prefix is not None:  # only then: the default truth.json keeps its bytes
+        truth["id_prefix"] = id_prefix
     (out / "truth.json").write_text(json.dumps(truth, indent=2, sort_keys=True, allow_nan=False) + "\n",
                                     encoding="utf-8")
     return truth
@@ -161,7 +226,7 @@ def _words(words: list[str], codes):
     return pl.Series(words, dtype=pl.Utf8).gather(pl.Series(codes).cast(pl.UInt32))
 
 
-def _discharge_frame(data):
+def _discharge_frame(data, id_prefix: str = ""):
     import numpy as np
     import polars as pl
 
@@ -222,14 +287,14 @@ def _discharge_frame(data):
             exprs.append(pl.when(pl.Series(valid[key])).then(pl.col(key)).otherwise(None).alias(key))
     df = df.with_columns(exprs)
     df = df.with_columns(
-        pl.concat_str([pl.lit("E"), pl.col("episode_id")]).alias("episode_id"),
-        pl.concat_str([pl.lit("P"), pl.col("person_id")]).alias("person_id"),
+        pl.concat_str([pl.lit(id_prefix + "E"), pl.col("episode_id")]).alias("episode_id"),
+        pl.concat_str([pl.lit(id_prefix + "P"), pl.col("person_id")]).alias("person_id"),
         pl.concat_str([pl.col("site_id"), pl.lit("-"), pl.col("program_id")]).alias("program_id"),
     )
     return df, sites
 
 
-def _followup_frame(data, sites):
+def _followup_frame(data, sites, id_prefix: str = ""):
     import numpy as np
     import polars as pl
 
@@ -254,28 +319,27 @@ def _followup_frame(data, sites):
     df = df.with_columns(
         [pl.when(pl.Series(fu[f"{k}__valid"])).then(pl.col(k)).otherwise(None).alias(k) for k in FOLLOWUP_COLUMNS[6:]]
     )
-    return df.with_columns(pl.concat_str([pl.lit("F"), pl.col("followup_id")]).alias("followup_id"),
-                           pl.concat_str([pl.lit("E"), pl.col("episode_id")]).alias("episode_id"))
+    return df.with_columns(pl.concat_str([pl.lit(id_prefix + "F"), pl.col("followup_id")]).alias("followup_id"),
+                           pl.concat_str([pl.lit(id_prefix + "E"), pl.col("episode_id")]).alias("episode_id"))
 
 
 def run_synth(args: argparse.Namespace, settings) -> int:
     options: dict[str, Any] = {}
     if args.config:
         cfg = _load_config(args.config)
-        known = {"effects", "modification", "level_mix", "unmeasured", "sites", "quarters", "end_quarter"}
-        unknown = sorted(set(cfg) - known)
+        unknown = sorted(set(cfg) - CONFIG_KEYS)
         if unknown:
             raise UserError(f"{args.config}: unknown key '{unknown[0]}'")
         if "effects" in cfg:
             if not isinstance(cfg["effects"], dict):
                 raise UserError(f"{args.config}: 'effects' must be a mapping")
             options["effects"] = _parse_effects([f"{k}={v}" for k, v in cfg["effects"].items()])
-        for key in known - {"effects"}:
+        for key in CONFIG_KEYS - {"effects"}:
             if key in cfg:
                 options[key] = cfg[key]
     if args.effect:
         options["effects"] = {**options.get("effects", {}), **_parse_effects(args.effect)}
-    for key in ("sites", "quarters", "end_quarter", "unmeasured"):
+    for key in ("sites", "quarters", "end_quarter", "start", "id_prefix", "unmeasured"):
         value = getattr(args, key)
         if value is not None:
             options[key] = value

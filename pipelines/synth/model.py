@@ -20,9 +20,19 @@ programs are. Each site has a random preference for residential care (normal, sd
 log-odds of every residential level) and a random effect on outcomes (sd 0.15 on the
 log-odds). The fourth site (``site-d``, ~10% of episodes) does no follow-up interviews at
 all. ``quarters`` calendar quarters (default 10) end with ``end_quarter`` (default 2026Q3);
-index discharge dates are uniform
-over the period and admit date = discharge date - length of stay. The data end date is the
+or, with ``start`` (``synth --start``), ``quarters`` 3-month quarters begin on that day (see
+:func:`period_bounds`). Index discharge dates are uniform
+over the period and admit date = discharge date - length of stay (so an admission can precede
+the period: the episode was open at its start). The data end date is the
 last day of the last quarter: later episodes (still open) and later contacts are not written.
+
+Follow-on periods: each run is self-contained. A run for the next quarter (``start`` the day
+after the previous data end, a new seed, ``synth --id-prefix`` for ids that cannot collide)
+has persons of its own: nobody from the earlier run comes back, so a warehouse holding both
+shows no readmission across them, and each run's truth.json stays exactly its own. For
+readmissions across quarters, draw the quarters in one run (``quarters`` 2 or more): persons,
+readmissions and truth then span them. (The same seed over a period of the same length draws
+the same episodes again, shifted in time.)
 
 Baseline covariates (index episodes; TEDS-like marginals, teds-d.md)
 --------------------------------------------------------------------
@@ -267,7 +277,7 @@ MISSING = {"phq9_admit": 0.08, "gad7_admit": 0.10, "use_days_admit": 0.03, "prio
 MISSING_SCORE_BY_REASON = [0.10, 0.20, 0.55, 0.45, 0.80, 1.0, 0.40]
 
 DEFAULTS: dict[str, Any] = {
-    "sites": 8, "quarters": 10, "end_quarter": "2026Q3", "level_mix": None,
+    "sites": 8, "quarters": 10, "end_quarter": "2026Q3", "start": None, "level_mix": None,
     "unmeasured": 0.0, "asam_both_share": 0.30, "asam_only_share": 0.03,
     "followup_enrolled": 0.80, "window_attempt": {30: 0.50, 90: 0.70, 180: 0.50, 365: 0.30},
     "stepdown": {"completed": 0.40, "transferred": 0.50, "other": 0.08},
@@ -328,6 +338,41 @@ def quarter_bounds(end_quarter: str, quarters: int) -> tuple[date, date, list[st
     ye, qe = int(labels[-1][:4]), int(labels[-1][-1])
     end = date(ye + 1, 1, 1) if qe == 4 else date(ye, 3 * qe + 1, 1)
     return start, date.fromordinal(end.toordinal() - 1), labels
+
+
+def start_bounds(start: date, quarters: int) -> tuple[date, date, list[str]]:
+    """First day, last day and labels of ``quarters`` 3-month quarters from ``start``.
+
+    The period ends the day before the same day of the month ``3 * quarters`` months later
+    (2026-10-01 and 1 quarter: 2026-12-31; 2026-01-31: 2026-04-30). A start on the first
+    day of a calendar quarter gives the same period as ``end_quarter``; the labels are the
+    calendar quarters the period touches.
+    """
+    months = start.month - 1 + 3 * quarters
+    first = date(start.year + months // 12, months % 12 + 1, 1)
+    end = date.fromordinal(first.toordinal() + start.day - 2)
+    labels = []
+    year, q = start.year, (start.month - 1) // 3 + 1
+    while (year, q) <= (end.year, (end.month - 1) // 3 + 1):
+        labels.append(f"{year}Q{q}")
+        year, q = (year + 1, 1) if q == 4 else (year, q + 1)
+    return start, end, labels
+
+
+def period_bounds(params: dict[str, Any]) -> tuple[date, date, list[str]]:
+    """The synthetic period: ``start`` and ``quarters`` if a start is given, else
+    ``quarters`` calendar quarters ending with ``end_quarter``."""
+    start = params.get("start")
+    if start is None:
+        return quarter_bounds(params["end_quarter"], int(params["quarters"]))
+    if isinstance(start, date):
+        start = date(start.year, start.month, start.day)  # a datetime's time of day is dropped
+    else:
+        try:
+            start = date.fromisoformat(str(start))
+        except ValueError:
+            raise ValueError(f"start '{start}' is not a date YYYY-MM-DD") from None
+    return start_bounds(start, int(params["quarters"]))
 
 
 def site_weights(k: int) -> np.ndarray:
@@ -999,7 +1044,7 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
     n_sites = int(params["sites"])
     if not 1 <= n_sites <= 100:
         raise ValueError("sites must be between 1 and 100")
-    start, end, labels = quarter_bounds(params["end_quarter"], int(params["quarters"]))
+    start, end, labels = period_bounds(params)
     start_day, end_day = (start - date(1970, 1, 1)).days, (end - date(1970, 1, 1)).days
     mix_d = params["level_mix"] or (TEDS_MIX if fmt == "teds-d" else NATIVE_MIX)
     mix = np.array([float(mix_d.get(lv, 0.0)) for lv in LEVELS])
