@@ -2,29 +2,66 @@
 
 Writes ``rates.csv`` and ``results.json`` (docs/interfaces.md). ``analyze`` is the plain
 function behind the command; it returns the results dict so that comparisons and other
-sections can be added by their own modules.
+sections can be added by their own modules. ``--json`` prints one JSON object describing the
+outcome instead of the summary line (``ANALYZE_JSON_FIELDS``; :mod:`pipelines.jsonout`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipelines.errors import UserError
+from pipelines.jsonout import add_json_argument, file_entries, print_json, stdout_to_stderr
 from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RateRows = list[dict[str, Any]]
 
+# what write_outputs writes into --out, in order (analyze --json lists them)
+OUTPUT_FILES = ("rates.csv", "trends.csv", "comparisons.csv", "balance.csv", "results.json")
+
+ANALYZE_JSON_FIELDS = """\
+status          "ok". An error prints no JSON: its line goes to stderr and the exit code is
+                not 0 (2 a user error, 3 the warehouse busy)
+run_id          the analysis' id, as in results.json
+registered      false: `levelcare analyze` does not record its run in the warehouse's run
+                registry (`levelcare runs list`, `levelcare rerun`); `levelcare run` does
+out             the output folder (absolute path)
+results         results.json in it (absolute path)
+files           [{name, path, bytes, sha256}]: every file written (rates.csv, trends.csv,
+                comparisons.csv, balance.csv, results.json)
+period          {label, first_quarter, last_quarter, data_end_quarter}
+disclosure      the small-cell rule applied (cms or opensafely)
+inputs          number of input files the numbers come from
+definitions     number of definitions evaluated
+not_applicable  [{id, note}]: definitions the data cannot answer
+rates, trends, comparisons, balance
+                data rows written to rates.csv, trends.csv, comparisons.csv, balance.csv
+suppressed      {rates, trends, comparisons}: {small, complementary}, rows of that CSV hidden
+                by the rule, by reason
+noninferiority  [{definition_id, arm, reference, margin_basis, noninferior, equivalent,
+                conclusion}]: the headline verdict of each definition, on its margin basis
+                (null: not estimable, or hidden by the rule)
+warnings        [text]: definitions not applicable, comparisons not estimable, weighting
+                fits that failed their balance or overlap checks, validation reports missing
+                or not passed"""
+
 
 def _csv_list(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def period_fields(period: Mapping[str, Any]) -> dict[str, Any]:
+    """The results model's period as ``--json`` reports it."""
+    return {k: period[k] for k in ("label", "first_quarter", "last_quarter", "data_end_quarter")}
 
 
 def configure_analyze(parser: argparse.ArgumentParser) -> None:
@@ -61,6 +98,7 @@ def configure_analyze(parser: argparse.ArgumentParser) -> None:
         "--data-end-date", metavar="YYYY-MM-DD", type=dt.date.fromisoformat, default=None,
         help="last day the data cover (default: latest admission or discharge date)",
     )
+    add_json_argument(parser, ANALYZE_JSON_FIELDS)
 
 
 def add_period_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,10 +115,14 @@ def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
     settings = with_definitions_dir(settings, args.definitions_dir)
     period = parse_period(args.period, args.quarter)
-    results = analyze(settings, args.out, args.definitions, args.by, data_end_date=args.data_end_date,
-                      arm=args.arm, reference=args.reference, margin_pp=args.margin, rule=args.disclosure,
-                      margin_ratio=args.margin_ratio, margin_basis=args.margin_basis, period=period,
-                      min_clusters=args.min_clusters, multiarm_outcomes=args.multiarm_outcome_models)
+    with stdout_to_stderr() if args.json else contextlib.nullcontext():
+        results = analyze(settings, args.out, args.definitions, args.by, data_end_date=args.data_end_date,
+                          arm=args.arm, reference=args.reference, margin_pp=args.margin, rule=args.disclosure,
+                          margin_ratio=args.margin_ratio, margin_basis=args.margin_basis, period=period,
+                          min_clusters=args.min_clusters, multiarm_outcomes=args.multiarm_outcome_models)
+    if args.json:
+        print_json(analyze_outcome(results, args.out))
+        return 0
     not_applicable = len(results["not_applicable"])
     print(
         f"wrote {args.out / 'results.json'} and its CSVs for {results['period']['label']}: "
@@ -88,6 +130,60 @@ def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
         f"{len(results['rates'])} rate rows"
     )
     return 0
+
+
+def analyze_outcome(results: Mapping[str, Any], out_dir: Path) -> dict[str, Any]:
+    """What ``analyze --json`` prints (``ANALYZE_JSON_FIELDS``): from the results model and
+    the files as written."""
+    out_dir = Path(out_dir).absolute()
+
+    def hidden(rows: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+        return {reason: sum(1 for x in rows if x.get("suppressed") and x.get("suppression") == reason)
+                for reason in ("small", "complementary")}
+
+    def verdict(x: Mapping[str, Any]) -> dict[str, Any]:
+        suffix = "_relative" if x["margin_basis"] == "relative" else ""
+        return {"definition_id": x["definition_id"], "arm": x["arm"], "reference": x["reference"],
+                "margin_basis": x["margin_basis"], "noninferior": x[f"noninferior{suffix}"],
+                "equivalent": x[f"equivalent{suffix}"], "conclusion": x["conclusion"]}
+
+    return {
+        "status": "ok",
+        "run_id": results["run_id"],
+        "registered": False,
+        "out": str(out_dir),
+        "results": str(out_dir / "results.json"),
+        "files": file_entries(out_dir / name for name in OUTPUT_FILES),
+        "period": period_fields(results["period"]),
+        "disclosure": results["disclosure"]["rule"],
+        "inputs": len(results["inputs"]),
+        "definitions": len(results["definitions"]),
+        "not_applicable": results["not_applicable"],
+        **{key: len(results[key]) for key in ("rates", "trends", "comparisons", "balance")},
+        "suppressed": {key: hidden(results[key]) for key in ("rates", "trends", "comparisons")},
+        "noninferiority": [verdict(x) for x in results["noninferiority"]],
+        "warnings": analyze_warnings(results),
+    }
+
+
+def analyze_warnings(results: Mapping[str, Any]) -> list[str]:
+    """What a script should surface from a finished analysis, one line each."""
+    diag, validation = results["diagnostics"], results["data_quality"]["validation"]
+    out = [f"{x['id']}: {x['note']}" for x in results["not_applicable"]]
+    if diag.get("not_estimable"):
+        out.append(f"comparisons: {diag['not_estimable']}")
+    fits = [x for x in diag.get("adjusted") or [] if x.get("passed") is not None]
+    failed = [x for x in fits if not x["passed"]]
+    if failed:
+        methods = ", ".join(dict.fromkeys(str(x["method"]) for x in failed))
+        out.append(f"weighting: {len(failed)} of {len(fits)} propensity fits ({methods}) did not pass their "
+                   "balance or overlap checks (results.json diagnostics.adjusted)")
+    out += [f"validation report not found for {name}" for name in validation.get("missing") or []]
+    checks = validation.get("checks") or []
+    not_passed = [c for c in checks if c.get("status") != "passed"]
+    if not_passed:
+        out.append(f"validation: {len(not_passed)} of {len(checks)} checks did not pass")
+    return out
 
 
 def analyze(
@@ -350,7 +446,8 @@ def _inputs(con) -> list[dict[str, Any]]:
     from pipelines.ingest.core import current_relation
 
     cursor = con.execute(
-        f"select file_name, file_sha256, kind, rows_loaded, mapping_sha256 from {current_relation(con, 'ingest_ledger')} "
+        "select file_name, file_sha256, kind, rows_loaded, mapping_sha256, status, rows_read, rows_quarantined "
+        f"from {current_relation(con, 'ingest_ledger')} "
         "where status in ('loaded', 'partial') order by ingested_at, file_sha256"
     )
     names = [c[0] for c in cursor.description]

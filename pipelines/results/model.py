@@ -61,6 +61,10 @@ class InputFile(_Model):
     kind: str
     rows_loaded: int
     mapping_sha256: str | None = None  # the mapping file applied while reading it (docs/mapping.md)
+    status: Literal["loaded", "partial"] | None = Field(
+        default=None, description="partial: some of its rows were quarantined (levelcare quarantine)")
+    rows_read: int | None = None
+    rows_quarantined: int | None = None
 
 
 class DefinitionInfo(_Model):
