@@ -125,6 +125,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     )
     # Warehouse and outputs hold health records: readable by their owner only.
     os.umask(0o077)
+    from pipelines.progress import enable_live
+
+    enable_live()  # a live status line on a terminal; nothing extra when stderr is a file or pipe
     try:
         settings = Settings.from_options(warehouse=args.warehouse, environ=environ)
         module = importlib.import_module(COMMANDS[command][0])
@@ -135,16 +138,60 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             print(f"  - {one_line(problem)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("levelcare: interrupted", file=sys.stderr)
-        return 130
+        return _interrupted()
     except BrokenPipeError:
         # output piped into `head` and the like: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as exc:
+        if _is_interrupt(exc):
+            return _interrupted()
+        raise
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C during a DuckDB query arrives as DuckDB's InterruptException, or (executemany and
+    some other paths of duckdb 2.0) as a RuntimeError "Query interrupted", not KeyboardInterrupt."""
+    kind = type(exc)
+    return ((kind.__name__ == "InterruptException" and kind.__module__.lstrip("_").startswith("duckdb"))
+            or (kind is RuntimeError and str(exc) == "Query interrupted"))
+
+
+def _interrupted() -> int:
+    from pipelines.progress import clear
+
+    clear()
+    print("levelcare: interrupted; files loaded before stay loaded, nothing half-loaded is kept",
+          file=sys.stderr)
+    return 130
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    """The ``levelcare`` command and ``python -m pipelines``. The glibc heap settings
+    (pipelines/heap.py) are made here, before main() starts a thread, and only here: a notebook,
+    a Dask worker or anything else that imports ``pipelines`` keeps its C heap as it was."""
+    from pipelines import heap
+
+    heap.configure()
+    code = main()
+    _quiet_shutdown()
+    sys.exit(code)
+
+
+def _quiet_shutdown() -> None:
+    """levelcare has said all it has to say: what libraries print while the interpreter shuts
+    down (duckdb 2.0's nanobind "leaked instance" report, dozens of lines) is not for the user.
+    ``LEVELCARE_SHOW_SHUTDOWN=1`` keeps it, for debugging."""
+    if os.environ.get("LEVELCARE_SHOW_SHUTDOWN"):
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         "input_dir": str(data), "out_dir": str(out), "warehouse": str(warehouse),
         "formats": [f.strip() for f in args.format.split(",") if f.strip()],
         "definitions_dir": str(settings.definitions_dir) if settings.definitions_dir else None,
-    })
+    }, args.verbose)
     results = json.loads((out / "results.json").read_text(encoding="utf-8"))
     print(f"demo run {outcome['run_id']}: {args.records} synthetic episodes (seed {args.seed})")
     _print_truth_vs_estimate(truth, results)

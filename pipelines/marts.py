@@ -31,6 +31,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
+from pipelines import progress
 from pipelines.warehouse import load_sql, sql_names, transaction
 
 if TYPE_CHECKING:
@@ -98,7 +99,9 @@ def build(con: duckdb.DuckDBPyConnection, *, data_end_date: dt.date | None = Non
         ensure_raw_tables(con)
         built = []
         drops = []  # the temporary models, dropped at the end
-        for name, temporary in _models():
+        models = _models()
+        for i, (name, temporary) in enumerate(models, start=1):
+            progress.status("marts", f"model {i}/{len(models)} {name}")
             sql = load_sql(name)
             params = {"data_end_date": data_end_date} if "$data_end_date" in sql else None
             # model names are file stems under sql/, not user input

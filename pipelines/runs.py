@@ -10,11 +10,13 @@ Manifests hold ids, hashes, versions and parameters only — never row-level val
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import secrets
+import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -181,17 +183,47 @@ def build_manifest(settings: Any, run_id: str, results: Mapping[str, Any], param
 
 
 def record_analysis_run(settings: Any, run_id: str, out_dir: Path, parameters: Mapping[str, Any],
-                        command: str = "run") -> dict:
-    """Write ``manifest.json`` beside ``results.json`` and record the run in the warehouse."""
+                        command: str = "run", *, recorded_out: Path | None = None,
+                        rerun_of: str | None = None, manifest_settings: Any = None) -> dict:
+    """Write ``manifest.json`` beside ``results.json`` and record the run in the warehouse.
+
+    ``recorded_out``: the folder the registry names (default ``out_dir``; a run writing into a
+    staging folder names where its outputs will be); ``rerun_of``: the run a rerun reproduces;
+    ``manifest_settings``: where the definitions' texts are read (default ``settings``).
+    """
     from pipelines.warehouse import connect
 
     out_dir = Path(out_dir)
     results = json.loads((out_dir / "results.json").read_text(encoding="utf-8"))
-    manifest = build_manifest(settings, run_id, results, parameters)
+    manifest = build_manifest(manifest_settings or settings, run_id, results, parameters)
+    if rerun_of:
+        manifest["rerun_of"] = rerun_of
     (out_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     with connect(settings.warehouse, timeout_seconds=settings.lock_timeout_seconds) as con:
-        record_run(con, run_id, command, manifest, out_dir=out_dir)
+        record_run(con, run_id, command, manifest, out_dir=(recorded_out or out_dir).resolve())
     return manifest
+
+
+@contextlib.contextmanager
+def staged_outputs(out_dir: Path, run_id: str) -> Iterator[Path]:
+    """A hidden folder inside ``out_dir`` for a run's outputs, moved into ``out_dir`` when the
+    block completes; on an error or an interrupt it is removed, so a failed run never leaves
+    outputs that look complete (``out_dir`` keeps what it held before)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    work = out_dir / f".levelcare-{run_id}.partial"
+    work.mkdir()
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    for item in sorted(work.iterdir()):
+        target = out_dir / item.name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        item.replace(target)
+    work.rmdir()
 
 
 def snapshot_inputs(settings: Any, manifest: Mapping[str, Any], target: Path) -> None:
@@ -228,7 +260,9 @@ def snapshot_inputs(settings: Any, manifest: Mapping[str, Any], target: Path) ->
 
 
 def rerun(settings: Any, run_id: str, out_dir: Path) -> dict:
-    """Reproduce run ``run_id``'s analysis into ``out_dir`` from the inputs it used."""
+    """Reproduce run ``run_id`` into ``out_dir`` from the inputs it used: results, report (the
+    formats the run wrote) and manifest, recorded in the registry as a run of its own
+    (command ``rerun``, ``rerun_of`` in its manifest)."""
     import dataclasses
     import tempfile
 
@@ -262,10 +296,21 @@ def rerun(settings: Any, run_id: str, out_dir: Path) -> dict:
         scratch = dataclasses.replace(settings, warehouse=snapshot, definitions_dir=defs_dir)
         new_id = new_run_id()
         from pipelines.ingest.core import docs_root_of
+        from pipelines.report.command import write_report
         from pipelines.results.periods import parse_period
 
-        # runs recorded before periods existed had a report quarter only, and counted all data;
-        # the validation reports of the run's files stay beside the warehouse they were loaded into
-        analyze(scratch, Path(out_dir), [d["id"] for d in manifest["definitions"]], params.get("by"),
-                run_id=new_id, period=parse_period(params.get("period")), docs_root=docs_root_of(settings))
-    return {"run_id": new_id, "rerun_of": run_id, "out_dir": str(out_dir)}
+        period = parse_period(params.get("period"))
+        with staged_outputs(Path(out_dir), new_id) as work:
+            # runs recorded before periods existed had a report quarter only, and counted all
+            # data; the validation reports of the run's files stay beside the warehouse they
+            # were loaded into
+            analyze(scratch, work, [d["id"] for d in manifest["definitions"]], params.get("by"),
+                    run_id=new_id, period=period, docs_root=docs_root_of(settings))
+            files = write_report(work, period=period, formats=params.get("formats") or REPORT_FORMATS)
+            record_analysis_run(settings, new_id, work, params, "rerun", recorded_out=Path(out_dir),
+                                rerun_of=run_id, manifest_settings=scratch)
+    return {"run_id": new_id, "rerun_of": run_id, "out_dir": str(out_dir),
+            "files": [str(Path(out_dir) / p.name) for p in files]}
+
+
+REPORT_FORMATS = ["html", "pdf", "xlsx"]

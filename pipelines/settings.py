@@ -48,5 +48,6 @@ def prefect_environment(base: Mapping[str, str] | None = None) -> dict[str, str]
     env = dict(os.environ if base is None else base)
     env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     env.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    env.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    # Prefect's log level stays its own (INFO): its records reach Prefect's log and UI, among them
+    # levelcare's progress lines; the terminal is kept free of them by progress.quiet_console
     return env

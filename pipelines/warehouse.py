@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -23,6 +24,8 @@ from pipelines.resources import sql_dir
 
 if TYPE_CHECKING:
     import duckdb
+
+log = logging.getLogger(__name__)
 
 SQL_LAYERS = ("staging", "intermediate", "marts", "checks")
 # DuckDB's own default is 80% of the machine's memory; levelcare's statistics share the process
@@ -41,9 +44,37 @@ def duckdb_config(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     return {"memory_limit": limit}
 
 
+# warehouses whose write lock this process holds for a whole run (:func:`run_lock`): how deep
+_RUN_LOCKS: dict[str, int] = {}
+
+
+def _lock_key(warehouse: Path) -> str:
+    return str(Path(warehouse).resolve())
+
+
+@contextlib.contextmanager
+def run_lock(warehouse: Path, timeout_seconds: float = 0.0) -> Iterator[None]:
+    """Hold the write lock for a whole run, taken at its start: a second run on the same
+    warehouse is refused at once (:class:`WarehouseBusy`) instead of interleaving with this
+    one. The run's own writers (its tasks, threads of this process) pass through
+    :func:`write_lock` while it is held."""
+    key = _lock_key(warehouse)
+    with write_lock(warehouse, timeout_seconds):
+        _RUN_LOCKS[key] = _RUN_LOCKS.get(key, 0) + 1
+        try:
+            yield
+        finally:
+            _RUN_LOCKS[key] -= 1
+            if not _RUN_LOCKS[key]:
+                del _RUN_LOCKS[key]
+
+
 @contextlib.contextmanager
 def write_lock(warehouse: Path, timeout_seconds: float = 30.0) -> Iterator[None]:
     """Hold the warehouse's exclusive write lock for the duration of the block."""
+    if _lock_key(warehouse) in _RUN_LOCKS:  # this process's run holds it
+        yield
+        return
     lock_path = Path(f"{warehouse}.lock")
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -55,10 +86,10 @@ def write_lock(warehouse: Path, timeout_seconds: float = 30.0) -> Iterator[None]
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
+                    what = (f"waited {timeout_seconds:g} s; set LEVELCARE_LOCK_TIMEOUT to wait longer"
+                            if timeout_seconds else "try again when it has finished")
                     raise WarehouseBusy(
-                        f"warehouse busy: another levelcare process is writing {warehouse} "
-                        f"(waited {timeout_seconds:g} s; set LEVELCARE_LOCK_TIMEOUT to wait longer)"
-                    ) from None
+                        f"warehouse busy: another levelcare process is writing {warehouse} ({what})") from None
                 time.sleep(0.2)
         yield
     finally:
@@ -79,7 +110,9 @@ def connect(
         try:
             con = duckdb.connect(str(warehouse), read_only=True, config=duckdb_config())
         except duckdb.IOException as exc:
-            raise WarehouseBusy(f"warehouse busy: {warehouse} is being written ({_first_line(exc)})") from None
+            log.debug("read-only open refused: %s", _first_line(exc))
+            raise WarehouseBusy(f"warehouse busy: {warehouse} is being written by another process; "
+                                "try again when it has finished") from None
         try:
             yield con
         finally:
@@ -98,7 +131,10 @@ def connect(
                 break
             except duckdb.IOException as exc:
                 if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
-                    raise WarehouseBusy(f"warehouse busy: {warehouse} ({_first_line(exc)})") from None
+                    # DuckDB's message names the holder's PID and lock internals: for the log only
+                    log.debug("warehouse open refused: %s", _first_line(exc))
+                    raise WarehouseBusy(f"warehouse busy: {warehouse} is open in another process (a "
+                                        "notebook or another levelcare command); close it and retry") from None
                 time.sleep(0.2)
         if new:
             os.chmod(warehouse, 0o600)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipelines import progress
 from pipelines.errors import UserError
 from pipelines.jsonout import add_json_argument, file_entries, print_json, stdout_to_stderr
 from pipelines.settings import Settings
@@ -271,6 +272,7 @@ def analyze(
                    "multiarm_outcomes": multiarm_outcomes, "where": where, "where_params": params}
         pending = offload(_marts_parquet(con), definitions, options) if compare and offload else None
         period_by = [g for g in groupings if g != "quarter"]
+        progress.status("analyze", f"rates of {len(definitions)} definitions")
         table = rates_mod.rates(con, definitions, period_by, where=where, where_params=params)
         trend_rows: RateRows = []
         if info.trend_quarters:
@@ -280,13 +282,16 @@ def analyze(
             trend_rows = [x for x in rates_mod.rates(
                 con, definitions, ["quarter"], where=f"discharge_quarter in ({marks})",
                 where_params=info.trend_quarters).to_dicts() if x["group_by"] != "all"]
-        inputs = _inputs(con)
+        # a file's quarantined rows are episodes left out: a count like any other
+        inputs = [{**x, "rows_quarantined": disclosure.shown_count(x["rows_quarantined"], r)} for x in _inputs(con)]
+        progress.status("analyze", "cohort, table one, instruments, data quality")
         cohort = ws.cohort(con, where, params, r)
         table_one = ws.table_one(con, where, params, r, arm, reference)
         instruments = ws.instruments(con, where, params, r)
         quality = ws.data_quality(con, docs_root or docs_root_of(settings), r)
         comparative: dict[str, Any] = {}
         if pending is not None:
+            progress.status("analyze", "comparisons (on the Dask cluster)")
             comparative = pending.result()
         elif compare:
             from pipelines.analysis.comparative import comparative_results
@@ -446,7 +451,7 @@ def _inputs(con) -> list[dict[str, Any]]:
     from pipelines.ingest.core import current_relation
 
     cursor = con.execute(
-        "select file_name, file_sha256, kind, rows_loaded, mapping_sha256, status, rows_read, rows_quarantined "
+        "select file_name, file_sha256, kind, rows_loaded, mapping_sha256, status, rows_quarantined "
         f"from {current_relation(con, 'ingest_ledger')} "
         "where status in ('loaded', 'partial') order by ingested_at, file_sha256"
     )

@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from pipelines import progress
 from pipelines.stats.blas import single_blas_thread
 
 if TYPE_CHECKING:
@@ -304,9 +305,12 @@ def compare(
                 pctx = ctx.fresh()
                 populations.append((pctx, pool.submit(pctx.run_population, f"p{pid}", group, design, treated,
                                                       cl_values, anchor)))
-            for job_ctx, future in populations + multinomial:
+            jobs = populations + multinomial
+            for done, (job_ctx, future) in enumerate(jobs, start=1):
                 future.result()
                 ctx.absorb(job_ctx)
+                progress.status("analyze", f"comparisons {arm} vs {reference}: {done}/{len(jobs)} "
+                                "populations fitted")
         with ctx.timed("tables"):
             comparisons = _with_adjusted_p(
                 pl.DataFrame(ctx.rows, schema=_polars_schema(_COMPARISON_SCHEMA), orient="row")

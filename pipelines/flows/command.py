@@ -44,11 +44,16 @@ def _flow_arguments(parser: argparse.ArgumentParser) -> None:
 
 def configure_run(parser: argparse.ArgumentParser) -> None:
     _flow_arguments(parser)
+    parser.add_argument("--strict", action="store_true",
+                        help="fail the run (exit 4, nothing analyzed) when any row is quarantined; by default "
+                             "the run completes and its summary and results.json say how many rows were")
 
 
 def flow_parameters(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     if not args.input.is_dir():
         raise UserError(f"--input {args.input}: not a folder")
+    if not _any_record_file(args.input):
+        raise UserError(f"--input {args.input}: no record files (CSV, Parquet or XLSX) in this folder")
     if args.dask_address and args.task_runner != "dask":
         raise UserError("--dask-address needs --task-runner dask")
     from pipelines.results.periods import parse_period
@@ -60,7 +65,17 @@ def flow_parameters(args: argparse.Namespace, settings: Settings) -> dict[str, A
         "formats": args.format, "definitions_dir": defs,
         "task_runner": args.task_runner, "dask_address": args.dask_address,
         "kind": args.kind, "site": args.site, "mapping": _mapping_path(args.mapping), "sheet": args.sheet,
+        "strict": getattr(args, "strict", False),
     }
+
+
+def _any_record_file(folder: Path) -> bool:
+    """Whether ``folder`` holds a file that may be a record file (its header is read by the
+    ingest, after the mapping: a folder of only such files that are not is refused there)."""
+    from pipelines.ingest.core import RECORD_SUFFIXES
+
+    return any(f.is_file() and f.suffix.lower() in RECORD_SUFFIXES and not f.name.startswith(".")
+               for f in folder.rglob("*"))
 
 
 def _mapping_path(path: str | None) -> str | None:
@@ -87,13 +102,43 @@ def check_dask_address(address: str | None, timeout_seconds: float = 10.0) -> No
                         f"({type(exc).__name__})") from None
 
 
-def run_quarterly(parameters: dict[str, Any]) -> dict[str, Any]:
-    """Run the quarterly flow (embedded Prefect, or the server at PREFECT_API_URL)."""
-    os.environ.update(prefect_environment())
-    start_embedded_server()
-    from pipelines.flows.quarterly import quarterly_flow
+def run_quarterly(parameters: dict[str, Any], verbose: int = 0) -> dict[str, Any]:
+    """Run the quarterly flow (embedded Prefect, or the server at PREFECT_API_URL), holding
+    the warehouse's write lock from the start: a second run is refused at once (exit 3).
 
-    return quarterly_flow(**parameters)
+    Prefect's own log records (a failed task's traceback among them) go to Prefect's log, not
+    the terminal (:func:`pipelines.progress.quiet_console`; ``-vv`` shows them).
+    """
+    from pipelines.progress import quiet_console
+    from pipelines.runs import new_run_id
+    from pipelines.warehouse import run_lock
+
+    with run_lock(Path(parameters["warehouse"]), timeout_seconds=0):
+        os.environ.update(prefect_environment())
+        check_prefect_api()
+        start_embedded_server()
+        from pipelines.flows.quarterly import quarterly_flow
+
+        quiet_console(verbose)
+        parameters = {**parameters, "run_id": parameters.get("run_id") or new_run_id()}
+        return quarterly_flow(**parameters)
+
+
+def check_prefect_api(timeout_seconds: float = 5.0) -> None:
+    """Stop with one line, before any work, when PREFECT_API_URL names a server that does not
+    answer."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value()
+    if not url:
+        return
+    import httpx
+
+    try:
+        httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_seconds).raise_for_status()
+    except (httpx.HTTPError, OSError) as exc:
+        raise UserError(f"PREFECT_API_URL {url}: no Prefect server answers there ({type(exc).__name__}); "
+                        "start it (`prefect server start`) or unset PREFECT_API_URL to run without one") from None
 
 
 def start_embedded_server() -> None:
@@ -124,20 +169,53 @@ def start_embedded_server() -> None:
     warm = threading.Thread(target=build_context, name="levelcare-warm-up", daemon=True)
     warm.start()
     try:
-        SubprocessASGIServer().start()
+        with _server_in_own_session():
+            SubprocessASGIServer().start()
     finally:
         warm.join()
+
+
+@contextlib.contextmanager
+def _server_in_own_session():
+    """Start the temporary server's process in a session of its own. A Ctrl-C at the terminal
+    goes to the whole foreground process group: the server would print uvicorn's "Aborted!"
+    beside levelcare's one line. Out of the group, it is stopped by Prefect at levelcare's exit,
+    as after a normal run. Only Prefect's server module sees the changed Popen, only meanwhile."""
+    import functools
+    import subprocess
+    import types
+
+    from prefect.server.api import server
+
+    original = server.subprocess
+    shim = types.ModuleType("subprocess")
+    shim.__dict__.update(subprocess.__dict__)
+    shim.Popen = functools.partial(subprocess.Popen, start_new_session=True)
+    server.subprocess = shim
+    try:
+        yield
+    finally:
+        server.subprocess = original
 
 
 def run_run(args: argparse.Namespace, settings: Settings) -> int:
     parameters = flow_parameters(args, settings)
     check_dask_address(parameters["dask_address"])
-    outcome = run_quarterly(parameters)
+    outcome = run_quarterly(parameters, args.verbose)
     print(f"run {outcome['run_id']} finished; outputs in {outcome['out_dir']}:")
     for f in outcome["files"]:
         print(f"  {f}")
     print(f"  {Path(outcome['out_dir']) / 'results.json'}")
+    print_quarantined(outcome["ingest"])
     return 0
+
+
+def print_quarantined(counts: dict[str, int]) -> None:
+    """The run completed, but not every row loaded: say so where the summary is read."""
+    if counts.get("rows_quarantined"):
+        print(f"note: {counts['rows_quarantined']} rows of {counts['partial']} file(s) were quarantined and are "
+              "not in the numbers (see `levelcare quarantine`; results.json inputs[].rows_quarantined; "
+              "--strict fails such a run)")
 
 
 def configure_schedule(parser: argparse.ArgumentParser) -> None:
@@ -168,25 +246,45 @@ def run_schedule(args: argparse.Namespace, settings: Settings) -> int:
 
 def configure_runs(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    sub.add_parser("list", help="every recorded run")
+    listing = sub.add_parser("list", help="every recorded run")
+    listing.add_argument("--json", action="store_true",
+                         help="a JSON array of {run_id, created_at, command, status, out_dir, inputs, rerun_of}")
     show = sub.add_parser("show", help="one run's manifest")
     show.add_argument("run_id", metavar="ID")
+    show.add_argument("--json", action="store_true",
+                      help="{run_id, created_at, command, status, out_dir, manifest} as one JSON object")
+
+
+def _run_summary(r) -> dict[str, Any]:
+    return {"run_id": r.run_id, "created_at": r.created_at.isoformat(timespec="seconds"), "command": r.command,
+            "status": r.status, "out_dir": r.out_dir, "inputs": len(r.manifest.get("inputs", [])),
+            "rerun_of": r.manifest.get("rerun_of")}
 
 
 def run_runs(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines import runs
+    from pipelines.jsonout import print_json
     from pipelines.warehouse import connect
 
     with connect(settings.warehouse, read_only=True) as con:
         if args.action == "list":
             records = runs.list_runs(con)
+            if args.json:
+                print_json([_run_summary(r) for r in records])
+                return 0
             if not records:
                 print("no runs recorded yet")
             for r in records:
+                rerun_of = r.manifest.get("rerun_of")
                 print(f"{r.run_id}  {r.created_at:%Y-%m-%d %H:%M}  {r.command:<6} {r.status:<9} "
-                      f"{len(r.manifest.get('inputs', []))} inputs  {r.out_dir or ''}")
+                      f"{len(r.manifest.get('inputs', []))} inputs  {r.out_dir or ''}"
+                      f"{f'  (rerun of {rerun_of})' if rerun_of else ''}")
         else:
-            print(json.dumps(runs.get_run(con, args.run_id).manifest, indent=2, sort_keys=True))
+            record = runs.get_run(con, args.run_id)
+            if args.json:
+                print_json({**_run_summary(record), "manifest": record.manifest})
+            else:
+                print(json.dumps(record.manifest, indent=2, sort_keys=True))
     return 0
 
 
@@ -199,5 +297,8 @@ def run_rerun(args: argparse.Namespace, settings: Settings) -> int:
     from pipelines import runs
 
     outcome = runs.rerun(settings, args.run_id, args.out)
-    print(f"reran {outcome['rerun_of']} as {outcome['run_id']}; results in {args.out / 'results.json'}")
+    print(f"reran {outcome['rerun_of']} as {outcome['run_id']} (recorded: `levelcare runs show "
+          f"{outcome['run_id']}`); outputs in {outcome['out_dir']}:")
+    for f in [*outcome["files"], str(args.out / "results.json"), str(args.out / runs.MANIFEST_FILE)]:
+        print(f"  {f}")
     return 0

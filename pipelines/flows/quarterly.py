@@ -28,9 +28,7 @@ write lock. The results are the default runner's (tests/functional/test_dask.py)
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import logging
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,7 +37,8 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.utilities.annotations import quote
 
-from pipelines.errors import ValidationFailed
+from pipelines.errors import UserError, ValidationFailed
+from pipelines.progress import line as progress
 from pipelines.settings import Settings
 
 # The quarterly report shows rates by level of care, trends by quarter and a site funnel.
@@ -49,11 +48,6 @@ TASK_RUNNERS = ("default", "dask")
 # the 2-core reference machine, one thread each (DuckDB and numpy bring their own threads).
 LOCAL_CLUSTER: dict[str, Any] = {"n_workers": 2, "processes": True, "threads_per_worker": 1,
                                  "dashboard_address": ":0"}
-
-
-def progress(step: str, detail: str) -> None:
-    """One progress line on stderr: step and what it did (files, counts)."""
-    print(f"[{dt.datetime.now():%H:%M:%S}] {step:<9} {detail}", file=sys.stderr, flush=True)
 
 
 def _progress_rows(rows) -> None:
@@ -112,7 +106,7 @@ def load_task(warehouse: str, prepared: list[Any], run_id: str, kind: str | None
     return [asdict(r) for r in rows]
 
 
-@flow(name="ingest")
+@flow(name="ingest", flow_run_name="levelcare-{run_id}-ingest")
 def ingest_flow(warehouse: str, input_dir: str, run_id: str, kind: str | None = None,
                 parallel: bool = False, site: str | None = None, mapping: str | None = None,
                 sheet: str | None = None) -> list[dict[str, Any]]:
@@ -135,11 +129,18 @@ def ingest_flow(warehouse: str, input_dir: str, run_id: str, kind: str | None = 
 
 
 @task(name="validation-gate")
-def validation_gate(ledger: list[dict[str, Any]]) -> dict[str, int]:
+def validation_gate(ledger: list[dict[str, Any]], strict: bool = False) -> dict[str, int]:
+    """Counts of the run's files; fails the run when there was no record file (UserError, exit
+    2), when a file was refused (ValidationFailed, exit 4), or, with ``strict``, when any row
+    was quarantined (exit 4)."""
+    if not ledger:
+        raise UserError("no record files in the input folder (every file was skipped: see the lines above)")
     refused = [r for r in ledger if r["status"] == "refused"]
+    partial = [r for r in ledger if r["status"] == "partial"]
     counts = {
         "files": len(ledger),
         "refused": len(refused),
+        "partial": len(partial),
         "rows_loaded": sum(r["rows_loaded"] for r in ledger),
         "rows_quarantined": sum(r["rows_quarantined"] for r in ledger),
     }
@@ -151,12 +152,17 @@ def validation_gate(ledger: list[dict[str, Any]]) -> dict[str, int]:
             f"{len(refused)} file(s) refused by validation; first: {first['file']}: "
             f"{first['message'].removeprefix(first['file'] + ': ')}"
         )
+    if strict and counts["rows_quarantined"]:
+        files = [r for r in ledger if r["rows_quarantined"]]
+        raise ValidationFailed(
+            f"--strict: {counts['rows_quarantined']} rows of {len(files)} file(s) were quarantined "
+            f"(first: {files[0]['file']}); see `levelcare quarantine`; nothing was analyzed")
     return counts
 
 
-@flow(name="validate")
-def validate_flow(ledger: list[dict[str, Any]]) -> dict[str, int]:
-    return validation_gate(ledger)
+@flow(name="validate", flow_run_name="levelcare-{run_id}-validate")
+def validate_flow(ledger: list[dict[str, Any]], run_id: str = "", strict: bool = False) -> dict[str, int]:
+    return validation_gate(ledger, strict)
 
 
 @task(name="comparative-statistics", cache_policy=NO_CACHE)
@@ -186,7 +192,7 @@ def analyze_task(warehouse: str, out_dir: str, run_id: str, definitions: list[st
             "rates": len(results["rates"]), "comparisons": len(results.get("comparisons", []))}
 
 
-@flow(name="analyze")
+@flow(name="analyze", flow_run_name="levelcare-{run_id}-analyze")
 def analyze_flow(warehouse: str, out_dir: str, run_id: str, definitions: list[str] | None = None,
                  by: list[str] | None = None, definitions_dir: str | None = None,
                  parallel: bool = False, period: str | None = None) -> dict[str, Any]:
@@ -203,8 +209,9 @@ def report_task(out_dir: str, period: str | None, formats: list[str]) -> list[st
     return [str(p) for p in files]
 
 
-@flow(name="report")
-def report_flow(out_dir: str, period: str | None = None, formats: list[str] | None = None) -> list[str]:
+@flow(name="report", flow_run_name="levelcare-{run_id}-report")
+def report_flow(out_dir: str, period: str | None = None, formats: list[str] | None = None,
+                run_id: str = "") -> list[str]:
     return report_task(out_dir, period, formats or ["html", "pdf", "xlsx"])
 
 
@@ -225,6 +232,7 @@ def quarterly_flow(
     site: str | None = None,
     mapping: str | None = None,
     sheet: str | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Ingest every file in ``input_dir``, validate, analyze and report into ``out_dir``;
     ``period`` (``FROM..TO`` quarters; None = all data) is what the numbers count.
@@ -232,38 +240,100 @@ def quarterly_flow(
     ``task_runner="dask"`` runs the independent tasks on the Dask scheduler at
     ``dask_address`` (``tcp://HOST:PORT``), or on a local cluster started for the run.
     ``kind``, ``site``, ``mapping`` (a mapping file's path), ``sheet``: as for ``levelcare ingest``.
+    ``strict``: a quarantined row fails the run (exit 4) instead of being reported.
+
+    The run holds the warehouse's write lock from start to end (a second run is refused), is
+    named ``levelcare-<run id>`` in Prefect and tagged with its run id and period, and writes
+    its outputs into ``out_dir`` only when it has completed (:func:`pipelines.runs.staged_outputs`).
     """
+    from prefect import tags
+
     from pipelines.ingest.core import resolve_options
-    from pipelines.runs import new_run_id
+    from pipelines.runs import new_run_id, staged_outputs
+    from pipelines.warehouse import run_lock
 
     run_id = run_id or new_run_id()
+    run_tags = [run_id, f"period:{period or 'all'}"]
+    label_flow_run(f"levelcare-{run_id}", run_tags)
     progress("run", f"{run_id}: input {input_dir}, warehouse {warehouse}")
-    # the mapping is checked (and a site's saved one found) before any file is read
-    opts = resolve_options(Settings(warehouse=Path(warehouse)), kind, site, mapping, sheet)
-    with dask_scheduler(task_runner, dask_address) as address:
-        parallel = address is not None
-        ledger = on_dask(ingest_flow, address)(warehouse, input_dir, run_id, parallel=parallel, kind=kind,
-                                               site=site, mapping=mapping, sheet=sheet)
-        validate_flow(ledger)
-        summary = on_dask(analyze_flow, address)(warehouse, out_dir, run_id, definitions, by or DEFAULT_BY,
-                                                 definitions_dir, parallel=parallel, period=period)
-    files = report_flow(out_dir, period, formats)
-    record_task(warehouse, run_id, out_dir, {
-        "input_dir": input_dir, "period": period, "definitions": definitions, "by": by or DEFAULT_BY,
-        "formats": formats, "definitions_dir": definitions_dir, "task_runner": task_runner,
-        "dask_address": dask_address, "kind": kind, "site": site, "sheet": sheet,
-        "mapping": None if opts.mapping is None else {"file": mapping or opts.mapping.name,
-                                                      "sha256": opts.mapping.sha256},
-    })
-    return {"run_id": run_id, "out_dir": out_dir, "files": files, "analysis": summary}
+    settings = Settings(warehouse=Path(warehouse))
+    with run_lock(settings.warehouse, settings.lock_timeout_seconds), tags(*run_tags), \
+            staged_outputs(Path(out_dir), run_id) as work:
+        # the mapping is checked (and a site's saved one found) before any file is read
+        opts = resolve_options(settings, kind, site, mapping, sheet)
+        with dask_scheduler(task_runner, dask_address) as address:
+            parallel = address is not None
+            ledger = on_dask(ingest_flow, address)(warehouse, input_dir, run_id, parallel=parallel, kind=kind,
+                                                   site=site, mapping=mapping, sheet=sheet)
+            counts = validate_flow(ledger, run_id, strict)
+            summary = on_dask(analyze_flow, address)(warehouse, str(work), run_id, definitions, by or DEFAULT_BY,
+                                                     definitions_dir, parallel=parallel, period=period)
+        files = report_flow(str(work), period, formats, run_id)
+        record_task(warehouse, run_id, str(work), {
+            "input_dir": input_dir, "period": period, "definitions": definitions, "by": by or DEFAULT_BY,
+            "formats": formats, "definitions_dir": definitions_dir, "task_runner": task_runner,
+            "dask_address": dask_address, "kind": kind, "site": site, "sheet": sheet, "strict": strict,
+            "mapping": None if opts.mapping is None else {"file": mapping or opts.mapping.name,
+                                                          "sha256": opts.mapping.sha256},
+        }, out_dir)
+        artifacts_task(run_id, ledger, str(work), out_dir)
+    return {"run_id": run_id, "out_dir": out_dir, "files": [str(Path(out_dir) / Path(f).name) for f in files],
+            "analysis": summary, "ingest": counts}
+
+
+def label_flow_run(name: str, run_tags: list[str]) -> None:
+    """Name the current flow run and add tags to it (a flow run's name is chosen before its
+    parameters are known: a scheduled run's run id is made inside the flow)."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import flow_run
+
+    if not flow_run.id:
+        return
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(flow_run.id, name=name, tags=sorted({*flow_run.tags, *run_tags}))
 
 
 @task(name="record-run")
-def record_task(warehouse: str, run_id: str, out_dir: str, parameters: dict[str, Any]) -> str:
+def record_task(warehouse: str, run_id: str, work_dir: str, parameters: dict[str, Any], out_dir: str) -> str:
+    """The manifest into ``work_dir`` (it moves to ``out_dir`` with the outputs); the registry
+    records ``out_dir``."""
     from pipelines.runs import record_analysis_run
 
-    record_analysis_run(Settings(warehouse=Path(warehouse)), run_id, Path(out_dir), parameters)
+    record_analysis_run(Settings(warehouse=Path(warehouse)), run_id, Path(work_dir), parameters,
+                        recorded_out=Path(out_dir))
     return run_id
+
+
+LEDGER_COLUMNS = ("file", "kind", "status", "rows_read", "rows_loaded", "rows_quarantined")
+HEADLINE_GROUPS = ("all", "level_group")
+RATE_COLUMNS = ("definition_id", "group_by", "group", "numerator", "denominator", "rate", "ci_low", "ci_high")
+HEADLINE_METHODS = ("crude", "aipw")
+COMPARISON_COLUMNS = ("definition_id", "arm", "reference", "method", "estimate", "ci_low", "ci_high")
+
+
+@task(name="artifacts")
+def artifacts_task(run_id: str, ledger: list[dict[str, Any]], work_dir: str, out_dir: str) -> None:
+    """Prefect artifacts of the run (shown on the run's page in the UI): the ingest ledger,
+    the headline rates and comparisons (as disclosed in results.json: aggregates only) and a
+    link to the report."""
+    import json
+
+    from prefect.artifacts import create_link_artifact, create_table_artifact
+
+    key = f"levelcare-{run_id}".lower()
+    create_table_artifact(key=f"{key}-ledger", description=f"levelcare {run_id}: the files ingested",
+                          table=[{k: r.get(k) for k in LEDGER_COLUMNS} for r in ledger])
+    results = json.loads((Path(work_dir) / "results.json").read_text(encoding="utf-8"))
+    rates = [{k: r.get(k) for k in RATE_COLUMNS} for r in results["rates"] if r["group_by"] in HEADLINE_GROUPS]
+    create_table_artifact(key=f"{key}-rates", table=rates, description=(
+        f"levelcare {run_id}: success rates, all and by level of care ({results['period']['label']})"))
+    comparisons = [{k: r.get(k) for k in COMPARISON_COLUMNS} for r in results["comparisons"]
+                   if r.get("method") in HEADLINE_METHODS and r.get("estimand") == "rd"]
+    create_table_artifact(key=f"{key}-comparisons", table=comparisons,
+                          description=f"levelcare {run_id}: risk differences, crude and adjusted (AIPW)")
+    report = Path(out_dir).resolve() / "report.html"
+    create_link_artifact(key=f"{key}-report", link=report.as_uri(), link_text=report.name,
+                         description=f"levelcare {run_id}: the quarterly report (on the machine that ran it)")
 
 
 @contextlib.contextmanager

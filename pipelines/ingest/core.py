@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines import contracts
+from pipelines import contracts, progress
 from pipelines.ingest import identifiers
 from pipelines.ingest.batch import BATCH, FAILURES, build_native, collect_row_failures, run_cross_checks
 from pipelines.ingest.readers import (
@@ -134,9 +134,12 @@ class Options:
 
 
 class _Clock:
-    """Seconds per ingest phase, for the report and the benchmark."""
+    """Seconds per ingest phase, for the report and the benchmark; each lap is shown as the
+    ingest's live status (``label``: the file's name)."""
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "") -> None:
+        self.label = label
+        self.rows: int | None = None  # once read
         self.laps: dict[str, float] = {}
         self._t = time.perf_counter()
 
@@ -145,6 +148,8 @@ class _Clock:
         now = time.perf_counter()
         self.laps[phase] = round(self.laps.get(phase, 0.0) + now - self._t, 3)
         self._t = now
+        rows = f", {self.rows:,} rows" if self.rows is not None else ""
+        progress.status("ingest", f"{self.label}{rows}: {phase.replace('_', ' ')} done")
 
 
 class Refused(Exception):
@@ -454,6 +459,7 @@ def _parse_and_check(con, path: Path, facts, opts: Options, parsed: _Parsed, doc
     raw = source.names
     parsed.sheet = source.sheet
     (parsed.rows_read,) = con.execute(f"SELECT count(*) FROM {SRC_TABLE}").fetchone()
+    clock.rows = parsed.rows_read
     clock.lap("read")
     columns = mapped(raw)
     if mapping is not None and mapping.kind is not None and parsed.kind is None:
@@ -530,7 +536,7 @@ def _finish(con, name: str, sha: str, parsed: _Parsed, opts: Options, run_id: st
 def _ingest_source(con, path: Path, facts, opts: Options, run_id: str | None, today: dt.date, docs_root: Path,
                    docs: bool = True) -> LedgerRow:
     sha = facts.sha256
-    parsed = _Parsed(opts.kind, _Clock())
+    parsed = _Parsed(opts.kind, _Clock(path.name))
     try:
         try:
             _parse_and_check(con, path, facts, opts, parsed, docs_root / sha[:16] if docs else None)
@@ -722,6 +728,10 @@ def _validate(con, contract, rows_read: int, docs_dir: Path | None) -> Future:
     beside them take ~2.8 s longer (the cores are shared): ingest 36.9-37.2 -> 35.4-36.0 s.
     With more cores the checks would not slow down.
     """
+    # pandas imported here, not by DuckDB's .df(): DuckDB reports a Ctrl-C during its own
+    # import of pandas as "pandas is not installed"
+    import pandas  # noqa: F401
+
     from pipelines.validation import sample_step, validate_frame
 
     k = sample_step(rows_read)

@@ -182,7 +182,7 @@ def _load_one(con, item: PreparedFile, opts: Options, *, run_id, today, docs_roo
                          sheet=item.sheet, mapping_sha256=item.mapping_sha256)
         return _refuse(con, item.name, item.sha256, parsed, Refused(message, fld, check_id, item.problems),
                        run_id, opts)
-    clock = _Clock()
+    clock = _Clock(item.name)
     clock.laps.update(item.seconds)
     parsed = _Parsed(item.kind, clock, item.rows_read, contract, warnings=list(item.warnings), sheet=item.sheet,
                      mapping_sha256=item.mapping_sha256)

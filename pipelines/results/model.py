@@ -63,8 +63,8 @@ class InputFile(_Model):
     mapping_sha256: str | None = None  # the mapping file applied while reading it (docs/mapping.md)
     status: Literal["loaded", "partial"] | None = Field(
         default=None, description="partial: some of its rows were quarantined (levelcare quarantine)")
-    rows_read: int | None = None
-    rows_quarantined: int | None = None
+    rows_quarantined: int | None = Field(
+        default=None, description="rows quarantined, under the disclosure rule (null: 1 to 10, not shown)")
 
 
 class DefinitionInfo(_Model):

@@ -152,6 +152,7 @@ def test_run_and_schedule_take_the_runner_options(tmp_path):
     from pipelines.settings import Settings
 
     settings = Settings(warehouse=tmp_path / "w.duckdb")
+    (tmp_path / "discharges.csv").write_text("episode_id\n", encoding="utf-8")  # not an empty input
     for command in ("run", "schedule"):
         extra = ["--cron", "0 6 1 1,4,7,10 *"] if command == "schedule" else []
         args = build_parser(command).parse_args([command, "--input", str(tmp_path), "--out", "x", *extra,

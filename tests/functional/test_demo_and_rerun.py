@@ -17,16 +17,32 @@ import pytest
 def levelcare(*args: str, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pipelines", *args],
-        capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+        check=False, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
     )
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory) -> Path:
+def demo_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     out = tmp_path_factory.mktemp("demo")
     result = levelcare("demo", "--out", str(out), "--records", "3000", "--seed", "11")
     assert result.returncode == 0, result.stderr[-3000:]
-    return out
+    return out, result
+
+
+@pytest.fixture(scope="module")
+def demo(demo_run) -> Path:
+    return demo_run[0]
+
+
+def test_demo_prints_progress_and_no_library_noise(demo_run):
+    out, result = demo_run
+    lines = result.stderr.splitlines()
+    # levelcare's progress lines only: no Prefect log records, tracebacks or nanobind reports
+    assert lines and all(line.startswith("[") for line in lines), result.stderr[-3000:]
+    steps = [line.split()[1] for line in lines]
+    assert {"run", "ingest", "validate", "analyze", "report"} <= set(steps)
+    # the staging folder of the run's outputs is gone once they moved into --out
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".levelcare-")]
 
 
 def _strip_run(results: dict) -> dict:
@@ -79,3 +95,18 @@ def test_rerun_reproduces_results_after_new_data(demo: Path, tmp_path: Path):
     assert reproduced["run_id"] != original["run_id"]
     assert _strip_run(reproduced) == _strip_run(original)
     assert (tmp_path / "again" / "rates.csv").read_bytes() == (demo / "rates.csv").read_bytes()
+    # a rerun is a run of its own: in the registry, linked to the run it reproduces, with a
+    # manifest and the outputs the original wrote (the report included)
+    new_id = reproduced["run_id"]
+    assert new_id in again.stdout
+    listed = {r["run_id"]: r for r in json.loads(levelcare("runs", "list", "--json", "--warehouse", wh).stdout)}
+    assert listed[new_id]["command"] == "rerun" and listed[new_id]["rerun_of"] == original["run_id"]
+    assert listed[new_id]["out_dir"] == str((tmp_path / "again").resolve())
+    shown = json.loads(levelcare("runs", "show", new_id, "--json", "--warehouse", wh).stdout)
+    manifest = json.loads((tmp_path / "again" / "manifest.json").read_text())
+    assert shown["manifest"] == manifest and manifest["rerun_of"] == original["run_id"]
+    first = json.loads((demo / "manifest.json").read_text())
+    assert manifest["inputs"] == first["inputs"] and manifest["definitions"] == first["definitions"]
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == sorted(
+        p.name for p in demo.iterdir() if p.is_file() and p.suffix in (".html", ".pdf", ".xlsx", ".csv", ".json")
+        and p.name != "truth.json")

@@ -84,11 +84,13 @@ def _ehr_shaped(path: Path, mapping: Path) -> Path:
 
 def test_quarterly_flow_runs_through_a_server(prefect_server, tmp_path: Path):
     data, out = tmp_path / "data", tmp_path / "out"
-    env = {**os.environ, "PREFECT_API_URL": prefect_server["url"], "PREFECT_HOME": prefect_server["home"]}
+    env = {**os.environ, "PREFECT_API_URL": prefect_server["url"], "PREFECT_HOME": prefect_server["home"],
+           "PREFECT_LOGGING_LEVEL": "INFO"}  # as a user's: the session's WARNING would keep progress out
     synth = subprocess.run([sys.executable, "-m", "pipelines", "synth", "--out", str(data), "--records", "1500",
                             "--seed", "5"], capture_output=True, text=True, env=env, timeout=300)
     assert synth.returncode == 0, synth.stderr
     (data / "truth.json").unlink()
+    spoiled = _spoil_admit_dates(data / "discharges.csv", 12)
     # an EHR-shaped discharge file (its own header and labels) read through a mapping, and a
     # note in the folder that the run skips
     mapping = _ehr_shaped(data / "discharges.csv", tmp_path / "mapping.yaml")
@@ -100,9 +102,18 @@ def test_quarterly_flow_runs_through_a_server(prefect_server, tmp_path: Path):
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "README.txt: skipped" in run.stderr
-    assert "discharges.csv: loaded (discharges)" in run.stderr
-    run_id = json.loads((out / "results.json").read_text())["run_id"]
+    assert "discharges.csv: partial (discharges)" in run.stderr
+    results = json.loads((out / "results.json").read_text())
+    run_id = results["run_id"]
     assert run_id in run.stdout
+    # the run completed with quarantined rows, and says so: in its summary and in results.json
+    orphans = _followups_of(data / "followups.csv", spoiled)
+    quarantined = {i["kind"]: i["rows_quarantined"] for i in results["inputs"]}
+    # counts 1-10 are not shown (the CMS rule): episodes left out are counted like any others
+    assert quarantined == {"discharges": 12, "followups": None if 1 <= orphans <= 10 else orphans}
+    assert {i["status"] for i in results["inputs"]} == ({"partial"} if orphans else {"partial", "loaded"})
+    assert f"note: {12 + orphans} rows of " in run.stdout
+    assert "Traceback" not in run.stderr and all(line.startswith("[") for line in run.stderr.splitlines())
     manifest = json.loads((out / "manifest.json").read_text())
     sha = hashlib.sha256(mapping.read_bytes()).hexdigest()
     assert manifest["parameters"]["mapping"] == {"file": str(mapping.resolve()), "sha256": sha}
@@ -115,3 +126,54 @@ def test_quarterly_flow_runs_through_a_server(prefect_server, tmp_path: Path):
     # the sub-flows ran through the same server
     names = {f["name"] for f in _post(f"{prefect_server['url']}/flows/filter", {})}
     assert {"ingest", "validate", "analyze", "report", "quarterly"} <= names
+    _named_tagged_logged_with_artifacts(prefect_server["url"], run_id, runs[0], results)
+
+
+def _named_tagged_logged_with_artifacts(api: str, run_id: str, top: dict, results: dict) -> None:
+    """What Prefect's UI shows of the run, read back from its API."""
+    assert top["name"] == f"levelcare-{run_id}"
+    assert {run_id, "period:all"} <= set(top["tags"])
+    tagged = _post(f"{api}/flow_runs/filter", {"flow_runs": {"tags": {"all_": [run_id]}}})
+    assert sorted(r["name"] for r in tagged) == sorted(
+        [f"levelcare-{run_id}"] + [f"levelcare-{run_id}-{sub}" for sub in ("ingest", "validate", "analyze", "report")])
+    # levelcare's progress lines are in the runs' logs
+    logs = _post(f"{api}/logs/filter", {"logs": {"flow_run_id": {"any_": [r["id"] for r in tagged]}}, "limit": 200})
+    messages = [entry["message"] for entry in logs]
+    assert any(m.startswith("validate ") and "quarantined" in m for m in messages), messages[:20]
+    assert any(m.startswith("ingest ") and "discharges.csv: partial" in m for m in messages)
+    assert any(m.startswith("report ") for m in messages)
+    # artifacts: the ledger, headline rates and comparisons, a link to the report
+    key = f"levelcare-{run_id}".lower()
+    artifacts = {a["key"]: a for a in _post(f"{api}/artifacts/filter",
+                                            {"artifacts": {"key": {"like_": key}}})}
+    assert set(artifacts) == {f"{key}-{part}" for part in ("ledger", "rates", "comparisons", "report")}
+    ledger = json.loads(artifacts[f"{key}-ledger"]["data"])
+    assert sorted((r["file"], r["status"]) for r in ledger) == sorted(
+        (i["file_name"], i["status"]) for i in results["inputs"])
+    rates = json.loads(artifacts[f"{key}-rates"]["data"])
+    assert len(rates) == sum(1 for r in results["rates"] if r["group_by"] in ("all", "level_group"))
+    comparisons = json.loads(artifacts[f"{key}-comparisons"]["data"])
+    assert {c["method"] for c in comparisons} == {"crude", "aipw"}
+    assert artifacts[f"{key}-report"]["data"].endswith("report.html)")
+
+
+def _spoil_admit_dates(path: Path, n: int) -> list[str]:
+    """The first ``n`` discharges get an unreadable admit date; returns their episode ids."""
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows[:n]:
+        r["admit_date"] = "13/45/2024"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return [r["episode_id"] for r in rows[:n]]
+
+
+def _followups_of(path: Path, episodes: list[str]) -> int:
+    import csv
+
+    with path.open(newline="", encoding="utf-8") as fh:
+        return sum(1 for r in csv.DictReader(fh) if r["episode_id"] in set(episodes))
