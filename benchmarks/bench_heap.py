@@ -28,6 +28,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pipelines import heap
+
+heap.configure()  # as the levelcare command does, before any thread (no longer at import pipelines)
 GIB = 2**30
 
 

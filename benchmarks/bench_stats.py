@@ -28,6 +28,11 @@ if __name__ == "__main__":  # must precede the numpy import
     _threads = sys.argv[sys.argv.index("--blas-threads") + 1] if "--blas-threads" in sys.argv else "1"
     os.environ.setdefault("OPENBLAS_NUM_THREADS", _threads)
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipelines import heap
+
+heap.configure()  # as the levelcare command does, before any thread (no longer at import pipelines)
+
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "stats"))

@@ -8,16 +8,20 @@ vectors (one float64 per row of a 14 M-row population) thousands of times, on tw
 every one of them is page-faulted in again, the kernel zeroing each page. Measured at 25 M
 episodes: 945 s of system time beside 4,269 s of user time, 2,802 s wall (benchmarks/README.md).
 
-``configure()``, run once when the package is imported (before any thread allocates), asks
-glibc for one arena (every thread draws from the main heap, where a freed block is reused as
-it is), for blocks up to ``MMAP_THRESHOLD`` from that heap, and to give the top of the heap
-back to the kernel only beyond ``TRIM_THRESHOLD`` free. ``release()`` hands the free memory
-back after the statistics; ``trimmed()`` does so while they run, whenever more than
-``TRIM_FREE_LIMIT`` is free: the holes between live blocks are reused but stay resident, and at
-25 M episodes they reached 9.4 GiB (peak 15.3 GiB; with trimmed() 10.8 GiB in the same time).
+``configure()``, run once by the command line's entry point (``pipelines.cli.entrypoint``:
+``levelcare`` and ``python -m pipelines``) before any thread allocates, asks glibc for one
+arena (every thread draws from the main heap, where a freed block is reused as it is), for
+blocks up to ``MMAP_THRESHOLD`` from that heap, and to give the top of the heap back to the
+kernel only beyond ``TRIM_THRESHOLD`` free. ``release()`` hands the free memory back after the
+statistics; ``trimmed()`` does so while they run, whenever more than ``TRIM_FREE_LIMIT`` is
+free: the holes between live blocks are reused but stay resident, and at 25 M episodes they
+reached 9.4 GiB (peak 15.3 GiB; with trimmed() 10.8 GiB in the same time).
 DuckDB and polars bring their own allocator (jemalloc); they are not affected. A user's own
 glibc settings (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
-``GLIBC_TUNABLES``) win: then nothing is changed (``trimmed()`` included).
+``GLIBC_TUNABLES``) win: then nothing is changed (``trimmed()`` included). Importing ``pipelines``
+changes nothing: a notebook, a Dask worker or a Prefect flow-run process that imports it keeps
+glibc as it was (and ``trimmed()`` does nothing there) unless it calls ``configure()`` itself,
+first thing, before it starts threads.
 """
 
 from __future__ import annotations

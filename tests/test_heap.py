@@ -1,8 +1,10 @@
-"""pipelines.heap: large numpy blocks freed on a worker thread are reused, not mapped afresh.
+"""pipelines.heap: large numpy blocks freed on a worker thread are reused, not mapped afresh;
+the command line makes these settings, importing the package does not.
 
 Each check runs in a fresh interpreter: the settings must be made before any thread allocates,
-which a pytest worker has long done. The control is the same child with a user's glibc setting,
-which levelcare leaves alone (the allocator as glibc ships it).
+which a pytest worker has long done. The controls are the same child with a user's glibc setting,
+which levelcare leaves alone, and one that only imports the package (as a notebook or a Dask
+worker does): both keep the allocator as glibc ships it.
 """
 
 from __future__ import annotations
@@ -19,11 +21,38 @@ from pipelines.heap import USER_SETTINGS
 pytestmark = pytest.mark.skipif(
     not (hasattr(os, "confstr") and os.confstr("CS_GNU_LIBC_VERSION")), reason="glibc only")
 
-# what both child programs start with: the heap configured, and the process's resident bytes
+# how a child starts: through the command line (``python -m pipelines --version``, or the
+# ``levelcare`` console script's entry point), or by importing the package and its CLI module only
+STARTS = {
+    "python -m pipelines": r"""
+import runpy
+argv, sys.argv = sys.argv, ["levelcare", "--version"]
+try:
+    runpy.run_module("pipelines", run_name="__main__", alter_sys=True)
+except SystemExit:
+    pass
+sys.argv = argv
+""",
+    "levelcare": r"""
+from importlib.metadata import entry_points
+(script,) = entry_points(group="console_scripts", name="levelcare")
+argv, sys.argv = sys.argv, ["levelcare", "--version"]
+try:
+    script.load()()
+except SystemExit:
+    pass
+sys.argv = argv
+""",
+    "import": r"""
+import pipelines, pipelines.cli  # noqa: F401
+""",
+}
+
+# what every child program starts with: the process started one way, and its resident bytes
 PRELUDE = r"""
 import json, resource, sys, threading, time
 import numpy as np
-import pipelines  # configures the heap on import
+{start}
 from pipelines import heap
 
 def rss():
@@ -53,10 +82,11 @@ print(json.dumps({"configured": heap._configured, "faults": faults[0], "released
 """
 
 
-def _child(code: str = CHILD, *args: str, **env: str) -> dict:
-    """Run ``code`` in a fresh interpreter (no glibc setting of the caller's, ``env`` added);
-    its last line of output, as JSON."""
+def _child(code: str = CHILD, *args: str, start: str = "python -m pipelines", **env: str) -> dict:
+    """Run ``code`` in a fresh interpreter started by ``start`` (a key of STARTS; no glibc setting
+    of the caller's, ``env`` added); its last line of output, as JSON."""
     environ = {k: v for k, v in os.environ.items() if k not in USER_SETTINGS}
+    code = code.replace("{start}", STARTS[start])
     out = subprocess.run([sys.executable, "-c", code, *args], env={**environ, **env}, check=True,
                          capture_output=True, text=True, timeout=120)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -68,6 +98,9 @@ def test_worker_thread_reuses_freed_large_blocks_and_release_returns_them():
     assert tuned["configured"] is True and stock["configured"] is False
     # glibc as shipped maps each 100 MiB block afresh (20 times); tuned, only the first faults in
     assert tuned["faults"] * 5 < stock["faults"], (tuned, stock)
+    # importing the package (and its CLI module) is not running the command: glibc as shipped
+    imported = _child(start="import")
+    assert imported["configured"] is False and tuned["faults"] * 5 < imported["faults"], (tuned, imported)
     # release() gives the 200 MiB hole back to the kernel (nothing to give when glibc unmapped it)
     assert tuned["released"] > 150 * 2**20, tuned
 
@@ -87,8 +120,10 @@ print(json.dumps({"free": heap.free_bytes(), "released": before - during}))
 
 
 def test_trimmed_hands_back_free_heap_past_its_limit_only():
-    past = _child(TRIM_CHILD, str(64 * 2**20))  # 150 MiB free: past the limit
-    within = _child(TRIM_CHILD, str(1 << 30))  # within it: the holes stay (glibc keeps them for reuse)
+    # started as the console script is: its entry point makes the settings that trimmed() needs
+    past = _child(TRIM_CHILD, str(64 * 2**20), start="levelcare")  # 150 MiB free: past the limit
+    # within it: the holes stay (glibc keeps them for reuse)
+    within = _child(TRIM_CHILD, str(1 << 30), start="levelcare")
     assert past["free"] > 140 * 2**20 and within["free"] > 140 * 2**20, (past, within)
     # trimming leaves the holes free in the heap (free stays) but takes their pages out of memory
     assert past["released"] > 120 * 2**20, past
