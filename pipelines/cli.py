@@ -147,6 +147,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         if _is_interrupt(exc):
             return _interrupted()
         raise
+    finally:
+        from pipelines.progress import clear
+
+        clear()
 
 
 def _is_interrupt(exc: BaseException) -> bool:

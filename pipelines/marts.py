@@ -117,5 +117,6 @@ def build(con: duckdb.DuckDBPyConnection, *, data_end_date: dt.date | None = Non
         if not keep_temporary:
             for statement in drops:
                 con.execute(statement)
+    progress.clear()
     log.info("built %d models", len(built))
     return built

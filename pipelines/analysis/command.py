@@ -298,6 +298,7 @@ def analyze(
 
             comparative = comparative_results(con, definitions, **options)
 
+    progress.clear()
     rows: RateRows = table.to_dicts()
     if disclose is not None:
         rows = disclose(rows)

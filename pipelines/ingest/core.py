@@ -328,6 +328,7 @@ def write_each(settings: Settings, items: Iterable, ingest_one) -> list[LedgerRo
             seen.add(row.sha256)
             log.info("%s", row.line())
             rows.append(row)
+    progress.clear()  # the live line goes before the command prints the ledger
     return rows
 
 
