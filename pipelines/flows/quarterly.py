@@ -289,8 +289,12 @@ def label_flow_run(name: str, run_tags: list[str]) -> None:
 
     if not flow_run.id:
         return
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(flow_run.id, name=name, tags=sorted({*flow_run.tags, *run_tags}))
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(flow_run.id, name=name, tags=sorted({*flow_run.tags, *run_tags}))
+    except Exception as exc:  # noqa: BLE001 - a name in the UI is not worth failing the run for
+        logging.getLogger(__name__).warning("could not name the Prefect flow run %s (%s)", name,
+                                            type(exc).__name__)
 
 
 @task(name="record-run")

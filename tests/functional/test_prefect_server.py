@@ -129,6 +129,33 @@ def test_quarterly_flow_runs_through_a_server(prefect_server, tmp_path: Path):
     _named_tagged_logged_with_artifacts(prefect_server["url"], run_id, runs[0], results)
 
 
+def test_strict_fails_a_run_with_quarantined_rows_in_one_line(prefect_server, tmp_path: Path):
+    """A user error deep in the flow (the validate gate's, under --strict) is one line, exit 4;
+    run through this module's server (no temporary server to start)."""
+    env = {**os.environ, "PREFECT_API_URL": prefect_server["url"], "PREFECT_HOME": prefect_server["home"]}
+    data = tmp_path / "data"
+    made = subprocess.run([sys.executable, "-m", "pipelines", "synth", "--out", str(data), "--records", "400",
+                           "--seed", "29"], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert made.returncode == 0, made.stderr
+    (data / "truth.json").unlink()
+    (data / "followups.csv").unlink()
+    _spoil_admit_dates(data / "discharges.csv", 12)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("from before\n", encoding="utf-8")
+    result = subprocess.run(
+        [sys.executable, "-m", "pipelines", "run", "--input", str(data), "--out", str(out),
+         "--warehouse", str(tmp_path / "w.duckdb"), "--strict"],
+        capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert result.returncode == 4, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if not line.startswith("[")]  # progress lines
+    assert errors == [("levelcare: error: --strict: 12 rows of 1 file(s) were quarantined (first: discharges.csv); "
+                       "see `levelcare quarantine`; nothing was analyzed")], result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "prefect" not in result.stderr.lower()
+    # nothing that looks like results: the folder holds what it held
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+
+
 def _named_tagged_logged_with_artifacts(api: str, run_id: str, top: dict, results: dict) -> None:
     """What Prefect's UI shows of the run, read back from its API."""
     assert top["name"] == f"levelcare-{run_id}"
