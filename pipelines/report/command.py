@@ -91,7 +91,7 @@ def write_report(
         else:
             from pipelines.report.xlsx import write_report_xlsx
 
-            written.append(write_report_xlsx(report, path))
+            written.append(write_report_xlsx(report, path, definitions=results["definitions"]))
     log.info("report: %d sections, %d tables, %d charts", len(report.sections), len(report.tables()),
              len(report.charts()))
     return written
