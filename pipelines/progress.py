@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import shutil
 import sys
 import threading
 import time
@@ -107,13 +108,7 @@ def status(step: str, detail: str) -> None:
     if _live is not None and now - _last_draw >= REDRAW_EVERY:
         with _lock:
             _last_draw = now
-            width = 200
-            try:
-                import shutil
-
-                width = shutil.get_terminal_size().columns
-            except (OSError, ValueError):
-                pass
+            width = shutil.get_terminal_size().columns
             _live.write("\r\x1b[K" + text[: max(width - 1, 20)])
             _live.flush()
             _shown = True

@@ -296,7 +296,7 @@ def rerun(settings: Any, run_id: str, out_dir: Path) -> dict:
         scratch = dataclasses.replace(settings, warehouse=snapshot, definitions_dir=defs_dir)
         new_id = new_run_id()
         from pipelines.ingest.core import docs_root_of
-        from pipelines.report.command import write_report
+        from pipelines.report.command import FORMATS, write_report
         from pipelines.results.periods import parse_period
 
         period = parse_period(params.get("period"))
@@ -306,11 +306,9 @@ def rerun(settings: Any, run_id: str, out_dir: Path) -> dict:
             # were loaded into
             analyze(scratch, work, [d["id"] for d in manifest["definitions"]], params.get("by"),
                     run_id=new_id, period=period, docs_root=docs_root_of(settings))
-            files = write_report(work, period=period, formats=params.get("formats") or REPORT_FORMATS)
+            files = write_report(work, period=period, formats=params.get("formats") or FORMATS)
             record_analysis_run(settings, new_id, work, params, "rerun", recorded_out=Path(out_dir),
                                 rerun_of=run_id, manifest_settings=scratch)
     return {"run_id": new_id, "rerun_of": run_id, "out_dir": str(out_dir),
             "files": [str(Path(out_dir) / p.name) for p in files]}
 
-
-REPORT_FORMATS = ["html", "pdf", "xlsx"]

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import UserError
+from pipelines.report.command import FORMATS as _REPORT_FORMATS
 from pipelines.settings import Settings, prefect_environment
 
-FORMATS = "html,pdf,xlsx"
+FORMATS = ",".join(_REPORT_FORMATS)
 
 
 def _csv(text: str) -> list[str]:
