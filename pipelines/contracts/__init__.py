@@ -332,6 +332,7 @@ def level_of_care_table() -> list[dict[str, str]]:
     meanings = d.extra.get("level_meanings") or {}
     if set(meanings) != set(levels):
         raise ContractError("discharges.yaml: level_meanings must name every level_of_care value once")
+    labels = level_labels()
     order = [str(v) for v in d.field("asam_level").values or ()]
     asam_map = {str(k): v for k, v in (d.extra.get("asam_map") or {}).items()}
     planned = d.extra.get("asam_planned_stay") or {}
@@ -342,9 +343,22 @@ def level_of_care_table() -> list[dict[str, str]]:
         if planned.get("to") == level:
             asam += [k for k, v in asam_map.items() if v == planned["from"]]
         codes = [str(k) for k, v in services.items() if k != "missing" and v[0] == level]
-        rows.append({"level_of_care": level, "meaning": str(meanings[level]), "asam": _asam_cell(asam, order),
+        rows.append({"level_of_care": level, "label": labels[level], "meaning": str(meanings[level]),
+                     "asam": _asam_cell(asam, order),
                      "services_d": ", ".join(codes) or "—"})
     return rows
+
+
+def level_labels() -> dict[str, str]:
+    """How a level of care (or the ``residential`` group) is named to a reader: discharges.yaml's
+    ``level_labels``, which must name every ``level_of_care`` value."""
+    d = load("discharges")
+    labels = {str(k): str(v) for k, v in (d.extra.get("level_labels") or {}).items()}
+    missing = [v for v in d.field("level_of_care").values or () if v not in labels]
+    if missing:
+        raise ContractError(f"discharges.yaml: level_labels must name every level_of_care value (missing: "
+                            f"{', '.join(missing)})")
+    return labels
 
 
 def _asam_sentence(d: Contract) -> str:
@@ -373,13 +387,14 @@ def _levels_section() -> list[str]:
     rows = level_of_care_table()
     out = ["## Harmonized level of care", "",
            "Every record carries one of these words in `level_of_care`; TEDS-D codes are translated to them.", "",
-           "| `level_of_care` | meaning | ASAM (3rd ed.) | TEDS-D `SERVICES_D` |", "|---|---|---|---|"]
-    out += [f"| `{r['level_of_care']}` | {_md_escape(r['meaning'])} | {r['asam']} | {r['services_d']} |"
-            for r in rows]
+           "| `level_of_care` | shown as | meaning | ASAM (3rd ed.) | TEDS-D `SERVICES_D` |", "|---|---|---|---|---|"]
+    out += [f"| `{r['level_of_care']}` | {_md_escape(r['label'])} | {_md_escape(r['meaning'])} | {r['asam']} | "
+            f"{r['services_d']} |" for r in rows]
     # the group is the levels named residential* (int_episodes.sql: level_of_care like 'residential%')
     residential = [r["level_of_care"] for r in rows if r["level_of_care"].startswith("residential")]
     no_teds = [r["level_of_care"] for r in rows if r["services_d"] == "—"]
-    out += ["", f"Group `residential` = {' + '.join(f'`{x}`' for x in residential)}.", "",
+    out += ["", f"Group `residential` (shown as {level_labels().get('residential', 'residential')}) = "
+            f"{' + '.join(f'`{x}`' for x in residential)}.", "",
             ("A file may give `asam_level` instead of `level_of_care` (when both are given, `level_of_care` is "
              f"used): {_asam_sentence(d)}. Trailing zeros and case do not matter (`3.50` is `3.5`, "
              "`3.7-WM` is `3.7-wm`).")]

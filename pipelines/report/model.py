@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-NOT_APPLICABLE = "–"  # a cell with no value (not a hidden one)
 
 
 @dataclass
@@ -24,10 +23,14 @@ class Table:
     count_cols: tuple[str, ...] = ()  # person/episode counts, checked by the guard
     # where a cell was suppressed: its reason ("small" or "complementary"; True = small)
     hidden: pd.DataFrame | None = None
-    formats: dict[str, str] = field(default_factory=dict)  # column -> int | pct | num2 | num3 | text
+    # column -> int | pct | rd | pp | p | ratio | num2 | num3 | text (see :mod:`pipelines.report.numbers`)
+    formats: dict[str, str] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)  # column -> heading shown
     note: str = ""
     complementary_marker: str | None = None  # how a cell withheld to protect another is written
+    # a full table kept for the workbook and the HTML (folded under "Full tables"), left out of
+    # the PDF, which shows the section's compact table instead
+    detail: bool = False
 
     def _column(self, frame: pd.DataFrame, col: str) -> list[Any]:
         """A column as a list, kept while the frame is the same object: writers read a table
@@ -80,22 +83,9 @@ class Table:
 
 
 def format_value(v: Any, fmt: str | None) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return NOT_APPLICABLE
-    try:
-        if fmt == "int":
-            return f"{int(v):,}"
-        if fmt == "pct":
-            return f"{100 * float(v):.1f}%"
-        if fmt == "num2":
-            return f"{float(v):.2f}"
-        if fmt == "num3":
-            return f"{float(v):.3f}"
-    except (TypeError, ValueError):
-        return str(v)
-    if isinstance(v, float):
-        return f"{v:.3g}"
-    return str(v)
+    from pipelines.report import numbers
+
+    return numbers.cell(v, fmt)
 
 
 @dataclass
@@ -108,6 +98,16 @@ class Chart:
 
 
 @dataclass
+class Badge:
+    """A pass/warn/fail verdict on whether an estimate can be trusted (OHDSI diagnostics style):
+    ``status`` is the word shown (never colour alone), ``detail`` the figures behind it."""
+
+    name: str
+    status: str  # "pass" | "warn" | "fail" | "n/a"
+    detail: str
+
+
+@dataclass
 class Section:
     id: str
     title: str
@@ -116,6 +116,7 @@ class Section:
     tables: list[Table] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)  # each "not available: <reason>"
+    badges: list[Badge] = field(default_factory=list)  # pass/warn/fail verdicts, shown before any estimate
     links: list[tuple[str, str]] = field(default_factory=list)  # (text, relative href)
 
 
