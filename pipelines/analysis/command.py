@@ -275,13 +275,14 @@ def analyze(
         progress.status("analyze", f"rates of {len(definitions)} definitions")
         table = rates_mod.rates(con, definitions, period_by, where=where, where_params=params)
         trend_rows: RateRows = []
+        level_trend_rows: RateRows = []
         if info.trend_quarters:
             marks = ", ".join("?" for _ in info.trend_quarters)
-            # all levels together: a level x quarter cross-table of a small program hides so many
-            # cells that complementary suppression took the period's own level rows with them
-            trend_rows = [x for x in rates_mod.rates(
-                con, definitions, ["quarter"], where=f"discharge_quarter in ({marks})",
-                where_params=info.trend_quarters).to_dicts() if x["group_by"] != "all"]
+            trend = rates_mod.rates(
+                con, definitions, ["quarter", "level_group,quarter"], where=f"discharge_quarter in ({marks})",
+                where_params=info.trend_quarters).to_dicts()
+            trend_rows = [x for x in trend if x["group_by"] == "quarter"]
+            level_trend_rows = [x for x in trend if x["group_by"] == "level_group,quarter"]
         # a file's quarantined rows are episodes left out: a count like any other
         inputs = [{**x, "rows_quarantined": disclosure.shown_count(x["rows_quarantined"], r)} for x in _inputs(con)]
         progress.status("analyze", "cohort, table one, instruments, data quality")
@@ -310,6 +311,7 @@ def analyze(
     }
     shown = disclosure.apply_rates([*rows, *trend_rows], r, period_quarters=info.quarters)
     rows, trends = shown[:len(rows)], shown[len(rows):]
+    trends += _level_trends([*rows, *trends], level_trend_rows, r, info.quarters)
     if "quarter" in groupings:  # the period's quarters: the same (disclosed) cells as the trend's
         rows += [x for x in trends if x["group_by"] == "quarter" and x["group"] in info.quarters]
     comparative = _without(comparative, not_applicable)
@@ -375,6 +377,25 @@ def _data_span(con) -> str:
     if years[0] is not None:
         parts.append(f"TEDS-D years {years[0]}-{years[1]}")
     return "the data hold " + " and ".join(parts) if parts else "the warehouse holds no discharges"
+
+
+def _level_trends(disclosed: RateRows, level_rows: RateRows, rule: Any, period_quarters: Any) -> RateRows:
+    """The level-of-care x quarter trend rows that can be shown without costing a row already
+    disclosed. All rows are disclosed again together (rows arriving hidden stay hidden); for a
+    definition where that would hide a further row of the period or the all-levels trend (the
+    complement protecting a small level x quarter cell), its level x quarter rows are left out
+    and the first disclosure stands: a small program keeps its period's level rows."""
+    from pipelines import disclosure
+
+    if not level_rows:
+        return []
+    again = disclosure.apply_rates([*disclosed, *level_rows], rule, period_quarters=period_quarters)
+    before, crossed = again[:len(disclosed)], again[len(disclosed):]
+    costly = {(a["definition_id"], a["definition_version"]) for a, b in zip(disclosed, before, strict=True)
+              if a.get("rate") is not None and b.get("rate") is None}
+    costly |= {(a["definition_id"], a["definition_version"]) for a, b in zip(disclosed, before, strict=True)
+               if a.get("denominator") is not None and b.get("denominator") is None}
+    return [x for x in crossed if (x["definition_id"], x["definition_version"]) not in costly]
 
 
 def _without(comparative: dict[str, Any], not_applicable: dict[str, str]) -> dict[str, Any]:
