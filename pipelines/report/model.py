@@ -31,6 +31,9 @@ class Table:
     # a full table kept for the workbook and the HTML (folded under "Full tables"), left out of
     # the PDF, which shows the section's compact table instead
     detail: bool = False
+    # a table for reading (cells of text such as "43.1% (41.8% to 44.3%)") in the HTML and PDF,
+    # left out of the workbook, which sorts the full table of the same numbers instead
+    compact: bool = False
 
     def _column(self, frame: pd.DataFrame, col: str) -> list[Any]:
         """A column as a list, kept while the frame is the same object: writers read a table
@@ -118,6 +121,13 @@ class Section:
     unavailable: list[str] = field(default_factory=list)  # each "not available: <reason>"
     badges: list[Badge] = field(default_factory=list)  # pass/warn/fail verdicts, shown before any estimate
     links: list[tuple[str, str]] = field(default_factory=list)  # (text, relative href)
+    parts: list[Section] = field(default_factory=list)  # sub-sections (a heading each), after the above
+
+    def all_tables(self) -> list[Table]:
+        return [*self.tables, *(t for p in self.parts for t in p.all_tables())]
+
+    def all_charts(self) -> list[Chart]:
+        return [*self.charts, *(c for p in self.parts for c in p.all_charts())]
 
 
 @dataclass
@@ -142,7 +152,7 @@ class Report:
             t.check(self.rule_name)
 
     def tables(self) -> list[Table]:
-        return [t for s in self.sections for t in s.tables]
+        return [t for s in self.sections for t in s.all_tables()]
 
     def charts(self) -> list[Chart]:
-        return [c for s in self.sections for c in s.charts]
+        return [c for s in self.sections for c in s.all_charts()]
