@@ -168,7 +168,7 @@ def joint_commission_tables(instruments: Sequence[Mapping[str, Any]], shown_rate
     sel = [b for b in shown_rates
            if str(b.get("definition_id")) in JC_RATES and str(b.get("group_by")) == "level_group"]
     if sel:
-        out.append(tables.rates_table(sel, labels, id="jc-rates",
+        out.append(tables.rates_table(sel, labels, id="jc-rates", level_labels=False,
                                       title="Response, remission and reliable improvement by level of care",
                                       note="PHQ-9: response = 50% drop, remission < 5, reliable change >= 5 "
                                            "points (Löwe et al. 2004); GAD-7 reliable change >= 4 points."))

@@ -187,7 +187,7 @@ def accreditation_export(
     followup = [x for x in shown if str(x["definition_id"]).startswith("followup_reached_")
                 and x["group_by"] == "level_group"]
     if followup:
-        dq_tables.append(tables.rates_table(followup, labels, id="followup-response",
+        dq_tables.append(tables.rates_table(followup, labels, id="followup-response", level_labels=False,
                                             title="Follow-up response rate (GPRA target 80%)"))
     dq_lines = [("Data reliability, validity, completeness and accuracy (CARF 1.M): files received, rows "
                  "quarantined with reasons, and follow-up response against the 80% target.")]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pipelines import disclosure
-from pipelines.report import charts, tables
+from pipelines.report import brief, charts, numbers, tables
 from pipelines.report.model import Report, Section
 
 HEADLINE = ("completion", "retention_90d", "abstinent_90d_itt", "abstinent_90d_cc", "no_readmission_30d",
@@ -20,7 +20,7 @@ HEADLINE = ("completion", "retention_90d", "abstinent_90d_itt", "abstinent_90d_c
 FOLLOWUP_TARGET = 0.80  # GPRA: grantees are held to an 80% follow-up rate
 FOLLOWUP_PREFIX = "followup_reached_"
 SMD_THRESHOLD, EQUIPOISE_MIN = 0.1, 0.2  # OHDSI CohortMethod diagnostics
-ADJUSTED_PREFERENCE = ("aipw", "gcomp", "iptw_ate", "overlap")  # the headline adjusted method, in order
+ADJUSTED_PREFERENCE = brief.ADJUSTED_PREFERENCE
 FOREST_METHODS = ("crude", "iptw_ate", "overlap", "gcomp", "aipw")
 # the weighting behind each adjusted method whose estimate the report shows
 WEIGHTING_OF = {"iptw_ate": "iptw_ate", "aipw": "iptw_ate", "iptw_att": "iptw_att", "overlap": "overlap"}
@@ -68,35 +68,6 @@ def _ni_rows(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 _BASIS = {"absolute": "absolute (risk difference, pp)", "relative": "relative (risk ratio)"}
 
 
-def _preferred(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """One row per definition: the first adjusted method of ADJUSTED_PREFERENCE present."""
-    best: dict[str, Mapping[str, Any]] = {}
-    rank = {m: i for i, m in enumerate(ADJUSTED_PREFERENCE)}
-    for x in rows:
-        d = str(x.get("definition_id"))
-        if d not in best or rank.get(str(x.get("method")), 99) < rank.get(str(best[d].get("method")), 99):
-            best[d] = x
-    return list(best.values())
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.1f}%"
-
-
-def _rate_phrase(r: Mapping[str, Any] | None, ctx: _Context) -> str:
-    if r is None:
-        return "no data"
-    if r.get("rate") is None:
-        if r.get("denominator") == 0:
-            return "no one in the population"
-        why = "withheld to protect a small count" if r.get("suppression") == "complementary" else "small numbers"
-        return f"not shown ({ctx.marker_of(r)}: {why})"
-    n = f"; {r['numerator']:,}/{r['denominator']:,}" if r.get("numerator") is not None else ""
-    if r.get("ci_low") is None:
-        return f"{_pct(r['rate'])}{n}"
-    return f"{_pct(r['rate'])} (95% CI {_pct(r['ci_low'])}–{_pct(r['ci_high'])}{n})"
-
-
 def build_report(results: Mapping[str, Any], *, data_docs: Sequence[tuple[str, str]] = ()) -> Report:
     """The report of ``results`` (a results model as a dict); ``data_docs``: (file name, href)
     of each file's great-expectations Data Docs, relative to where the report is written."""
@@ -114,7 +85,8 @@ def build_report(results: Mapping[str, Any], *, data_docs: Sequence[tuple[str, s
         _data_quality(ctx), _cohort(ctx), _rates(ctx), _comparison(ctx), _survival(ctx), _trends(ctx),
         _sites(ctx), _stepdown(ctx), _appendix(ctx),
     ]
-    sections.insert(0, _summary(ctx))  # last: it reads the facts and flags the others found
+    # last: the brief reads the facts and flags the other sections found
+    sections.insert(0, brief.brief_section(ctx, _headlines(ctx), _trend_series(ctx), _headline_population(ctx)))
     note = d["note"]
     if d["complementary_marker"] != d["marker"]:
         note += (f" {d['complementary_marker']} not shown: withheld only so that a small count elsewhere cannot "
@@ -142,62 +114,27 @@ class _Context:
 
 
 # --------------------------------------------------------------------------- sections
-def _summary(ctx: _Context) -> Section:
-    s = Section("summary", "Summary")
-    f = ctx.facts
-    period = ctx.results["period"]["label"]
-    if f.get("episodes") is not None:
-        s.paragraphs.append(
-            f"Who was served: {f['episodes']} discharges ({period}) from {f.get('sites', '–')} programs "
-            f"were analysed: {f.get('by_level', '')}."
-        )
-    else:
-        s.paragraphs.append(f"Who was served: not available: no discharges in the period ({period}).")
+def _headlines(ctx: _Context) -> list[str]:
+    """The brief's headline definitions: those of HEADLINE whose IOP or residential rate is shown,
+    in its order, topped up to four with the next definitions that have one (a quarter's latest
+    discharges have no 90-day outcome yet); the headline ones left out are named in
+    ``ctx.facts["headlines_not_shown"]``. At most BRIEF_HEADLINES."""
     shown = ctx.rows(("level_group",)) or ctx.rows(("level_of_care",))
     present = list(dict.fromkeys(str(x.get("definition_id")) for x in shown))
-    heads = [d for d in HEADLINE if d in present] or present[:4]
-    if heads:
-        s.paragraphs.append("Headline success rates (definition id and people counted in brackets; more "
-                            "definitions in 'Success rates by definition'):")
-    for d in heads:
-        by = {x.get("group"): x for x in shown if str(x.get("definition_id")) == d}
-        s.paragraphs.append(f"{ctx.labels.get(d, d)} [{d}]: IOP {_rate_phrase(by.get(ctx.arm), ctx)}; "
-                            f"residential {_rate_phrase(by.get(ctx.reference), ctx)}.")
-    if not heads:
-        s.unavailable.append("not available: the results hold no rates by level of care for the period")
-    ni = _preferred([x for x in ctx.noninferiority if x.get("arm") == ctx.arm])
-    if ni:
-        head = [x for x in ni if str(x.get("definition_id")) in heads] or ni[:4]
-        for x in head:
-            s.paragraphs.append(_ni_sentence(x, ctx))
-        if len(ni) > len(head):
-            s.paragraphs.append(f"Non-inferiority for all {len(ni)} applicable definitions: see 'IOP compared "
-                                "with residential'.")
-    else:
-        why = ctx.results["diagnostics"].get("not_estimable") or "no non-inferiority analysis in these results"
-        s.paragraphs.append(f"Non-inferiority of IOP to residential: not available: {why}.")
-    if ctx.flags:
-        s.paragraphs.append("Data-quality flags:")
-        s.bullets += list(ctx.flags)
-    else:
-        s.paragraphs.append("Data-quality flags: none raised by the checks in this report.")
-    return s
+    rated = {str(x.get("definition_id")) for x in shown
+             if x.get("rate") is not None and x.get("group") in (ctx.arm, ctx.reference)}
+    heads = [d for d in HEADLINE if d in rated]
+    more = [d for d in present if d in rated and d not in heads and not d.startswith(FOLLOWUP_PREFIX)]
+    heads += more[:max(0, 4 - len(heads))]
+    ctx.facts["headlines_not_shown"] = [d for d in HEADLINE if d in present and d not in rated]
+    return heads[:brief.BRIEF_HEADLINES] or [d for d in HEADLINE if d in present] or present[:4]
 
 
-def _ni_sentence(x: Mapping[str, Any], ctx: _Context) -> str:
-    label = ctx.labels.get(str(x.get("definition_id")), x.get("definition_id"))
-    conclusion = f"{str(x['conclusion'])[0].upper()}{str(x['conclusion'])[1:]}" if x.get("conclusion") else ""
-    if x.get("margin_basis") == "relative":
-        if x.get("rr") is None or x.get("ci_low") is None:
-            return f"Non-inferiority for {label}: not shown ({x.get('conclusion') or 'small numbers'})."
-        why = str(x.get("margin_basis_reason") or "").removeprefix("relative: ")
-        return (f"{label} [{x.get('definition_id')}]: {conclusion} (relative margin: a risk ratio of "
-                f"{x['margin_ratio']:g}, {'because ' + why if why else 'as set'}; {x.get('method')}).")
-    if x.get("estimate") is None or x.get("ci_low") is None:
-        return f"Non-inferiority for {label}: not shown ({x.get('conclusion') or 'small numbers'})."
-    return (f"{label} [{x.get('definition_id')}]: {conclusion} "
-            f"(difference {x['value']:+.1f} percentage points, 95% CI {x['ci_low']:+.1f} to "
-            f"{x['ci_high']:+.1f}; {x.get('method')}).")
+def _headline_population(ctx: _Context) -> str | None:
+    """The analysis population of the first headline definition with an adjusted comparison."""
+    pop_of = {str(x["definition_id"]): x.get("population") for x in ctx.results.get("comparisons") or []
+              if x.get("method") != "crude" and x.get("population")}
+    return next((pop_of[d] for d in HEADLINE if d in pop_of), next(iter(pop_of.values()), None))
 
 
 def _margin_rule(diag: Mapping[str, Any]) -> str:
@@ -227,7 +164,7 @@ def _data_quality(ctx: _Context) -> Section:
         read = sum(x["rows_read"] or 0 for x in ledger)
         quarantined = sum(x["rows_quarantined"] or 0 for x in ledger)
         if read and quarantined / read > 0.05:
-            ctx.flags.append(f"{_pct(quarantined / read)} of rows read were quarantined (above 5%).")
+            ctx.flags.append(f"{numbers.pct(quarantined / read)} of rows read were quarantined (above 5%).")
     else:
         s.unavailable.append("ingest ledger: not available: no files were ingested into this warehouse")
     if dq.get("quarantine"):
@@ -248,17 +185,24 @@ def _followup(ctx: _Context, s: Section) -> None:
     na = sorted((k for k in ctx.not_applicable if k.startswith(FOLLOWUP_PREFIX)), key=_window)
     if rows:
         by_window = sorted({str(x["definition_id"]) for x in rows}, key=_window)  # 30, 90, 180, 365 days
-        s.tables.append(tables.rates_table(
-            rows, {d: ctx.labels.get(d, d) for d in by_window}, id="table-followup", title="Follow-up response rate (target 80%)",
-            note="Reached / native discharges whose window had ended by the data end date (deaths excluded), as "
-                 "in the followup_reached_* definitions."))
+        note = ("Reached / native discharges whose window had ended by the data end date (deaths excluded), as "
+                "in the followup_reached_* definitions.")
+        s.tables.append(tables.rate_grid(
+            rows, lambda x: (tables.level_order(x["group"]), {"level": tables.level_label(x["group"])}),
+            lambda x: f"{_window(x['definition_id'])} days", id="table-followup-grid",
+            title="Follow-up response rate by window (target 80%)", row_columns={"level": "level of care"},
+            col_order=lambda c: int(c.split()[0]), note=note + " Definition ids: " + ", ".join(by_window) + "."))
+        full = tables.rates_table(rows, {d: ctx.labels.get(d, d) for d in by_window}, id="table-followup",
+                                  title="Follow-up response rate (target 80%)", note=note)
+        full.detail = True
+        s.tables.append(full)
         rated = [x for x in rows if x.get("rate") is not None]
         low = [x for x in rated if x["rate"] < FOLLOWUP_TARGET]
         if low:
             worst = min(low, key=lambda x: x["rate"])
             ctx.flags.append(f"follow-up response is below the 80% target in {len(low)} of {len(rated)} "
-                             f"window/level cells shown (lowest {_pct(worst['rate'])}: {worst['group']} at "
-                             f"{_window(worst['definition_id'])} days).")
+                             f"window/level cells shown (lowest {numbers.pct(worst['rate'])}: "
+                             f"{tables.level_label(worst['group'])} at {_window(worst['definition_id'])} days).")
     for d in na:
         s.paragraphs.append(f"Follow-up at {_window(d)} days: {ctx.not_applicable[d]} "
                             "(the program does not run this window).")
@@ -327,7 +271,7 @@ def _cohort(ctx: _Context) -> Section:
                             "standardized instruments.")
     one = tables.table_one(ctx.results.get("table_one"))
     if one is not None:
-        s.tables.append(one)
+        s.tables += [tables.table_one(ctx.results["table_one"], compared_only=True), one]
         big = [x for x in ctx.results["table_one"]["smd"] if x["smd"] is not None and abs(x["smd"]) > SMD_THRESHOLD]
         s.paragraphs.append(f"{len(big)} baseline rows differ between IOP and residential by more than "
                             f"{SMD_THRESHOLD} SMD before adjustment: people are not sent to a level of care "
@@ -345,9 +289,27 @@ def _rates(ctx: _Context) -> Section:
     s.paragraphs.append("Every common definition of success, computed on the same discharges. The rate moves "
                         "with the definition: read a program's 'success rate' only with its definition.")
     groups = sorted({x.get("group") for x in shown if x.get("group") is not None}, key=tables.level_order)
-    s.charts.append(charts.rates_by_definition(shown, ctx.labels, groups))
-    s.tables.append(tables.rates_table(shown, ctx.labels, id="table-rates",
-                                       title=f"Success rates by {key.replace('_', ' ')} (95% intervals)"))
+    s.charts.append(charts.rates_by_definition([{**x, "group": tables.level_label(x.get("group"))} for x in shown],
+                                               ctx.labels, [tables.level_label(g) for g in groups]))
+    order = {d: i for i, d in enumerate(ctx.labels)}
+    rated = {str(x.get("definition_id")) for x in shown if x.get("rate") is not None}
+    empty = [d for d in dict.fromkeys(str(x.get("definition_id")) for x in shown) if d not in rated]
+    if empty:
+        s.paragraphs.append("Not shown at any level of care (too few people, or a follow-up window not yet over): "
+                            + "; ".join(f"{ctx.labels.get(d, d)} [{d}]" for d in empty) + ".")
+    s.tables.append(tables.rate_grid(
+        [x for x in shown if str(x.get("definition_id")) in rated], lambda x: ((order.get(str(x["definition_id"]), 999), str(x["definition_id"])),
+                          {"definition": ctx.labels.get(str(x["definition_id"]), x["definition_id"]),
+                           "definition_id": x["definition_id"]}),
+        lambda x: tables.level_label(x["group"]), id="table-rates-grid",
+        title="Success rates by definition and level of care (95% intervals)",
+        row_columns={"definition": "definition", "definition_id": "id"},
+        col_order=lambda c: tables.level_order(next((g for g in groups if tables.level_label(g) == c), c)),
+        note="n: the discharges counted (the definition's population). Counts of successes: the full table."))
+    full = tables.rates_table(shown, ctx.labels, id="table-rates",
+                              title=f"Success rates by {key.replace('_', ' ')} (95% intervals)")
+    full.detail = True
+    s.tables.append(full)
     if ctx.not_applicable:
         s.paragraphs.append("Not applicable to these data (left out of every table and chart): "
                             + "; ".join(f"{k} ({v})" for k, v in ctx.not_applicable.items()) + ".")
@@ -365,8 +327,16 @@ def _comparison(ctx: _Context) -> Section:
         margins = {str(x["definition_id"]): float(x["margin_rd"]) for x in ni if x.get("margin_rd") is not None}
         relative = [str(x["definition_id"]) for x in ni if x.get("margin_basis") == "relative"]
         rows = sorted(rows, key=lambda x: str(x.get("method")) != "crude")
-        s.charts.append(charts.forest(rows, ctx.labels, margins, relative=relative))
-        s.tables.append(tables.comparisons_table(rows, ctx.labels))
+        s.charts.append(charts.forest(rows, ctx.labels, margins, relative=relative,
+                                      arm=tables.level_label(ctx.arm), reference=tables.level_label(ctx.reference)))
+        compact, not_estimable = _comparison_summary(ctx, rows, ni)
+        if compact is not None:
+            s.tables.append(compact)
+        if not_estimable:
+            s.paragraphs.append("Not estimable: " + "; ".join(not_estimable) + ".")
+        full = tables.comparisons_table(rows, ctx.labels)
+        full.detail = True
+        s.tables.append(full)
     if ni:
         s.tables.append(tables.simple_table(
             "table-noninferiority", "Non-inferiority of IOP to residential",
@@ -378,6 +348,7 @@ def _comparison(ctx: _Context) -> Section:
                  "or a risk ratio (IOP over residential) against a ratio margin; results.json holds both verdicts.",
             headers={"basis": "margin basis", "margin": "margin (pp or ratio)",
                      "estimate": "estimate (pp or ratio)", "ci_low": "95% CI low", "ci_high": "95% CI high"}))
+        s.tables[-1].detail = True
         why = [f"{ctx.labels.get(str(x.get('definition_id')), x.get('definition_id'))}: "
                + str(x.get("margin_basis_reason")).removeprefix("relative: ")
                for x in ni if x.get("margin_basis") == "relative" and x.get("margin_basis_reason")]
@@ -395,8 +366,18 @@ def _comparison(ctx: _Context) -> Section:
     if adjusted:
         cols = ["population", "definitions", "method", "c_statistic", "equipoise", "ess_arm", "ess_reference",
                 "share_truncated", "max_abs_smd_after", "passed", "note"]
-        s.tables.append(tables.simple_table("table-diagnostics", "Diagnostics of the adjusted comparison",
-                                            adjusted, cols, {c: "num3" for c in cols[3:9]}))
+        diag_table = tables.simple_table("table-diagnostics", "Diagnostics of the adjusted comparison",
+                                         adjusted, cols, {**{c: "num3" for c in cols[3:9]}, "ess_arm": "int",
+                                                          "ess_reference": "int", "share_truncated": "pct"},
+                                         headers={"c_statistic": "c-statistic", "ess_arm": "ESS IOP",
+                                                  "ess_reference": "ESS residential",
+                                                  "max_abs_smd_after": "largest |SMD| after"},
+                                         note="ESS: effective sample size of the weighted group; c-statistic: how "
+                                              "well the propensity model tells the groups apart; equipoise: share "
+                                              "of people with a preference score between 0.3 and 0.7.")
+        diag_table.detail = True
+        s.paragraphs.append(_diagnostics_sentence(adjusted, ctx.labels))
+        s.tables.append(diag_table)
         low = [x["equipoise"] for x in adjusted if x.get("equipoise") is not None and x["equipoise"] < EQUIPOISE_MIN]
         if low:
             ctx.flags.append(f"equipoise {min(low):.2f} is below {EQUIPOISE_MIN}: IOP and residential "
@@ -407,10 +388,95 @@ def _comparison(ctx: _Context) -> Section:
             "table-modification", "Effect modification (adjusted risk difference within subgroups)",
             [{**x, "definition": ctx.labels.get(str(x.get("definition_id")), x.get("definition_id"))} for x in mod],
             ["definition", "modifier", "level", "estimate", "ci_low", "ci_high", "interaction_p_value"],
-            {"estimate": "num3", "ci_low": "num3", "ci_high": "num3", "interaction_p_value": "num3"},
+            {"estimate": "rd", "ci_low": "rd", "ci_high": "rd", "interaction_p_value": "p"},
             note="Rychtarik 2000: heavier involvement may do better in residential care; a small interaction "
-                 "p-value says the IOP-residential difference varies across the subgroups."))
+                 "p-value says the IOP-residential difference varies across the subgroups. Differences in "
+                 "percentage points (pp)."))
+        s.tables[-1].detail = True
     return s
+
+
+def _comparison_summary(ctx: _Context, rows: Sequence[Mapping[str, Any]], ni: Sequence[Mapping[str, Any]]
+                        ) -> tuple[Any, list[str]]:
+    """The table a reader compares: per definition, the crude and the headline adjusted risk
+    difference (pp, 95% CI) and the verdict in words; and the definitions with no estimate at
+    all, each named once with its reason (never a row of markers)."""
+    import pandas as pd
+
+    verdicts = {(str(x.get("definition_id")), str(x.get("method"))): brief.verdict(x) for x in ni}
+    by_def: dict[str, dict[str, Mapping[str, Any]]] = {}
+    for x in rows:
+        by_def.setdefault(str(x.get("definition_id")), {})[str(x.get("method"))] = x
+    order = {d: i for i, d in enumerate(ctx.labels)}
+    recs, hidden, missing = [], [], []
+    for d in sorted(by_def, key=lambda d: (order.get(d, 999), d)):
+        methods = by_def[d]
+        crude = methods.get("crude")
+        adj_method = next((m for m in ADJUSTED_PREFERENCE if m in methods), None)
+        adj = methods.get(adj_method) if adj_method else None
+        label = ctx.labels.get(d, d)
+        if all(x.get("estimate") is None for x in (crude, adj) if x is not None):
+            reasons = {("small numbers" if x.get("suppressed") else str(x.get("note") or "no estimate"))
+                       for x in (crude, adj) if x is not None}
+            missing.append(f"{label} [{d}] ({', '.join(sorted(reasons))})")
+            continue
+
+        def text(x):
+            if x is None or x.get("estimate") is None:
+                return None
+            return f"{numbers.pp(x['estimate'])} ({numbers.pp_range(x.get('ci_low'), x.get('ci_high'))})"
+
+        recs.append({"definition": label, "definition_id": d, "crude": text(crude), "adjusted": text(adj),
+                     "method": (adj_method or "").upper() if adj_method in ("aipw", "gcomp") else adj_method,
+                     "verdict": verdicts.get((d, str(adj_method)))})
+        hidden.append({"crude": tables.row_reason(crude) if crude is not None and crude.get("estimate") is None else None,
+                       "adjusted": tables.row_reason(adj) if adj is not None and adj.get("estimate") is None else None})
+    if not recs:
+        return None, missing
+    arm, ref = tables.level_label(ctx.arm), tables.level_label(ctx.reference)
+    t = tables.simple_table(
+        "table-comparison-summary", f"{arm} vs {ref}: crude and adjusted difference in success rate", recs,
+        ["definition", "definition_id", "crude", "adjusted", "method", "verdict"],
+        headers={"definition_id": "id", "crude": "crude difference (95% CI)",
+                 "adjusted": "adjusted difference (95% CI)", "method": "adjusted by"},
+        note=f"Differences are {arm} minus {ref} in percentage points (pp). Verdict, on the definition's margin: "
+             "better, no different (within the margin or not worse), worse (beyond the margin) or inconclusive. "
+             "The other estimators (IPTW, overlap weights, g-computation) are in the workbook and the HTML report's "
+             "full tables.")
+    t.hidden = pd.DataFrame(hidden, columns=["crude", "adjusted"], dtype=object)
+    t.compact = True
+    return t, missing
+
+
+def _diagnostics_sentence(adjusted: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> str:
+    """The diagnostics in one sentence: how many population x weighting rows passed, and the
+    ranges a reader checks (OHDSI CohortMethod: equipoise, balance)."""
+    passed = sum(1 for x in adjusted if x.get("passed"))
+    eq = [x["equipoise"] for x in adjusted if x.get("equipoise") is not None]
+    smd = [x["max_abs_smd_after"] for x in adjusted if x.get("max_abs_smd_after") is not None]
+    cstat = [x["c_statistic"] for x in adjusted if x.get("c_statistic") is not None]
+    parts = [(f"Diagnostics of the adjusted comparison: {passed} of {len(adjusted)} population and weighting "
+              "combinations passed")]
+    if cstat:
+        parts.append(f"c-statistic {min(cstat):.2f} to {max(cstat):.2f}")
+    if eq:
+        parts.append(f"equipoise {numbers.pct(min(eq))} to {numbers.pct(max(eq))} (at least {EQUIPOISE_MIN:.0%} "
+                     "needed)")
+    if smd:
+        parts.append(f"largest |SMD| after weighting {max(smd):.2f} (at most {SMD_THRESHOLD} wanted)")
+    failed = [x for x in adjusted if not x.get("passed")]
+    text = "; ".join(parts) + "."
+    if failed:  # a population named by its definitions (its id, p1..., means nothing to a reader)
+        by_pop: dict[str, list[str]] = {}
+        for x in failed:
+            defs = [d.strip() for d in str(x.get("definitions") or "").split(",") if d.strip()]
+            name = labels.get(defs[0], defs[0]) + (f" and {len(defs) - 1} more" if len(defs) > 1 else "") \
+                if defs else str(x.get("population"))
+            by_pop.setdefault(name, []).append(WEIGHTING_TITLES.get(str(x.get("method")), str(x.get("method"))))
+        names = [f"{k} ({'; '.join(v)})" for k, v in by_pop.items()]
+        text += (f" Not passed, by outcome: {'; '.join(names[:8])}{' and more' if len(names) > 8 else ''}; "
+                 "the full table names each.")
+    return text
 
 
 def _balance(ctx: _Context, s: Section) -> None:
@@ -446,6 +512,7 @@ def _balance(ctx: _Context, s: Section) -> None:
             headers={"smd_adjusted": f"SMD after ({method})"},
             note=f"Population {head} ({', '.join(members) or 'definitions sharing it'}). Overlap weights balance "
                  "every covariate's mean exactly by construction; IPTW weights need not."))
+        s.tables[-1].detail = True
     if panels:
         s.charts.append(charts.love_plot(panels, {m: WEIGHTING_TITLES.get(m, m) for m in panels}))
     for method in methods:
@@ -480,11 +547,12 @@ def _survival(ctx: _Context) -> Section:
         why = surv.get("not_available") or km.get("not_estimable") or "the results hold no readmission curves"
         s.unavailable.append(f"not available: {why}")
         return s
-    curves = {g: [{"time": c["time"][i], "survival": c["survival"][i], "ci_low": c["ci_low"][i],
-                   "ci_high": c["ci_high"][i]} for i in range(len(c["time"]))] for g, c in groups.items()}
+    curves = {tables.level_label(g): [{"time": c["time"][i], "survival": c["survival"][i], "ci_low": c["ci_low"][i],
+                                       "ci_high": c["ci_high"][i]} for i in range(len(c["time"]))]
+              for g, c in groups.items()}
     risk = km.get("risk_table") or {}
     times = list(risk.get("times") or [])
-    at_risk = dict(risk.get("at_risk") or {})
+    at_risk = {tables.level_label(g): v for g, v in (risk.get("at_risk") or {}).items()}
     s.charts.append(charts.kaplan_meier(curves, times, at_risk, ctx.marker))
     recs = [{"group": g, **{f"at_risk_day_{int(t)}": n for t, n in zip(times, v)}} for g, v in at_risk.items()]
     cols = ["group"] + [f"at_risk_day_{int(t)}" for t in times]
@@ -498,10 +566,13 @@ def _survival(ctx: _Context) -> Section:
     s.tables.append(t)
     cox = km.get("cox") or {}
     if cox.get("hazard_ratio") is not None:
+        ph = numbers.p_value(cox.get("ph_test_p_value"))
         s.paragraphs.append(
-            f"Hazard ratio of readmission, IOP vs residential ({cox.get('method', 'Cox')}): "
-            f"{cox['hazard_ratio']:.2f} (95% CI {cox.get('ci_low', float('nan')):.2f}–{cox.get('ci_high', float('nan')):.2f}); "
-            f"proportional-hazards check p = {cox.get('ph_test_p_value', float('nan')):.3f}.")
+            f"Hazard ratio of readmission, {tables.level_label(ctx.arm)} vs {tables.level_label(ctx.reference)} "
+            f"({cox.get('method', 'Cox')}): {numbers.ratio(cox['hazard_ratio'])} (95% CI "
+            f"{numbers.ratio(cox.get('ci_low'))} to {numbers.ratio(cox.get('ci_high'))}; p "
+            f"{ph if ph.startswith('<') else '= ' + ph} for the proportional-hazards check; a hazard ratio "
+            "above 1 means readmission comes sooner after IOP).")
     return s
 
 
@@ -510,8 +581,8 @@ def _trend_series(ctx: _Context) -> tuple[str | None, dict[str, dict[str, Any]]]
     multi = ctx.rows(("level_group,quarter",), "trends")
     single = ctx.rows(("quarter",), "trends")
     candidates = [d for d in (*HEADLINE, *ctx.labels) if d not in ctx.not_applicable]
-    for rows, multi_dim in ((multi, True), (single, False)):
-        for d in candidates:
+    for d in candidates:  # the first definition with a trend, by level of care where the results have one
+        for rows, multi_dim in ((multi, True), (single, False)):
             mine = [x for x in rows if str(x.get("definition_id")) == d]
             if not mine:
                 continue
@@ -519,8 +590,6 @@ def _trend_series(ctx: _Context) -> tuple[str | None, dict[str, dict[str, Any]]]
             for x in mine:
                 parts = str(x.get("group")).split("|")
                 g, qq = (parts[0], parts[-1]) if multi_dim else ("all levels", parts[-1])
-                if g not in (ctx.arm, ctx.reference) and multi_dim:
-                    continue
                 series.setdefault(g, {})[qq] = x
             if not series:
                 continue
@@ -528,7 +597,7 @@ def _trend_series(ctx: _Context) -> tuple[str | None, dict[str, dict[str, Any]]]
             for g in sorted(series, key=tables.level_order):
                 rows_q = [series[g].get(qq, {}) for qq in window]
                 pbar, limits = tables.p_chart_limits(rows_q)
-                out[g] = {"quarters": window, "rate": [x.get("rate") for x in rows_q],
+                out[tables.level_label(g)] = {"quarters": window, "rate": [x.get("rate") for x in rows_q],
                           "ci_low": [x.get("ci_low") for x in rows_q], "ci_high": [x.get("ci_high") for x in rows_q],
                           "numerator": [x.get("numerator") for x in rows_q],
                           "denominator": [x.get("denominator") for x in rows_q], "pbar": pbar, "limits": limits,
@@ -662,8 +731,15 @@ def _appendix(ctx: _Context) -> Section:
                  "success": d.get("success"), "missing": d.get("missing"),
                  "applicable": "yes" if d.get("applicable") else f"no: {d.get('not_applicable_reason')}",
                  "references": "; ".join(d.get("references") or [])} for d in definitions]
-        s.tables.append(tables.simple_table("table-definitions", "Success definitions (from the registry)", recs,
-                                            list(recs[0])))
+        short = tables.simple_table("table-definitions-short", "Success definitions", recs,
+                                    ["id", "version", "label", "description", "missing", "applicable"],
+                                    headers={"missing": "missing-data policy"},
+                                    note="The populations and success conditions as SQL, and the references: "
+                                         "the workbook's Definitions sheet and the HTML report's full tables.")
+        short.compact = True
+        full = tables.simple_table("table-definitions", "Success definitions (from the registry)", recs, list(recs[0]))
+        full.detail = True
+        s.tables += [short, full]
     else:
         s.unavailable.append("definitions: not available: the results list no definitions")
     period = ctx.results["period"]

@@ -12,8 +12,18 @@ from typing import Any
 
 from pipelines.report.model import Chart
 
-PALETTE = ("#1f5f8b", "#c2571a", "#5b8c3a", "#7a4f9a", "#a33b3b", "#4d4d4d", "#b38f00", "#2a9d8f")
-ARM, REFERENCE = "#1f5f8b", "#c2571a"
+# Okabe-Ito colours (safe for colour-blind readers), each series also with its own marker and
+# line style, so a chart printed in grayscale still tells them apart
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#000000", "#E69F00", "#56B4E9", "#999999")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+LINESTYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (8, 2)))
+ARM, REFERENCE = PALETTE[0], PALETTE[1]
+
+
+def style(i: int) -> dict[str, Any]:
+    """The i-th series' colour, marker and line style."""
+    return {"color": PALETTE[i % len(PALETTE)], "marker": MARKERS[i % len(MARKERS)],
+            "linestyle": LINESTYLES[i % len(LINESTYLES)]}
 
 
 def _plt():
@@ -57,7 +67,8 @@ def _inline(svg: str, prefix: str) -> str:
 def _pct(ax, axis: str = "x") -> None:
     from matplotlib.ticker import PercentFormatter
 
-    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(PercentFormatter(1.0, decimals=0))
+    # decimals chosen from the axis range: a tick at 42.5% never reads "43%"
+    (ax.xaxis if axis == "x" else ax.yaxis).set_major_formatter(PercentFormatter(1.0, decimals=None))
 
 
 def _yerr(rates: Sequence[float], lows: Sequence[float | None], highs: Sequence[float | None]) -> list[list[float]]:
@@ -70,11 +81,14 @@ def _yerr(rates: Sequence[float], lows: Sequence[float | None], highs: Sequence[
 
 
 def rates_by_definition(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
-                        groups: Sequence[str]) -> Chart:
-    """Dot and 95% interval per definition and level: how the rate moves with the definition."""
+                        groups: Sequence[str], *, chart_id: str = "chart-rates",
+                        title: str = "Success rate by definition and level of care", compact: bool = False) -> Chart:
+    """Dot and 95% interval per definition and level: how the rate moves with the definition.
+    Each level has its own marker as well as its colour."""
     plt = _plt()
     defs = [d for d in labels if any(str(r.get("definition_id")) == d for r in rows)]
-    fig, ax = plt.subplots(figsize=(8, 0.34 * len(defs) + 1.4))
+    width = 6.2 if compact else 8
+    fig, ax = plt.subplots(figsize=(width, (0.42 if compact else 0.34) * len(defs) * max(1, len(groups) / 4) + 1.2))
     k = len(groups)
     hidden = 0
     for gi, g in enumerate(groups):
@@ -91,31 +105,33 @@ def rates_by_definition(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, 
             xs.append(r["rate"])
             lo.append(r.get("ci_low"))
             hi.append(r.get("ci_high"))
-        ax.errorbar(xs, ys, xerr=_yerr(xs, lo, hi), fmt="o", ms=4, lw=1, capsize=0, color=PALETTE[gi % len(PALETTE)],
+        st = style(gi)
+        ax.errorbar(xs, ys, xerr=_yerr(xs, lo, hi), fmt=st["marker"], ms=4, lw=1, capsize=0, color=st["color"],
                     label=g)
     ax.set_yticks(range(len(defs)), [labels[d] for d in defs])
     ax.invert_yaxis()
     ax.set_xlim(0, 1)
     _pct(ax)
     ax.set_xlabel("success rate (95% interval)")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(k, 6), frameon=False)
-    caption = "Each row is one definition of success; dots are rates, lines 95% intervals."
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(k, 4 if compact else 6), frameon=False)
+    caption = "Each row is one definition of success; dots are rates, lines 95% intervals; each level has its own marker."
     if hidden:
         caption += f" {hidden} rate(s) not shown (small numbers)."
-    return _finish(fig, "chart-rates", "Success rate by definition and level of care", caption)
+    return _finish(fig, chart_id, title, caption)
 
 
 def forest(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], margins: Mapping[str, float],
-           relative: Sequence[str] = ()) -> Chart:
-    """Crude beside adjusted estimates (risk difference), one row per definition; a dashed line at
-    -margin for the definitions judged on an absolute margin (``margins``, 0-1 scale). Those in
-    ``relative`` are judged on a risk-ratio margin, which is no fixed difference: no line, and the
-    caption says so."""
+           relative: Sequence[str] = (), *, chart_id: str = "chart-forest", compact: bool = False,
+           arm: str = "IOP", reference: str = "residential") -> Chart:
+    """Crude beside adjusted estimates (risk difference in percentage points), one row per
+    definition; a dashed line at -margin for the definitions judged on an absolute margin
+    (``margins``, 0-1 scale). Those in ``relative`` are judged on a risk-ratio margin, which is
+    no fixed difference: no line, and the caption says so."""
     plt = _plt()
     defs = [d for d in labels if any(str(r.get("definition_id")) == d for r in rows)]
     methods = list(dict.fromkeys(str(r.get("method")) for r in rows))
     methods.sort(key=lambda m: (m != "crude", m))
-    fig, ax = plt.subplots(figsize=(8, 0.4 * len(defs) + 1.4))
+    fig, ax = plt.subplots(figsize=(6.2 if compact else 8, 0.4 * len(defs) * max(1, len(methods) / 3) + 1.4))
     k = len(methods)
     for mi, m in enumerate(methods):
         ys, xs, lo, hi = [], [], [], []
@@ -124,26 +140,30 @@ def forest(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], margins
             if r is None or r.get("estimate") is None:
                 continue
             ys.append(di + (mi - (k - 1) / 2) * (0.7 / max(k, 1)))
-            xs.append(r["estimate"])
-            lo.append(r.get("ci_low"))
-            hi.append(r.get("ci_high"))
-        ax.errorbar(xs, ys, xerr=_yerr(xs, lo, hi), fmt="s" if m == "crude" else "o", ms=4, lw=1, capsize=2,
-                    color="#888888" if m == "crude" else PALETTE[mi % len(PALETTE)], label=m)
+            xs.append(100 * r["estimate"])
+            lo.append(None if r.get("ci_low") is None else 100 * r["ci_low"])
+            hi.append(None if r.get("ci_high") is None else 100 * r["ci_high"])
+        st = style(mi)
+        ax.errorbar(xs, ys, xerr=_yerr(xs, lo, hi), fmt="s" if m == "crude" else st["marker"], ms=4, lw=1,
+                    capsize=2, color="#777777" if m == "crude" else st["color"],
+                    mfc="white" if m == "crude" else st["color"], label=m.upper() if m in ("aipw", "gcomp") else m)
     for di, d in enumerate(defs):
         if d in margins:
-            ax.plot([-margins[d]] * 2, [di - 0.4, di + 0.4], color="#a33b3b", lw=1, ls="--")
+            ax.plot([-100 * margins[d]] * 2, [di - 0.4, di + 0.4], color="#000000", lw=1, ls="--")
     ax.axvline(0, color="#333333", lw=0.8)
     ax.set_yticks(range(len(defs)), [labels[d] for d in defs])
     ax.invert_yaxis()
-    ax.set_xlabel("risk difference, IOP minus residential (95% interval); dashed: absolute non-inferiority margin")
+    ax.set_xlabel(f"difference in percentage points, {arm} minus {reference} (95% interval)"
+                  + ("" if compact else "; dashed: absolute non-inferiority margin"))
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(k, 6), frameon=False)
-    caption = ("Squares: crude; circles: adjusted. Right of zero favours IOP. Each definition under its "
-               "own missing-data policy.")
+    caption = (f"Open squares: crude; filled markers: adjusted. Right of zero favours {arm}; the dashed line is the "
+               "non-inferiority margin. Each definition under its own missing-data policy.")
     shown = [labels[d] for d in defs if d in set(relative)]
     if shown:
-        caption += (f" No dashed line for {', '.join(shown)}: judged on a risk-ratio margin (a low residential "
+        caption += (f" No dashed line for {', '.join(shown)}: judged on a risk-ratio margin (a low {reference} "
                     "rate), which is no fixed difference; see the non-inferiority table.")
-    return _finish(fig, "chart-forest", "IOP vs residential across definitions (forest plot)", caption)
+    title = f"{arm} vs {reference} across definitions (forest plot)"
+    return _finish(fig, chart_id, title, caption)
 
 
 def love_plot(panels: Mapping[str, Sequence[Mapping[str, Any]]], titles: Mapping[str, str]) -> Chart:
@@ -204,7 +224,8 @@ def kaplan_meier(curves: Mapping[str, Sequence[Mapping[str, Any]]], times: Seque
             continue
         color = PALETTE[gi % len(PALETTE)]
         t = [p["time"] for p in pts]
-        ax.step(t, [p["survival"] for p in pts], where="post", color=color, label=g)
+        ax.step(t, [p["survival"] for p in pts], where="post", color=color, ls=LINESTYLES[gi % len(LINESTYLES)],
+                label=g)
         if all(p.get("ci_low") is not None for p in pts):
             ax.fill_between(t, [p["ci_low"] for p in pts], [p["ci_high"] for p in pts], step="post",
                             color=color, alpha=0.15, lw=0)
@@ -235,8 +256,13 @@ def trends(series: Mapping[str, Mapping[str, Any]], definition_label: str) -> Ch
     """p-chart per group: rate and interval per quarter, centre line and 3-sigma limits."""
     plt = _plt()
     groups = list(series)
-    fig, axes = plt.subplots(len(groups), 1, figsize=(7.5, 2.3 * len(groups) + 0.4), squeeze=False, sharex=True)
-    for ax, g in zip(axes[:, 0], groups):
+    cols = 1 if len(groups) <= 2 else 2
+    nrows = math.ceil(len(groups) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(7.5 if cols == 1 else 10, 2.1 * nrows + 0.5), squeeze=False,
+                             sharex=True, sharey=True)
+    for ax in axes.flat[len(groups):]:
+        ax.set_visible(False)
+    for ax, g in zip(axes.flat, groups):
         s = series[g]
         q = s["quarters"]
         x = list(range(len(q)))
@@ -254,10 +280,38 @@ def trends(series: Mapping[str, Mapping[str, Any]], definition_label: str) -> Ch
             ax.step(lx, [lim[1] for lim in lims if lim], where="mid", color="#a33b3b", lw=0.8, ls="--")
         ax.set_title(g, fontsize=9, loc="left")
         _pct(ax, "y")
-        ax.set_xticks(x, q)
+        ax.set_xticks(x, q, fontsize=7, rotation=45 if len(q) > 6 and cols > 1 else 0)
+        ax.tick_params(labelbottom=True)
     axes[0, 0].legend(frameon=False, fontsize=7, ncol=3, loc="lower center", bbox_to_anchor=(0.5, 1.08))
     return _finish(fig, "chart-trend", f"Trend over the last quarters: {definition_label} (p-chart)",
                    "Points outside the dashed limits signal special-cause variation.")
+
+
+def trend_lines(series: Mapping[str, Mapping[str, Any]], definition_label: str, *,
+                chart_id: str = "chart-brief-trend") -> Chart:
+    """The main outcome by quarter, one line per level of care (own marker and line style), each
+    point with its 95% interval; quarters whose rate is not shown leave a gap."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.2, 2.6))
+    quarters: list[str] = []
+    for s in series.values():
+        quarters = list(s["quarters"]) if len(s["quarters"]) > len(quarters) else quarters
+    k = len(series)
+    for gi, (g, s) in enumerate(series.items()):
+        st = style(gi)
+        x = [quarters.index(q) + (gi - (k - 1) / 2) * 0.08 for q in s["quarters"]]
+        y = [math.nan if r is None else r for r in s["rate"]]
+        ax.plot(x, y, color=st["color"], ls=st["linestyle"], lw=1.2, marker=st["marker"], ms=4, label=g)
+        shown = [i for i, r in enumerate(s["rate"]) if r is not None]
+        ax.errorbar([x[i] for i in shown], [s["rate"][i] for i in shown],
+                    yerr=_yerr([s["rate"][i] for i in shown], [s["ci_low"][i] for i in shown],
+                               [s["ci_high"][i] for i in shown]), fmt="none", ecolor=st["color"], lw=0.8, capsize=2)
+    ax.set_xticks(range(len(quarters)), quarters)
+    _pct(ax, "y")
+    ax.set_ylabel("success rate")
+    ax.legend(frameon=False, fontsize=8, ncol=min(k, 4), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    return _finish(fig, chart_id, f"Trend by quarter and level of care: {definition_label}",
+                   "Rates with 95% intervals; a gap is a quarter whose rate is too small to show.")
 
 
 def funnel(points: Sequence[Mapping[str, Any]], pbar: float, definition_label: str) -> Chart:

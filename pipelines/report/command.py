@@ -15,18 +15,20 @@ from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("html", "pdf", "xlsx")
+FORMATS = ("html", "pdf", "xlsx", "brief")
 FILE_STEM = "report"
+BRIEF_FILE = "brief.pdf"  # the board brief: the report's first section on at most 2 pages
 
 
 def configure_report(parser: argparse.ArgumentParser) -> None:
     from pipelines.analysis.command import add_period_arguments
 
     parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="folder for report.html/.pdf/.xlsx; its results.json is used when present")
+                        help="folder for report.html/.pdf/.xlsx and brief.pdf; its results.json is used when present")
     add_period_arguments(parser)
     parser.add_argument("--format", default=",".join(FORMATS), metavar="LIST",
-                        help="comma-separated: html, pdf, xlsx (default: all)")
+                        help="comma-separated: html, pdf, xlsx, brief (the 2-page board brief, brief.pdf) "
+                             "(default: all)")
     parser.add_argument("--results", type=Path, metavar="DIR",
                         help="folder holding results.json when --out has none (the analyze --out folder)")
     parser.add_argument("--disclosure", default=None, choices=("cms", "opensafely"),
@@ -80,7 +82,11 @@ def write_report(
     written = []
     for fmt in formats:
         path = out_dir / f"{FILE_STEM}.{fmt}"
-        if fmt == "html":
+        if fmt == "brief":
+            from pipelines.report.pdf import write_brief_pdf
+
+            written.append(write_brief_pdf(report, out_dir / BRIEF_FILE))
+        elif fmt == "html":
             from pipelines.report.html import write_html
 
             written.append(write_html(report, path))

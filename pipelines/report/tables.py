@@ -7,6 +7,7 @@ funnel limits) is computed from cells that are shown, so it can never give a hid
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from pipelines.report.model import Table
-from pipelines.results.warehouse_sections import level_order
+from pipelines.results.warehouse_sections import ALL_LEVELS, level_order
 
 
 def row_reason(row: Mapping[str, Any]) -> str | None:
@@ -32,15 +33,29 @@ def _reasons(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> pd.DataF
     )
 
 
+@functools.cache
+def _level_labels() -> dict[str, str]:
+    from pipelines import contracts
+
+    return {**contracts.level_labels(), ALL_LEVELS: "All levels"}
+
+
+def level_label(v: Any) -> Any:
+    """A level of care (or group) as the contract names it to readers ("IOP", "Residential
+    (short-term)"); any other value (a site, a quarter) unchanged."""
+    return _level_labels().get(v, v) if isinstance(v, str) else v
+
+
 def definition_labels(definitions: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return {str(d.get("id")): str(d.get("label") or d.get("id")) for d in definitions}
 
 
 def rates_table(
     shown: Sequence[Mapping[str, Any]], labels: Mapping[str, str],
-    *, id: str, title: str, group_title: str = "level of care", note: str = "",
+    *, id: str, title: str, group_title: str = "level of care", note: str = "", level_labels: bool = True,
 ) -> Table:
-    """One row per (definition, group) with counts, rate and interval, from disclosed rate rows."""
+    """One row per (definition, group) with counts, rate and interval, from disclosed rate rows;
+    a level named by its contract label unless ``level_labels`` is False (machine-read files)."""
     cols = ["definition", "definition_id", "definition_version", "group", "numerator", "denominator",
             "rate", "ci_low", "ci_high", "ci_method"]
     order = {d: i for i, d in enumerate(labels)}
@@ -48,7 +63,8 @@ def rates_table(
                                                    str(shown[i].get("definition_id")),
                                                    level_order(shown[i].get("group"))))
     recs = [{**{c: shown[i].get(c) for c in cols},
-             "definition": labels.get(str(shown[i].get("definition_id")), shown[i].get("definition_id"))}
+             "definition": labels.get(str(shown[i].get("definition_id")), shown[i].get("definition_id")),
+             "group": level_label(shown[i].get("group")) if level_labels else shown[i].get("group")}
             for i in idx]
     frame = pd.DataFrame(recs, columns=cols)
     hidden = _reasons([shown[i] for i in idx], ["numerator", "denominator", "rate", "ci_low", "ci_high"])
@@ -59,6 +75,56 @@ def rates_table(
                  "ci_low": "95% CI low", "ci_high": "95% CI high", "ci_method": "interval"},
         note=note,
     )
+
+
+def rate_text(r: Mapping[str, Any]) -> str | None:
+    """A shown rate with its interval, as one cell: '43.1% (41.8% to 44.3%)'; None when hidden."""
+    from pipelines.report import numbers
+
+    if r.get("rate") is None:
+        return None
+    if r.get("ci_low") is None:
+        return numbers.pct(r["rate"])
+    return f"{numbers.pct(r['rate'])} ({numbers.pct_range(r['ci_low'], r['ci_high'])})"
+
+
+def rate_grid(
+    rows: Sequence[Mapping[str, Any]], row_of, col_of, *, id: str, title: str,
+    row_columns: Mapping[str, str], note: str = "", col_order=None,
+) -> Table:
+    """Rates as a grid a reader compares across: one row per ``row_of(r)`` -> (sort key, {row
+    column: value}), and per ``col_of(r)`` two columns, the rate with its 95% interval and the
+    denominator ``n`` (a count, checked by the guard). A hidden rate shows the rule's marker; a
+    rate over no one shows "–"."""
+    grid: dict[Any, dict[str, Any]] = {}
+    why: dict[Any, dict[str, Any]] = {}
+    cols: list[str] = []
+    for r in rows:
+        key, rec = row_of(r)
+        c = str(col_of(r))
+        if c not in cols:
+            cols.append(c)
+        grid.setdefault(key, dict(rec))
+        w = why.setdefault(key, {})
+        grid[key][f"{c}|rate"] = rate_text(r)
+        grid[key][f"{c}|n"] = r.get("denominator")
+        reason = row_reason(r) if r.get("denominator") != 0 else None
+        w[f"{c}|rate"] = reason if r.get("rate") is None else None
+        w[f"{c}|n"] = reason if r.get("denominator") is None else None
+    if col_order is not None:
+        cols.sort(key=col_order)
+    columns = [*row_columns, *(f"{c}|{k}" for c in cols for k in ("rate", "n"))]
+    keys = sorted(grid)
+    frame = pd.DataFrame([{c: grid[k].get(c) for c in columns} for k in keys], columns=columns)
+    frame = frame.astype(object).where(frame.notna(), None)
+    hidden = pd.DataFrame([{c: why[k].get(c) for c in columns} for k in keys], columns=columns, dtype=object)
+    headers = dict(row_columns)
+    for c in cols:
+        headers[f"{c}|rate"] = f"{c}: rate (95% CI)"
+        headers[f"{c}|n"] = f"{c}: n"
+    n_cols = tuple(f"{c}|n" for c in cols)
+    return Table(id=id, title=title, frame=frame, count_cols=n_cols, hidden=hidden,
+                 formats={c: "int" for c in n_cols}, headers=headers, note=note, compact=True)
 
 
 def _cell_reasons(rows: Sequence[Mapping[str, Any]], cols: Sequence[str]) -> pd.DataFrame:
@@ -91,7 +157,8 @@ def quarantine_table(quarantine: Sequence[Mapping[str, Any]]) -> Table:
 
 def cohort_table(cohort: Sequence[Mapping[str, Any]]) -> Table:
     cols = ["level_group", "episodes", "persons", "sites"]
-    frame = pd.DataFrame([{c: x.get(c) for c in cols} for x in cohort], columns=cols)
+    frame = pd.DataFrame([{**{c: x.get(c) for c in cols}, "level_group": level_label(x.get("level_group"))}
+                          for x in cohort], columns=cols)
     frame = frame.astype(object).where(frame.notna(), None)
     return Table(id="table-cohort", title="Who was served: discharges by level of care", frame=frame,
                  count_cols=("episodes", "persons"), hidden=_cell_reasons(cohort, ["episodes", "persons"]),
@@ -100,17 +167,21 @@ def cohort_table(cohort: Sequence[Mapping[str, Any]]) -> Table:
                           "sites": "sites (programs)"})
 
 
-def table_one(one: Mapping[str, Any] | None) -> Table | None:
+def table_one(one: Mapping[str, Any] | None, *, compared_only: bool = False) -> Table | None:
     """Table 1 (disclosed cells of the results model): n and column % by level of care, mean
-    (SD) for continuous covariates, SMD arm vs reference before adjustment."""
+    (SD) for continuous covariates, SMD arm vs reference before adjustment. ``compared_only``:
+    the two levels compared and all levels only (the PDF's table; the full one is a detail)."""
     if not one or not one.get("cells"):
         return None
     arm, reference = one["arm"], one["reference"]
     cells = one["cells"]
     levels = list(dict.fromkeys(c["level_group"] for c in cells if c["level_group"] != "all"))
     levels.sort(key=level_order)
+    if compared_only:
+        levels = [lv for lv in levels if lv in (arm, reference)]
     if any(c["level_group"] == "all" for c in cells):
         levels.append("all")
+    cells = [c for c in cells if c["level_group"] in levels]
     smd = {(x["covariate"], x["category"]): x["smd"] for x in one.get("smd") or []}
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     hid: dict[tuple[str, str], dict[str, Any]] = {}
@@ -134,11 +205,14 @@ def table_one(one: Mapping[str, Any] | None) -> Table | None:
     frame = pd.DataFrame(list(rows.values())).reindex(columns=cols)
     frame = frame.astype(object).where(frame.notna(), None)
     hidden = pd.DataFrame([{c: h.get(c) for c in cols} for h in hid.values()], columns=cols, dtype=object)
-    headers = {f"n_{lv}": f"{lv} n" for lv in levels}
-    headers.update({f"pct_{lv}": f"{lv} %" for lv in levels})
-    headers["smd"] = f"SMD {arm} vs {reference}"
+    name = {lv: "All levels" if lv == "all" else str(level_label(lv)) for lv in levels}
+    headers = {f"n_{lv}": f"{name[lv]} n" for lv in levels}
+    headers.update({f"pct_{lv}": f"{name[lv]} %" for lv in levels})
+    headers["smd"] = f"SMD {level_label(arm)} vs {level_label(reference)}"
     return Table(
-        id="table-one", title="Table 1: baseline characteristics by level of care", frame=frame,
+        id="table-one-compared" if compared_only else "table-one",
+        title=(f"Table 1: baseline characteristics, {level_label(arm)} and {level_label(reference)}" if compared_only
+               else "Table 1: baseline characteristics by level of care"), frame=frame, detail=not compared_only, compact=compared_only,
         count_cols=tuple(c for c in cols if c.startswith("n_")), hidden=hidden,
         formats={**{c: "int" for c in cols if c.startswith("n_")},
                  **{c: "pct" for c in cols if c.startswith("pct_")}, "smd": "num2"},
@@ -151,14 +225,15 @@ def table_one(one: Mapping[str, Any] | None) -> Table | None:
 def comparisons_table(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str]) -> Table:
     cols = ["definition", "definition_id", "arm", "reference", "estimand", "method", "estimate", "ci_low", "ci_high"]
     recs = [{**{c: r.get(c) for c in cols}, "definition": labels.get(str(r.get("definition_id")),
-                                                                     r.get("definition_id"))} for r in rows]
+                                                                     r.get("definition_id")),
+             "arm": level_label(r.get("arm")), "reference": level_label(r.get("reference"))} for r in rows]
     frame = pd.DataFrame(recs, columns=cols)
     hidden = pd.DataFrame({c: [row_reason(r) for r in rows] for c in ("estimate", "ci_low", "ci_high")},
                           dtype=object)
     return Table(id="table-comparisons", title="IOP vs residential: crude and adjusted", frame=frame,
-                 hidden=hidden, formats={"estimate": "num3", "ci_low": "num3", "ci_high": "num3"},
+                 hidden=hidden, formats={"estimate": "rd", "ci_low": "rd", "ci_high": "rd"},
                  headers={"definition_id": "id", "ci_low": "95% CI low", "ci_high": "95% CI high"},
-                 note="Risk differences are arm minus reference on the 0-1 scale (0.05 = 5 percentage points).")
+                 note="Risk differences, arm minus reference, in percentage points (pp).")
 
 
 def simple_table(id: str, title: str, records: Sequence[Mapping[str, Any]], columns: Sequence[str],

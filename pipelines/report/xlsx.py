@@ -60,7 +60,8 @@ POINTS = '+0.0" pp";-0.0" pp";0.0" pp"'
 POINTS_MARGIN = '0.0" pp"'
 P_VALUE = '[<0.001]"< 0.001";0.000'
 COUNT = "#,##0"
-NUMBER_FORMATS = {"int": COUNT, "pct": PERCENT, "num2": "0.00", "num3": "0.000"}
+NUMBER_FORMATS = {"int": COUNT, "pct": PERCENT, "num2": "0.00", "num3": "0.000", "rd": DIFFERENCE, "pp": POINTS,
+                  "p": P_VALUE, "ratio": "0.00"}
 DEFAULT_FLOAT = "0.000"
 _P_COLUMN = re.compile(r"(^|_)p(_value|_bh|_holm)?$|^p_")
 
@@ -85,7 +86,8 @@ DEFINITION_HEADERS = {"missing": "missing-data policy", "window_days": "window (
 
 # one line per sheet in the contents, by table id (a table not named here: its note's first sentence)
 DESCRIPTIONS = {
-    "summary": "Who was served, headline success rates, non-inferiority and the data-quality flags.",
+    "summary": "The board brief: who was served, headline outcomes, whether the adjusted comparison can be "
+               "trusted, IOP vs residential in words, the trend and the data-quality flags.",
     "table-ledger": "Each file received, with rows read, loaded and quarantined.",
     "table-quarantine": "Rows set aside by each data check, with the reason.",
     "table-followup": "Share of discharges reached at each follow-up window, by level of care (target 80%).",
@@ -404,15 +406,24 @@ def _description(t: Table, s: Section) -> str:
     return _first_sentence(t.note) or f"A table of the section '{s.title}'."
 
 
+def _lines(s: Section) -> list[str]:
+    """A section's text as lines: paragraphs, bullets, badges and what is not available, then
+    each sub-section's under its title."""
+    out = [*s.paragraphs, *s.bullets, *(f"{b.status.upper()}: {b.name}: {b.detail}" for b in s.badges), *s.unavailable]
+    for p in s.parts:
+        out += [f"{p.title}:", *_lines(p)]
+    return out
+
+
 def _report_sheets(report: Report, definitions: Sequence[Mapping[str, Any]] | None) -> list[_Sheet]:
     """The report's sheets in reading order: the summary, each table of each section (the
     definitions from ``definitions`` when given), a text sheet for a section without a table."""
     sheets: list[_Sheet] = []
     for s in report.sections:
-        lines = [*s.paragraphs, *s.bullets, *s.unavailable]
+        lines = _lines(s)
         if s.id == "summary":
             lines = [report.title, f"Period: {report.period}; run {report.run_id}", *lines, report.disclosure_note]
-        tabs = list(s.tables)
+        tabs = [t for t in s.all_tables() if not t.compact]
         own = next((t for t in tabs if t.id == DEFINITIONS_ID), None)
         if s.id == "appendix" and (definitions is not None or own is not None):
             if definitions is None:  # the report's table: the same definitions, without their window

@@ -21,12 +21,13 @@ def analysis(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def written(tmp_path_factory, analysis):
-    """The report written once per session in all formats: {suffix: path}."""
+    """The report written once per session in all formats: {suffix: path} for report.*, and
+    {"brief": path} for brief.pdf."""
     from pipelines.report.command import write_report
 
     def build(root):
         out = copy_results(analysis[0], root / "out")
-        return {p.suffix: p for p in write_report(out)}
+        return {(p.suffix if p.stem == "report" else p.stem): p for p in write_report(out)}
 
     return built_once(tmp_path_factory, "report-written", build)
 

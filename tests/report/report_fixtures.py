@@ -17,6 +17,21 @@ from typing import Any
 SEED = 20261205
 
 
+def level_labels() -> dict[str, str]:
+    """How the report names each level of care: read from the contract itself (discharges.yaml's
+    ``level_labels``), not through the code under test; "all levels" is "All levels"."""
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    spec = yaml.safe_load((root / "data_contracts" / "discharges.yaml").read_text(encoding="utf-8"))
+    return {**{str(k): str(v) for k, v in spec["level_labels"].items()}, "all levels": "All levels"}
+
+
+def shown_group(group: Any) -> Any:
+    """A results row's group as a report table shows it (a level by its label)."""
+    return level_labels().get(group, group) if isinstance(group, str) else group
+
+
 def _rewrite(path: Path, keep) -> int:
     """Keep the rows of a CSV for which ``keep(row)`` is true; returns the rows kept."""
     with path.open(newline="", encoding="utf-8") as fh:

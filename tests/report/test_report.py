@@ -14,12 +14,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from report_fixtures import shown_group
 
 from pipelines.cli import main
 from pipelines.disclosure import DisclosureError
 
-CHART_IDS = ("chart-rates", "chart-forest", "chart-love", "chart-overlap", "chart-km", "chart-trend", "chart-funnel",
-             "chart-stepdown")
+CHART_IDS = ("chart-brief-rates", "chart-brief-forest", "chart-brief-trend", "chart-rates", "chart-forest",
+             "chart-love", "chart-overlap", "chart-km", "chart-trend", "chart-funnel", "chart-stepdown")
 SECTION_ORDER = ("summary", "data-quality", "cohort", "rates", "comparison", "survival", "trends", "sites",
                  "stepdown", "appendix")
 # records-v1: level_of_care from asam_level when only that is given
@@ -57,12 +58,13 @@ def _section(html: str, sid: str) -> str:
 
 def _table(html: str, tid: str) -> list[list[str]]:
     start = html.index(f'<table id="{tid}">')
-    body = html[start:html.index("</table>", start)]
+    body = html[start:html.index("</table>", start)].replace("<wbr>", "")  # break opportunities are not text
     return [re.findall(r"<t[dh][^>]*>(.*?)</t[dh]>", row) for row in body.split("<tr>")[1:]]
 
 
-def test_writes_the_three_formats(written):
-    assert sorted(written) == [".html", ".pdf", ".xlsx"]
+def test_writes_the_three_formats_and_the_brief(written):
+    assert sorted(written) == [".html", ".pdf", ".xlsx", "brief"]
+    assert written["brief"].name == "brief.pdf" and written["brief"].parent == written[".pdf"].parent
     for p in written.values():
         assert p.stat().st_size > 1000
 
@@ -91,11 +93,11 @@ def test_summary_counts_come_from_the_extracts(html, analysis):
     sites = len({r["site_id"] for r in rows})
     assert (f"Who was served: {len(rows):,} discharges ({quarters[0]} to {quarters[-1]}) from {sites} programs"
             in summary)
-    for group, word in (("iop", "IOP"), ("residential", "residential")):
+    for group, word in (("iop", "IOP"), ("residential", "Residential")):
         mine = [r for r in rows if r["group"] == group]
         k, n = sum(r["discharge_reason"] == "completed" for r in mine), len(mine)
         lo, hi = _wilson(k, n)
-        phrase = f"{word} {100 * k / n:.1f}% (95% CI {100 * lo:.1f}%–{100 * hi:.1f}%; {k:,}/{n:,})"
+        phrase = f"{word} {100 * k / n:.1f}% (95% CI {100 * lo:.1f}% to {100 * hi:.1f}%; {k:,} of {n:,})"
         assert phrase in summary, phrase
     assert "[completion]" in summary  # every number carries its definition id
 
@@ -112,8 +114,9 @@ def test_every_rate_shown_is_the_results_models(html, analysis):
     model = {(r["definition_id"], r["group"]): r for r in results["rates"] if r["group_by"] == "level_group"}
     rows = _table(html, "table-rates")[1:]
     assert len(rows) == len(model)
+    labels = {shown_group(g): g for _, g in model}
     for cells in rows:
-        r = model[(cells[1], cells[3])]
+        r = model[(cells[1], labels[html_mod.unescape(cells[3])])]
         for i, key in ((4, "numerator"), (5, "denominator")):
             assert cells[i] == (f"{r[key]:,}" if r[key] is not None else cells[i]), (cells, r)
         if r["rate"] is not None:
@@ -162,8 +165,9 @@ def test_followup_response_is_the_registry_definition(html, analysis):
         csv_rows = {(r["definition_id"], r["group"]): r for r in csv.DictReader(fh) if r["group_by"] == "level_group"}
     rows = _table(html, "table-followup")[1:]
     assert {c[1] for c in rows} >= {"followup_reached_30d", "followup_reached_90d"}
+    labels = {shown_group(g): g for _, g in csv_rows}
     for cells in rows:
-        r = csv_rows[(cells[1], cells[3])]
+        r = csv_rows[(cells[1], labels[html_mod.unescape(cells[3])])]
         assert cells[5] == (f"{int(r['denominator']):,}" if r["denominator"] else cells[5])
         assert cells[4] == (f"{int(r['numerator']):,}" if r["numerator"] else cells[4])
 
@@ -248,8 +252,8 @@ def test_xlsx_reads_back_one_sheet_per_section_and_neutralizes_formulas(written)
     import openpyxl
 
     wb = openpyxl.load_workbook(written[".xlsx"])
-    # the contents first, then the summary; every section has at least one sheet, in reading order
-    assert wb.sheetnames[:2] == ["Contents", "Summary"]
+    # the contents first, then the board brief; every section has at least one sheet, in reading order
+    assert wb.sheetnames[:2] == ["Contents", "Board brief"]
     sections = [r[1] for r in itertools.takewhile(any, wb["Contents"].iter_rows(min_row=3, values_only=True))]
     assert len(dict.fromkeys(sections)) == len(SECTION_ORDER)
     assert len(wb.sheetnames) == 1 + len(sections)
