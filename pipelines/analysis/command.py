@@ -278,11 +278,16 @@ def analyze(
         level_trend_rows: RateRows = []
         if info.trend_quarters:
             marks = ", ".join("?" for _ in info.trend_quarters)
-            trend = rates_mod.rates(
-                con, definitions, ["quarter", "level_group,quarter"], where=f"discharge_quarter in ({marks})",
-                where_params=info.trend_quarters).to_dicts()
-            trend_rows = [x for x in trend if x["group_by"] == "quarter"]
-            level_trend_rows = [x for x in trend if x["group_by"] == "level_group,quarter"]
+            window = {"where": f"discharge_quarter in ({marks})", "where_params": info.trend_quarters}
+            trend_rows = [x for x in rates_mod.rates(con, definitions, ["quarter"], **window).to_dicts()
+                          if x["group_by"] == "quarter"]
+            # by level of care too for the headline definitions (the report's trend; the disclosure
+            # audit of a level x quarter table costs seconds a definition)
+            from pipelines.definitions import HEADLINE
+
+            heads = [d for d in definitions if d.id in HEADLINE] or list(definitions)[:1]
+            level_trend_rows = [x for x in rates_mod.rates(con, heads, ["level_group,quarter"], **window).to_dicts()
+                                if x["group_by"] == "level_group,quarter"]
         # a file's quarantined rows are episodes left out: a count like any other
         inputs = [{**x, "rows_quarantined": disclosure.shown_count(x["rows_quarantined"], r)} for x in _inputs(con)]
         progress.status("analyze", "cohort, table one, instruments, data quality")
@@ -389,6 +394,10 @@ def _level_trends(disclosed: RateRows, level_rows: RateRows, rule: Any, period_q
 
     if not level_rows:
         return []
+    # only the rows a level x quarter cell adds up with: the all row, the level groups and the
+    # quarters (site and level_of_care rows meet them only through rows whose visibility must
+    # not change, which is checked below)
+    disclosed = [x for x in disclosed if x["group_by"] in ("all", "level_group", "quarter")]
     again = disclosure.apply_rates([*disclosed, *level_rows], rule, period_quarters=period_quarters)
     before, crossed = again[:len(disclosed)], again[len(disclosed):]
     costly = {(a["definition_id"], a["definition_version"]) for a, b in zip(disclosed, before, strict=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pipelines import definitions as definitions_pkg
 from pipelines import disclosure
 from pipelines.report import brief, charts, numbers, tables
 from pipelines.report.model import Report, Section
 
-HEADLINE = ("completion", "retention_90d", "abstinent_90d_itt", "abstinent_90d_cc", "no_readmission_30d",
-            "phq9_response")
+HEADLINE = definitions_pkg.HEADLINE
 FOLLOWUP_TARGET = 0.80  # GPRA: grantees are held to an 80% follow-up rate
 FOLLOWUP_PREFIX = "followup_reached_"
 SMD_THRESHOLD, EQUIPOISE_MIN = 0.1, 0.2  # OHDSI CohortMethod diagnostics

@@ -170,6 +170,21 @@ def test_every_headline_number_carries_its_definition_and_denominator(analysis):
     assert {c.id for c in s.all_charts()} == {"chart-brief-rates", "chart-brief-forest", "chart-brief-trend"}
 
 
+def test_trends_by_level_of_care_for_the_headline_definitions(analysis):
+    results = json.loads((analysis[0] / "results.json").read_text(encoding="utf-8"))
+    by_level = [x for x in results["trends"] if x["group_by"] == "level_group,quarter"]
+    headline = ("completion", "retention_90d", "abstinent_90d_itt", "abstinent_90d_cc", "no_readmission_30d",
+                "phq9_response")
+    assert by_level and {x["definition_id"] for x in by_level} <= set(headline)
+    levels = {x["group"].split("|")[0] for x in by_level if x["definition_id"] == "completion"}
+    assert {"iop", "residential"} <= levels, levels
+    from pipelines.report import build
+
+    section = next(s for s in build.build_report(results).sections if s.id == "trends")
+    trend = next(t for t in section.tables if t.id == "table-trend")
+    assert {"IOP", "Residential"} <= set(trend.frame["group"])  # drawn and tabled by level, as labelled
+
+
 def test_the_brief_pdf_is_at_most_two_pages(written):
     info = subprocess.run([PDFINFO, str(written["brief"])], capture_output=True, text=True, check=True).stdout
     pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))

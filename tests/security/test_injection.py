@@ -127,7 +127,7 @@ def test_site_ids_from_data_in_a_full_run(small_run) -> None:
 
 # ------------------------------------------------------------------------------------ output paths
 
-EXPECTED_OUT = {"results.json", "rates.csv", "comparisons.csv", "balance.csv", "report.html", "report.pdf",
+EXPECTED_OUT = {"results.json", "rates.csv", "comparisons.csv", "balance.csv", "report.html", "report.pdf", "brief.pdf",
                 "report.xlsx", "accreditation.xlsx", "manifest.json"}
 
 
