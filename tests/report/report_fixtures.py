@@ -10,6 +10,7 @@ follow-ups only, no step-downs, TEDS-D only.
 from __future__ import annotations
 
 import csv
+import functools
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 SEED = 20261205
 
 
+@functools.cache
 def level_labels() -> dict[str, str]:
     """How the report names each level of care: read from the contract itself (discharges.yaml's
     ``level_labels``), not through the code under test; "all levels" is "All levels"."""
