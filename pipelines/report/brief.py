@@ -231,10 +231,16 @@ def _headline_part(ctx: Any, headlines: Sequence[str], arm: str, ref: str) -> Se
     gone = [d for d in ctx.facts.get("headlines_not_shown") or [] if d not in heads]
     if gone:
         def why(d: str) -> str:
-            mine = [x for x in shown if str(x.get("definition_id")) == d and x.get("group") in (ctx.arm, ctx.reference)]
-            if mine and all(x.get("denominator") == 0 for x in mine):
-                return "no one in the population: its follow-up window is not over for the period's discharges"
-            return "too few people to show"
+            """Per level compared: no one in the population (a follow-up window not over for the
+            period's discharges), or too few people to show."""
+            said = {}
+            for g, name in ((ctx.arm, arm), (ctx.reference, ref)):
+                x = next((x for x in shown if str(x.get("definition_id")) == d and x.get("group") == g), None)
+                said[name] = "no one in the population" if x is not None and x.get("denominator") == 0 \
+                    else "too few people to show"
+            if len(set(said.values())) == 1:
+                return next(iter(said.values()))
+            return ", ".join(f"{k}: {v}" for k, v in said.items())
         p.paragraphs.append(f"Not shown for {arm} or {ref} in this period: "
                             + "; ".join(f"{ctx.labels.get(d, d)} [{d}] ({why(d)})" for d in gone) + ".")
     mine = [x for x in shown if str(x.get("definition_id")) in heads]
