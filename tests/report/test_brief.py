@@ -189,3 +189,17 @@ def test_the_brief_pdf_is_at_most_two_pages(written):
     info = subprocess.run([PDFINFO, str(written["brief"])], capture_output=True, text=True, check=True).stdout
     pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))
     assert 1 <= pages <= 2, pages
+
+
+def test_series_differ_by_marker_not_colour_alone():
+    """Grayscale and colour-blind readers tell the levels apart by marker shape: each level of
+    the dot-and-interval chart is drawn with its own marker (distinct paths in the SVG)."""
+    from pipelines.report import charts
+
+    groups = ["Outpatient", "IOP", "PHP", "Residential", "Inpatient", "Withdrawal management (detox)"]
+    rows = [{"definition_id": d, "group": g, "rate": 0.1 + 0.1 * i + 0.01 * k, "ci_low": 0.05, "ci_high": 0.95}
+            for i, d in enumerate(("completion", "retention_90d")) for k, g in enumerate(groups)]
+    chart = charts.rates_by_definition(rows, {"completion": "Completed", "retention_90d": "Retained"}, groups,
+                                       chart_id="chart-test", compact=True)
+    shapes = set(re.findall(r'<path id="chart-test-m[0-9a-f]+" d="([^"]+)"', chart.svg))  # marker definitions
+    assert len(shapes) >= len(groups), len(shapes)
