@@ -35,3 +35,18 @@ def written(tmp_path_factory, analysis):
 @pytest.fixture(scope="session")
 def html(written) -> str:
     return written[".html"].read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def report_model(analysis):
+    """(results, Report) of the analysis, built once per process as write_report builds it
+    (Data Docs links relative to the results folder): the report tests that read the model share it."""
+    import os
+
+    from pipelines.report import build
+    from pipelines.results.model import load_checked
+
+    _, results = load_checked(analysis[0], None, None, None)
+    docs = [(f["file_name"], os.path.relpath(f["data_docs"], analysis[0].resolve()))
+            for f in results["data_quality"]["validation"]["files"] if f.get("data_docs")]
+    return results, build.build_report(results, data_docs=docs)

@@ -133,16 +133,9 @@ def test_badges_without_the_data_say_not_applicable():
 
 
 # --------------------------------------------------------------------------- the brief of a real analysis
-def _brief_of(analysis):
-    from pipelines.report import build
-
-    results = json.loads((analysis[0] / "results.json").read_text(encoding="utf-8"))
-    report = build.build_report(results)
-    return results, next(s for s in report.sections if s.id == "summary")
-
-
-def test_every_headline_number_carries_its_definition_and_denominator(analysis):
-    results, s = _brief_of(analysis)
+def test_every_headline_number_carries_its_definition_and_denominator(report_model):
+    results, report = report_model
+    s = next(s for s in report.sections if s.id == "summary")
     outcomes = next(p for p in s.parts if p.id == "summary-outcomes")
     lines = [x for x in outcomes.paragraphs if re.match(r".+ \[\w+\]: ", x)]
     assert 4 <= len(lines) <= brief.BRIEF_HEADLINES, outcomes.paragraphs
@@ -170,17 +163,15 @@ def test_every_headline_number_carries_its_definition_and_denominator(analysis):
     assert {c.id for c in s.all_charts()} == {"chart-brief-rates", "chart-brief-forest", "chart-brief-trend"}
 
 
-def test_trends_by_level_of_care_for_the_headline_definitions(analysis):
-    results = json.loads((analysis[0] / "results.json").read_text(encoding="utf-8"))
+def test_trends_by_level_of_care_for_the_headline_definitions(report_model):
+    results, report = report_model
     by_level = [x for x in results["trends"] if x["group_by"] == "level_group,quarter"]
     headline = ("completion", "retention_90d", "abstinent_90d_itt", "abstinent_90d_cc", "no_readmission_30d",
                 "phq9_response")
     assert by_level and {x["definition_id"] for x in by_level} <= set(headline)
     levels = {x["group"].split("|")[0] for x in by_level if x["definition_id"] == "completion"}
     assert {"iop", "residential"} <= levels, levels
-    from pipelines.report import build
-
-    section = next(s for s in build.build_report(results).sections if s.id == "trends")
+    section = next(s for s in report.sections if s.id == "trends")
     trend = next(t for t in section.tables if t.id == "table-trend")
     assert {"IOP", "Residential"} <= set(trend.frame["group"])  # drawn and tabled by level, as labelled
 

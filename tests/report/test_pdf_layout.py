@@ -8,7 +8,6 @@ expectation is worked out here from the report model, not from the writer.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -133,16 +132,9 @@ def tables_in(story) -> list:
 # --- fixtures ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def report(analysis, tmp_path_factory) -> Report:
-    """The report model, built as pipelines.report.command.write_report builds it."""
-    from pipelines.report import build
-    from pipelines.results.model import load_checked
-
-    out = tmp_path_factory.mktemp("pdf-layout")
-    _, results = load_checked(analysis[0], None, None, None)
-    docs = [(f["file_name"], os.path.relpath(f["data_docs"], out.resolve()))
-            for f in results["data_quality"]["validation"]["files"] if f.get("data_docs")]
-    return build.build_report(results, data_docs=docs)
+def report(report_model) -> Report:
+    """The report model, built as pipelines.report.command.write_report builds it (shared)."""
+    return report_model[1]
 
 
 @pytest.fixture(scope="module")
