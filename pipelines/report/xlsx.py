@@ -65,12 +65,7 @@ NUMBER_FORMATS = {"int": COUNT, "pct": PERCENT, "num2": "0.00", "num3": "0.000",
 DEFAULT_FLOAT = "0.000"
 _P_COLUMN = re.compile(r"(^|_)p(_value|_bh|_holm)?$|^p_")
 
-# risk differences on the 0-1 scale, by table id (a row whose ``estimand`` is not "rd" keeps its format)
-DIFFERENCE_COLUMNS = {"table-comparisons": ("estimate", "ci_low", "ci_high"),
-                      "table-modification": ("estimate", "ci_low", "ci_high")}
 NONINFERIORITY = "table-noninferiority"
-# proportions a table declares as plain decimals, by table id
-PROPORTION_COLUMNS = {"table-diagnostics": ("share_truncated",)}
 
 WIDTH_MIN, WIDTH_MAX = 8, 60
 ROW_HEIGHT, MAX_LINES = 15, 12  # points per line of wrapped text; the tallest row, in lines
@@ -228,10 +223,6 @@ def _column_formats(t: Table) -> dict[str, str | None]:
         fmt = NUMBER_FORMATS.get(t.formats.get(c) or "")
         if _P_COLUMN.search(str(c)):
             fmt = P_VALUE
-        elif c in DIFFERENCE_COLUMNS.get(t.id, ()):
-            fmt = DIFFERENCE
-        elif c in PROPORTION_COLUMNS.get(t.id, ()):
-            fmt = PERCENT
         out[c] = fmt
     return out
 
