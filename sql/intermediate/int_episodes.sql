@@ -68,7 +68,11 @@ native_shaped as (
         arrests_discharge,
         payer,
         referral_source,
-        mat
+        mat,
+        hours_per_week,
+        sessions_attended,
+        family_involved,
+        episode_cost
     from native
 ),
 
@@ -112,7 +116,12 @@ teds_shaped as (
         arrests_discharge,
         payer,
         referral_source,
-        mat
+        mat,
+        -- TEDS-D carries no dose, attendance, family or cost fields
+        null::double as hours_per_week,
+        null::integer as sessions_attended,
+        null::boolean as family_involved,
+        null::double as episode_cost
     from teds
 ),
 
@@ -182,7 +191,11 @@ final as (
         arrests_discharge,
         payer,
         referral_source,
-        mat
+        mat,
+        hours_per_week,
+        sessions_attended,
+        family_involved,
+        episode_cost
     from unioned
 )
 
