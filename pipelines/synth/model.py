@@ -269,6 +269,9 @@ LOS_MEDIAN = [75, 42, 24, 24, 75, 16, 5, 8]
 COST_PER_DAY = [15, 90, 350, 450, 280, 900, 700, 1400]
 HOURS_RANGE = [(1.5, 8), (9, 19), (20, 35), (25, 40), (20, 35), (30, 45), (30, 50), (35, 60)]
 SESSIONS_PER_WEEK = [1.5, 3.5, 5, 10, 8, 12, 7, 14]
+# the dose and family effects on completion (log-odds; see _extras and truth.json "services")
+DOSE_LOG_ODDS_PER_HOUR = 0.06
+FAMILY_LOG_ODDS_RATIO = [0.4, 0.6, 0.4, 0.2, 0.2, 0.2, 0.4, 0.4]
 
 MISSING = {"phq9_admit": 0.08, "gad7_admit": 0.10, "use_days_admit": 0.03, "prior_episodes": 0.04,
            "days_waiting": 0.15, "employed_discharge": 0.05, "homeless_discharge": 0.05,
@@ -653,16 +656,22 @@ def _outcomes(rng, c, params, site_eff):
     out["arrests_discharge"] = out.pop("po_arrests_discharge_obs")
     out["pe_no_arrests"] = na[0] - na[1]
     # --- length of stay (observed level only)
-    med = np.asarray(LOS_MEDIAN, dtype=float)[level]
-    planned = med * np.exp(0.45 * rng.standard_normal(n))
-    planned = np.where(level == RES_SHORT, np.minimum(planned, 30), planned)
-    planned = np.where(level == RES_LONG, np.maximum(planned, 31), planned)
-    r = out["reason"]
-    frac = np.where(r == COMPLETED, rng.uniform(0.85, 1.1, n),
-                    np.where(r == TRANSFERRED, rng.uniform(0.3, 1.0, n), rng.beta(1.5, 3.0, n)))
-    los = np.rint(planned * frac)
-    min_los = np.where(np.isin(level, [OUTPATIENT, IOP, PHP]), 0, 1)
-    out["los"] = np.maximum(los, min_los).astype(np.int32)
+    stay = np.exp(0.45 * rng.standard_normal(n))
+    fractions = (rng.uniform(0.85, 1.1, n), rng.uniform(0.3, 1.0, n), rng.beta(1.5, 3.0, n))
+
+    def length_of_stay(lv, r):
+        """LOS at level ``lv`` with discharge reason ``r``, from the same draws: observed, and the
+        potential LOS under IOP and under the residential subtype (for the cost truth)."""
+        planned = np.asarray(LOS_MEDIAN, dtype=float)[lv] * stay
+        planned = np.where(lv == RES_SHORT, np.minimum(planned, 30), planned)
+        planned = np.where(lv == RES_LONG, np.maximum(planned, 31), planned)
+        frac = np.where(r == COMPLETED, fractions[0], np.where(r == TRANSFERRED, fractions[1], fractions[2]))
+        min_los = np.where(np.isin(lv, [OUTPATIENT, IOP, PHP]), 0, 1)
+        return np.maximum(np.rint(planned * frac), min_los).astype(np.int32)
+
+    out["los"] = length_of_stay(level, out["reason"])
+    out["po_los_iop"] = length_of_stay(np.full(n, IOP), out["po_reason_iop"])
+    out["po_los_res"] = length_of_stay(res_sub, out["po_reason_res"])
     # step-down children: LOS cut at the parent's next admission (then reason dropped_out);
     # their readmission is the parent's, so its time is forced and the residential
     # potential time is coupled to it through the episode's own CDFs
@@ -671,6 +680,8 @@ def _outcomes(rng, c, params, site_eff):
     cap = np.where(np.isfinite(room), np.floor(np.minimum(room, 1e6)), 1e9).astype(np.int64)
     cut = forced & (out["los"] > cap)
     out["los"] = np.where(cut, cap, out["los"]).astype(np.int32)
+    for key in ("po_los_iop", "po_los_res"):
+        out[key] = np.where(forced, np.minimum(out[key], cap), out[key]).astype(np.int32)
     for key in ("reason", "po_reason_iop"):
         out[key] = np.where(cut & (out[key] != DEATH), DROPPED, out[key]).astype(np.int8)
     # --- readmission time (continuous days; gap = ceil), death after discharge (same in both arms)
@@ -925,6 +936,34 @@ def compute_truth(ep: dict[str, np.ndarray], params) -> dict[str, Any]:
     return effects
 
 
+def service_truth(ep: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The dose, family and cost truths (truth.json "services")."""
+    group = ep["level"]
+    in_iop = group == IOP
+    in_cmp = in_iop | np.isin(group, RESIDENTIAL)
+    diff = ep["po_cost_iop"] - ep["po_cost_res"]
+
+    def mean(x, m):
+        return round(float(x[m].mean()), 4) if m.any() else None
+
+    return {
+        "dose": {"outcome": "completion", "level_of_care": "iop", "log_odds_per_hour": DOSE_LOG_ODDS_PER_HOUR,
+                 "definition": "within IOP, logit P(completed | hours_per_week, covariates) = "
+                 "logit P(completed | covariates) + log_odds_per_hour x hours + a constant by age group "
+                 "(completed episodes' hours are exponentially tilted; hours are rounded to 0.1)"},
+        "family": {"outcome": "completion",
+                   "log_odds_ratio": {lv: FAMILY_LOG_ODDS_RATIO[i] for i, lv in enumerate(LEVELS)},
+                   "definition": "within each level, the conditional log odds ratio of completion for "
+                   "family involvement given the covariates"},
+        "cost": {"ate": mean(diff, in_cmp), "att": mean(diff, in_iop), "n": int(in_cmp.sum()),
+                 "n_iop": int(in_iop.sum()), "mean_iop": mean(ep["po_cost_iop"], in_cmp),
+                 "mean_residential": mean(ep["po_cost_res"], in_cmp),
+                 "scale": "dollars per episode, IOP minus group residential: mean of cost(iop) - cost(res)",
+                 "definition": "cost = cost per day of the level x length of stay (at least 1 day) x a "
+                 "lognormal factor; the potential length of stay follows the potential discharge reason"},
+    }
+
+
 # ----------------------------------------------------------------------------- follow-ups
 
 def _followups(rng, ep, params, no_followup_site, end_day) -> dict[str, np.ndarray]:
@@ -1117,6 +1156,7 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
         if fmt == "native" else None
     effects = compute_truth(ep, params)
     in_res = np.isin(ep["level"], RESIDENTIAL)
+    services = service_truth(ep)
     truth = {
         "generator": "levelcare synth (pipelines/synth/model.py)",
         "seed": int(seed), "records": int(records), "format": fmt,
@@ -1129,6 +1169,7 @@ def generate(records: int, seed: int, fmt: str = "native", **options: Any) -> Sy
                        "residential_potential_outcome": "under the residential level the person would get "
                        "(potential residential subtype)"},
         "effects": effects,
+        "services": services,
         "shares": {
             "level_of_care": {lv: round(float((ep["level"] == i).mean()), 6) for i, lv in enumerate(LEVELS)},
             "stepdown_of_residential": round(float(ep["stepdown_realized"][in_res].mean()), 6) if in_res.any() else None,
@@ -1174,16 +1215,34 @@ def _extras(rng, ep):
     hi = np.array([h[1] for h in HOURS_RANGE])[level]
     adolescent = ep["age"] <= 1
     lo = np.where(adolescent & (level == IOP), 6.0, lo)
-    ep["hours_per_week"] = np.round(lo + (hi - lo) * rng.random(n), 1)
+    # dose: hours are uniform on the level's range, except for completed IOP episodes, whose hours
+    # are exponentially tilted (density proportional to exp(beta h)): then, within IOP,
+    # logit P(completed | hours, covariates) = logit P(completed | covariates) + beta h + const
+    # exactly (the const depends on the range only, i.e. on adolescence, a covariate)
+    u = rng.random(n)
+    beta = DOSE_LOG_ODDS_PER_HOUR
+    tilted = (level == IOP) & (ep["reason"] == COMPLETED)
+    span = hi - lo
+    hours = np.where(tilted, lo + np.log1p(u * np.expm1(beta * span)) / beta, lo + span * u)
+    ep["hours_per_week"] = np.round(hours, 1)
     attend = np.where(ep["reason"] == COMPLETED, rng.uniform(0.8, 1.0, n), rng.uniform(0.3, 0.9, n))
     weeks = np.maximum(ep["los"], 1) / 7.0
     ep["sessions_attended"] = np.rint(weeks * np.asarray(SESSIONS_PER_WEEK)[level] * attend).astype(np.int32)
-    ep["family_involved"] = rng.random(n) < np.where(adolescent, 0.6, 0.22)
+    # family involvement: odds of involvement exp(FAMILY_LOG_ODDS_RATIO[level]) times higher after a
+    # completed episode; so within a level, the conditional odds ratio of completion for involvement
+    # (given the covariates, adolescence among them) is exactly that
+    q0 = np.where(adolescent, 0.6, 0.22)
+    q1 = _expit(np.log(q0 / (1 - q0)) + np.asarray(FAMILY_LOG_ODDS_RATIO)[level])
+    ep["family_involved"] = rng.random(n) < np.where(ep["reason"] == COMPLETED, q1, q0)
     sat = 3.2 + 0.9 * (ep["reason"] == COMPLETED) + 0.9 * rng.standard_normal(n)
     ep["satisfaction"] = np.clip(np.rint(sat), 1, 5).astype(np.int8)
     ep["satisfaction__valid"] = rng.random(n) < np.where(ep["reason"] == COMPLETED, 0.7, 0.35)
-    cost = np.asarray(COST_PER_DAY, dtype=float)[level] * np.maximum(ep["los"], 1) * np.exp(0.2 * rng.standard_normal(n))
-    ep["episode_cost"] = np.round(cost, 2)
+    per_day = np.asarray(COST_PER_DAY, dtype=float)
+    noise = np.exp(0.2 * rng.standard_normal(n))
+    ep["episode_cost"] = np.round(per_day[level] * np.maximum(ep["los"], 1) * noise, 2)
+    # the potential costs under IOP and the residential subtype (same noise): the cost truth
+    ep["po_cost_iop"] = np.round(per_day[IOP] * np.maximum(ep["po_los_iop"], 1) * noise, 2)
+    ep["po_cost_res"] = np.round(per_day[ep["res_sub"]] * np.maximum(ep["po_los_res"], 1) * noise, 2)
     opi, alc = ep["substance"] == OPIOIDS, ep["substance"] == ALCOHOL
     ep["mat"] = rng.random(n) < np.where(opi, np.where(np.isin(level, RESIDENTIAL), 0.35, 0.55),
                                          np.where(alc, 0.15, 0.02))

@@ -127,3 +127,33 @@ def test_effect_override_changes_truth(tmp_path):
     assert t["effects"]["completion"]["effect_parameter"]["value"] == -0.25
     assert abs(t["effects"]["completion"]["ate"] + 0.25) < 0.04
     assert abs(t["effects"]["abstinent_90d"]["ate"] - 0.08) < 0.04
+
+
+def test_service_truth_equals_recomputation(truth, discharges, data):
+    """The cost truth from the potential costs, recomputed; the written cost, hours and family
+    fields are those of the assigned arm; the dose and family parameters are recorded."""
+    ep = data.episodes
+    level = ep["level"]
+    iop, res = level == IOP, np.isin(level, RESIDENTIAL)
+    diff = ep["po_cost_iop"].astype(float) - ep["po_cost_res"]
+    cost = truth["services"]["cost"]
+    assert cost["ate"] == pytest.approx(float(diff[iop | res].mean()), abs=1e-3)
+    assert cost["att"] == pytest.approx(float(diff[iop].mean()), abs=1e-3)
+    assert cost["n"] == int((iop | res).sum())
+    written = discharges["episode_cost"].cast(pl.Float64).to_numpy()
+    known = ~np.isnan(written)
+    assert known.mean() > 0.5
+    assert np.allclose(written[iop & known], ep["po_cost_iop"][iop & known])
+    assert np.allclose(written[res & known], ep["po_cost_res"][res & known])
+    # cost per day x length of stay: residential costs more per episode than IOP here
+    assert cost["mean_residential"] > cost["mean_iop"] > 0
+    assert truth["services"]["dose"]["log_odds_per_hour"] == 0.06
+    assert truth["services"]["family"]["log_odds_ratio"]["iop"] == 0.6
+    # the tilt: completed IOP episodes have more hours than the others, by about what a
+    # log-odds slope of 0.06 per hour implies on a 9-19 hour range (mean of the tilted
+    # uniform: 14 + (10/2) * (coth(0.3) - 1/0.3) = 14.50)
+    hours = discharges["hours_per_week"].cast(pl.Float64).to_numpy()
+    done = ep["reason"] == COMPLETED
+    adult = ep["age"] > 1
+    sel = iop & adult & done & ~np.isnan(hours)
+    assert hours[sel].mean() == pytest.approx(14 + 5 * (1 / np.tanh(0.3) - 1 / 0.3), abs=0.15)
