@@ -5,6 +5,12 @@
 --   discharge with reason 'transferred' the first admission within 14 days;
 -- * readmission within N days: any other admission 0-N days after discharge; null when the
 --   data end before discharge + N and no readmission was seen (too soon to know).
+-- Aftercare continuity (same too-soon rule; an admission on the discharge day counts, gap 0):
+-- * follow-up care: the first later admission at an ambulatory level (outpatient, IOP, PHP);
+--   followup_care_7d / _30d for residential, detox and inpatient discharges (HEDIS FUI-like);
+-- * stepdown_14d / _30d: residential discharges followed by outpatient, IOP or PHP (unlike
+--   stepdown_iop_14d, any of the three; neither changes what counts as a readmission);
+-- * further_care_30d: IOP discharges followed by an admission at any level within 30 days.
 -- The data end date is the $data_end_date parameter, or else the latest admission or
 -- discharge date in the data.
 with
@@ -82,7 +88,11 @@ per_episode as (
         episode_row,
         bool_or(is_stepdown) as has_stepdown,
         min(gap_days) filter (where not is_stepdown and not is_transfer) as days_to_readmission,
-        min(gap_days) filter (where is_stepdown) as days_to_stepdown
+        min(gap_days) filter (where is_stepdown) as days_to_stepdown,
+        min(gap_days) filter (
+            where next_level_of_care in ('outpatient', 'iop', 'php')
+        ) as days_to_followup_care,
+        min(gap_days) as days_to_next_admission
     from classified
     group by episode_row
 ),
@@ -142,7 +152,41 @@ final as (
             when sequenced.person_id is null then null
             when per_episode.days_to_readmission <= 180 then true
             when datediff('day', sequenced.discharge_date, data_end.data_end_date) >= 180 then false
-        end as readmit_180d
+        end as readmit_180d,
+        case when sequenced.person_id is not null then per_episode.days_to_followup_care end::integer
+            as days_to_followup_care,
+        case
+            when sequenced.person_id is null
+                or not coalesce(sequenced.level_group in ('residential', 'detox', 'inpatient'), false)
+                then null
+            when per_episode.days_to_followup_care <= 7 then true
+            when datediff('day', sequenced.discharge_date, data_end.data_end_date) >= 7 then false
+        end as followup_care_7d,
+        case
+            when sequenced.person_id is null
+                or not coalesce(sequenced.level_group in ('residential', 'detox', 'inpatient'), false)
+                then null
+            when per_episode.days_to_followup_care <= 30 then true
+            when datediff('day', sequenced.discharge_date, data_end.data_end_date) >= 30 then false
+        end as followup_care_30d,
+        case
+            when sequenced.person_id is null
+                or sequenced.level_group is distinct from 'residential' then null
+            when per_episode.days_to_followup_care <= 14 then true
+            when datediff('day', sequenced.discharge_date, data_end.data_end_date) >= 14 then false
+        end as stepdown_14d,
+        case
+            when sequenced.person_id is null
+                or sequenced.level_group is distinct from 'residential' then null
+            when per_episode.days_to_followup_care <= 30 then true
+            when datediff('day', sequenced.discharge_date, data_end.data_end_date) >= 30 then false
+        end as stepdown_30d,
+        case
+            when sequenced.person_id is null
+                or sequenced.level_group is distinct from 'iop' then null
+            when per_episode.days_to_next_admission <= 30 then true
+            when datediff('day', sequenced.discharge_date, data_end.data_end_date) >= 30 then false
+        end as further_care_30d
     from sequenced
     cross join data_end
     left join per_episode on per_episode.episode_row = sequenced.episode_row

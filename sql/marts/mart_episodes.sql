@@ -131,7 +131,13 @@ final as (
         pathways.readmit_180d,
         pathways.days_to_readmission,
         pathways.stepdown_iop_14d,
-        pathways.days_to_stepdown
+        pathways.days_to_stepdown,
+        pathways.stepdown_14d,
+        pathways.stepdown_30d,
+        pathways.followup_care_7d,
+        pathways.followup_care_30d,
+        pathways.days_to_followup_care,
+        pathways.further_care_30d
     from episodes
     left join followup_best as fu30
         on fu30.episode_row = episodes.episode_row and fu30.window_days = 30

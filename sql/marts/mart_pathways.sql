@@ -1,4 +1,4 @@
--- A person's native episodes in order, with step-downs and readmissions (conventions in
+-- A person's native episodes in order, with step-downs, readmissions and aftercare (conventions in
 -- int_pathways.sql and docs/interfaces.md). Episodes without a person_id are left out: they
 -- link to nothing.
 with
@@ -26,7 +26,13 @@ final as (
         readmit_30d,
         readmit_90d,
         readmit_180d,
-        days_to_readmission
+        days_to_readmission,
+        followup_care_7d,
+        followup_care_30d,
+        days_to_followup_care,
+        stepdown_14d,
+        stepdown_30d,
+        further_care_30d
     from pathways
     where person_id is not null
 )

@@ -62,6 +62,12 @@ EXPECTED = {
     "followup_reached_180d":     [_, 0, 1, _, _, _],
     # no 365-day attempt anywhere: the program does not run that window, not applicable
     "followup_reached_365d":     [_, _, _, _, _, _],
+    # done: an IOP admission on day 14 is follow-up care within 30 days, not within 7; dead is left
+    # out (HEDIS leaves out deaths); late: only 20 days observed after an IOP discharge
+    "aftercare_7d": [0, _, _, _, _, _],
+    "aftercare_30d": [1, _, _, _, _, _],
+    "stepdown_30d": [1, _, _, _, _, _],
+    "further_care_iop_30d": [_, 0, 0, _, _, _],
 }
 
 
