@@ -607,6 +607,26 @@ def _protect_matrix(mat: list[list[int]], add_col: bool, add_row: bool, r: Rule)
     return shown, [[hidden[idx(j, i)] for i in range(nrow)] for j in range(ncol)]
 
 
+def protect_cells(
+    values: Sequence[int], relations: Sequence[tuple[Sequence[int], int | None, int | None]],
+    rule: str | Rule = "cms",
+) -> tuple[list[int | None], list[str | None]]:
+    """Counts in any shape made safe to publish: ``values`` are the cells; each relation
+    ``(members, total, known)`` says ``sum(values[members]) == values[total]`` (a cell), or,
+    with ``total`` None, equals ``known``, a total published elsewhere (the rates) that the
+    reader is assumed to have. Returns ``(shown, reasons)`` per cell: None and ``small`` or
+    ``complementary`` for a hidden cell. Under OpenSAFELY small counts are redacted and the
+    others rounded (no complementary suppression, as :func:`suppress_table`)."""
+    r = get_rule(rule)
+    values = [int(v) for v in values]
+    hidden = [r.is_small(v) for v in values]
+    rels = [_Relation(members=list(m), total=t, known=k) for m, t, k in relations]
+    if r.complementary and rels:
+        hidden = _protect(values, hidden, rels, r)
+    shown = [None if h else r.round(v) for v, h in zip(values, hidden, strict=True)]
+    return shown, [_cell_reason(v, h, r) for v, h in zip(values, hidden, strict=True)]
+
+
 def statistic_allowed(n: Any, rule: str | Rule = "cms") -> bool:
     """May a mean, SD, rate or interval over ``n`` people be shown?"""
     return get_rule(rule).stat_allowed(_count(n))

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 RateRows = list[dict[str, Any]]
 
 # what write_outputs writes into --out, in order (analyze --json lists them)
-OUTPUT_FILES = ("rates.csv", "trends.csv", "comparisons.csv", "balance.csv", "results.json")
+OUTPUT_FILES = ("rates.csv", "trends.csv", "comparisons.csv", "balance.csv", "dose.csv", "length_of_stay.csv",
+                "costs.csv", "cost_effectiveness.csv", "results.json")
 
 ANALYZE_JSON_FIELDS = """\
 status          "ok". An error prints no JSON: its line goes to stderr and the exit code is
@@ -38,7 +39,8 @@ registered      false: `levelcare analyze` does not record its run in the wareho
 out             the output folder (absolute path)
 results         results.json in it (absolute path)
 files           [{name, path, bytes, sha256}]: every file written (rates.csv, trends.csv,
-                comparisons.csv, balance.csv, results.json)
+                comparisons.csv, balance.csv, dose.csv, length_of_stay.csv, costs.csv,
+                cost_effectiveness.csv, results.json)
 period          {label, first_quarter, last_quarter, data_end_quarter}
 disclosure      the small-cell rule applied (cms or opensafely)
 inputs          number of input files the numbers come from
@@ -235,6 +237,7 @@ def analyze(
     """
     from pipelines import __version__, disclosure, marts
     from pipelines.analysis import rates as rates_mod
+    from pipelines.analysis import services as svc
     from pipelines.definitions import registry
     from pipelines.ingest.core import docs_root_of
     from pipelines.results import model as m
@@ -283,10 +286,8 @@ def analyze(
                           if x["group_by"] == "quarter"]
             # by level of care too for the headline definitions (the report's trend; the disclosure
             # audit of a level x quarter table costs seconds a definition)
-            from pipelines.definitions import HEADLINE
-
-            heads = [d for d in definitions if d.id in HEADLINE] or list(definitions)[:1]
-            level_trend_rows = [x for x in rates_mod.rates(con, heads, ["level_group,quarter"], **window).to_dicts()
+            level_trend_rows = [x for x in rates_mod.rates(con, _headline_definitions(definitions),
+                                                           ["level_group,quarter"], **window).to_dicts()
                                 if x["group_by"] == "level_group,quarter"]
         # a file's quarantined rows are episodes left out: a count like any other
         inputs = [{**x, "rows_quarantined": disclosure.shown_count(x["rows_quarantined"], r)} for x in _inputs(con)]
@@ -295,6 +296,9 @@ def analyze(
         table_one = ws.table_one(con, where, params, r, arm, reference)
         instruments = ws.instruments(con, where, params, r)
         quality = ws.data_quality(con, docs_root or docs_root_of(settings), r)
+        progress.status("analyze", "dose, length of stay, costs, family involvement")
+        services = svc.service_tables(con, where, params, r, definitions)
+        services["family_rates"] = svc.family_rates(con, where, params, r, _headline_definitions(definitions))
         comparative: dict[str, Any] = {}
         if pending is not None:
             progress.status("analyze", "comparisons (on the Dask cluster)")
@@ -350,6 +354,7 @@ def analyze(
         noninferiority=comparative.get("noninferiority", []),
         modification=comparative.get("modification", []),
         cohort=cohort, table_one=table_one, instruments=instruments, data_quality=quality,
+        services=svc.without(not_applicable, {**services, **svc.disclose_comparative(comparative.get("services") or {}, r)}),
     )
     write_outputs(results, Path(out_dir))
     log.info("analyze: %d definitions, %d rate rows, %d trend rows", len(definitions), len(rows), len(trends))
@@ -371,6 +376,11 @@ def write_outputs(results: Any, out_dir: Path) -> None:
                    RATE_CSV_COLUMNS)
     _write_csv(out_dir / "comparisons.csv", data["comparisons"], COMPARISON_COLUMNS)
     _write_csv(out_dir / "balance.csv", data["balance"], BALANCE_COLUMNS)
+    from pipelines.analysis.services import csv_tables
+
+    for name, (rows, leading) in csv_tables(data["services"]).items():
+        disclosure.check_artifact(rows, rule=rule, name=name)
+        _write_csv(out_dir / name, rows, leading)
     write_results(results, out_dir / "results.json")
 
 
@@ -405,6 +415,14 @@ def _level_trends(disclosed: RateRows, level_rows: RateRows, rule: Any, period_q
     costly |= {(a["definition_id"], a["definition_version"]) for a, b in zip(disclosed, before, strict=True)
                if a.get("denominator") is not None and b.get("denominator") is None}
     return [x for x in crossed if (x["definition_id"], x["definition_version"]) not in costly]
+
+
+def _headline_definitions(definitions: Sequence[Any]) -> list[Any]:
+    """The headline definitions among ``definitions`` (else the first): the level x quarter
+    trends and the family-involvement rates are computed for these only."""
+    from pipelines.definitions import HEADLINE
+
+    return [d for d in definitions if d.id in HEADLINE] or list(definitions)[:1]
 
 
 def _without(comparative: dict[str, Any], not_applicable: dict[str, str]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ PROPENSITY_BINS = 20
 KM_TIMES = (30, 90, 180, 365)
 # Pathway and follow-up columns compare needs beside the baseline columns of the frame.
 EXTRA_COLUMNS = ("fu30_reached", "fu90_reached", "fu180_reached", "fu365_reached",
-                 "days_observed", "days_to_readmission")
+                 "days_observed", "days_to_readmission", "episode_cost", "hours_per_week", "family_involved")
 FRAME_BATCH_ROWS = 1 << 20
 
 
@@ -158,6 +158,7 @@ def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: st
     import polars as pl
 
     from pipelines.analysis.comparisons import _arm_mask, compare, concurrently
+    from pipelines.analysis.services import SERVICE_COLUMNS, SERVICE_DEFINITIONS, adjusted_services
     from pipelines.stats.design import DEFAULT_COVARIATES, build_design
     from pipelines.stats.propensity import fit_propensity
     from pipelines.stats.weighting import iptw_weights
@@ -173,7 +174,8 @@ def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: st
         return out
     available_arms = [a for a in (arms or ()) if _arm_mask(frame, a).any()]
     # the columns of the design, the survival curves and the subgroups (compare() takes its own)
-    side_columns = (*DEFAULT_COVARIATES, "days_observed", "days_to_readmission", *MODIFICATION_DEFINITIONS)
+    side_columns = (*DEFAULT_COVARIATES, "days_observed", "days_to_readmission", *MODIFICATION_DEFINITIONS,
+                    *SERVICE_DEFINITIONS, *SERVICE_COLUMNS)
     sub = frame.select(c for c in dict.fromkeys(side_columns) if c in frame.columns).filter(
         pl.Series(in_arm | in_ref))
     treated = in_arm[in_arm | in_ref]
@@ -191,6 +193,7 @@ def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: st
             side["propensity"] = _histogram(np.asarray(model.ps), treated, arm, reference)
         side["survival"] = _survival(sub, treated, weights, arm, reference)
         side["modification"] = _modification(sub, treated, definitions, design, model.fit)
+        side["services"] = adjusted_services(sub, treated, design, model, definitions, arm, reference)
         return side
 
     # the survival and subgroup tables are independent of compare(): one more job on the
@@ -213,6 +216,7 @@ def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: st
         out["propensity"] = side["propensity"]
     out["survival"] = side["survival"]
     out["modification"] = side["modification"]
+    out["services"] = side["services"]
     return out
 
 
@@ -313,6 +317,13 @@ def _modification(sub: pl.DataFrame, treated: np.ndarray, definitions: Sequence[
     for col in ("co_occurring_mh", "primary_substance"):
         if col in sub.columns:
             modifiers[col] = _shared_labels(sub.get_column(col))
+    # does family involvement change the comparison? (involvement is not randomized)
+    if "family_involved" in sub.columns and sub.get_column("family_involved").null_count() < sub.height:
+        involved = sub.get_column("family_involved")
+        modifiers["family_involved"] = _shared_labels(
+            pl.select(pl.when(involved).then(pl.lit("family involved"))
+                      .when(involved.is_not_null()).then(pl.lit("no family involvement")).otherwise(None))
+            .to_series())
     ids = {d.id for d in definitions}
     results: dict[tuple[str, str], Any] = {}
 

@@ -376,6 +376,178 @@ class Cohort(_Model):
     sites: int = Field(0, description="programs with a discharge in the period (programs, not people)")
 
 
+Counts = dict[str, Literal["small", "complementary"]]
+
+
+class BandRow(_Model):
+    """Episodes of a level below, within (bounds included) and above a band: scheduled hours
+    against the ASAM band (dose), or IOP length of stay against 6-12 weeks."""
+
+    level_of_care: str
+    measure: str = Field(description="hours_per_week or los_days")
+    band: str = Field(description="the band in words")
+    lower: float
+    upper: float | None = Field(description="null: no upper bound")
+    group_by: str = Field(description="all, site or quarter")
+    group: str
+    n: int | None
+    below: int | None
+    within: int | None
+    above: int | None
+    below_share: float | None
+    below_ci_low: float | None
+    below_ci_high: float | None
+    within_share: float | None
+    within_ci_low: float | None
+    within_ci_high: float | None
+    above_share: float | None
+    above_ci_low: float | None
+    above_ci_high: float | None
+    median: float | None
+    suppression: Counts = Field(default_factory=dict, description="count column -> reason")
+
+
+class SessionsRow(_Model):
+    level_of_care: str
+    n: int | None
+    median_sessions_per_week: float | None = Field(description="sessions attended per week of stay")
+    q1: float | None
+    q3: float | None
+    median_scheduled_hours: float | None
+    suppression: Counts = Field(default_factory=dict)
+
+
+class LosCompletionRow(_Model):
+    source: str
+    los_band: str = Field(description="TEDS length-of-stay band, or all")
+    n: int | None
+    completed: int | None
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    suppression: Counts = Field(default_factory=dict)
+
+
+class CostRow(_Model):
+    level_of_care: str
+    n: int | None = Field(description="episodes with a cost recorded")
+    mean_cost: float | None
+    ci_low: float | None
+    ci_high: float | None
+    median_cost: float | None
+    total_cost: float | None
+    ci_method: str
+    note: str | None
+    suppression: Counts = Field(default_factory=dict)
+
+
+class CostPerSuccessRow(_Model):
+    definition_id: str
+    definition_version: int
+    level_of_care: str
+    n: int | None = Field(description="episodes of the definition's population with a cost")
+    successes: int | None
+    total_cost: float | None
+    cost_per_success: float | None = Field(description="total cost / successes")
+    note: str | None
+    suppression: Counts = Field(default_factory=dict)
+
+
+class FamilyRateRow(_Model):
+    definition_id: str
+    level_of_care: str
+    family_involved: bool
+    n: int | None
+    successes: int | None
+    rate: float | None
+    ci_low: float | None
+    ci_high: float | None
+    suppression: Counts = Field(default_factory=dict)
+
+
+class FamilyEffectRow(_Model):
+    """Within one level of care: the adjusted odds ratio of success for family involvement."""
+
+    definition_id: str
+    level_of_care: str
+    n_involved: int | None
+    n_not_involved: int | None
+    odds_ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    method: str
+    note: str | None
+
+
+class NmbPoint(_Model):
+    wtp: float = Field(description="willingness to pay for one more success, dollars")
+    nmb: float | None = Field(description="net monetary benefit per episode: wtp x effect - cost")
+    ci_low: float | None
+    ci_high: float | None
+    probability_cost_effective: float | None = Field(description="the acceptability curve: P(NMB > 0)")
+
+
+class CostEffectRow(_Model):
+    definition_id: str
+    arm: str
+    reference: str
+    method: str = Field(description="crude, iptw_ate or aipw")
+    n_arm: int | None
+    n_reference: int | None
+    cost_difference: float | None = Field(description="arm minus reference, dollars per episode")
+    cost_ci_low: float | None
+    cost_ci_high: float | None
+    effect_difference: float | None = Field(description="risk difference of success, arm minus reference")
+    effect_ci_low: float | None
+    effect_ci_high: float | None
+    icer: float | None = Field(description="cost difference / effect difference: dollars per extra success")
+    icer_ci_low: float | None
+    icer_ci_high: float | None
+    icer_note: str | None
+    dominance: str | None = Field(description="the comparison in words")
+    ci_method: str
+    cost_model: str
+    nmb: list[NmbPoint] = Field(default_factory=list)
+    note: str | None
+
+
+class DoseCurve(_Model):
+    """Within one level: the adjusted probability of success by scheduled hours per week."""
+
+    definition_id: str
+    level_of_care: str
+    n: int | None
+    grid: list[float] = Field(default_factory=list)
+    probability: list[float | None] = Field(default_factory=list)
+    ci_low: list[float | None] = Field(default_factory=list)
+    ci_high: list[float | None] = Field(default_factory=list)
+    log_odds_per_hour: float | None
+    log_odds_ci_low: float | None
+    log_odds_ci_high: float | None
+    p_value: float | None
+    nonlinearity_p_value: float | None
+    knots: list[float] = Field(default_factory=list)
+    method: str
+    note: str | None
+
+
+class Services(_Model):
+    """Dose, length of stay, cost, cost-effectiveness, family involvement (docs/results.md)."""
+
+    dose: list[BandRow] = Field(default_factory=list)
+    sessions: list[SessionsRow] = Field(default_factory=list)
+    length_of_stay: list[BandRow] = Field(default_factory=list)
+    completion_by_los: list[LosCompletionRow] = Field(default_factory=list)
+    costs: list[CostRow] = Field(default_factory=list)
+    cost_per_success: list[CostPerSuccessRow] = Field(default_factory=list)
+    family_rates: list[FamilyRateRow] = Field(default_factory=list)
+    family_effects: list[FamilyEffectRow] = Field(default_factory=list)
+    cost_effectiveness: list[CostEffectRow] = Field(default_factory=list)
+    dose_response: list[DoseCurve] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="what could not be computed, and why")
+
+
 class Results(_Model):
     """One analysis, as everything after it reads it."""
 
@@ -400,6 +572,7 @@ class Results(_Model):
     table_one: TableOne | None
     instruments: list[InstrumentRow]
     data_quality: DataQuality
+    services: Services = Field(default_factory=Services)
 
     def as_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
