@@ -14,6 +14,7 @@ from typing import Any
 from pipelines import definitions as definitions_pkg
 from pipelines import disclosure
 from pipelines.report import brief, charts, numbers, tables
+from pipelines.report import services as services_report
 from pipelines.report.model import Report, Section
 
 HEADLINE = definitions_pkg.HEADLINE
@@ -83,7 +84,7 @@ def build_report(results: Mapping[str, Any], *, data_docs: Sequence[tuple[str, s
     ctx.noninferiority = _ni_rows(results.get("noninferiority") or [])
     sections = [
         _data_quality(ctx), _cohort(ctx), _rates(ctx), _comparison(ctx), _survival(ctx), _trends(ctx),
-        _sites(ctx), _stepdown(ctx), _appendix(ctx),
+        _sites(ctx), _stepdown(ctx), services_report.services_section(ctx, HEADLINE), _appendix(ctx),
     ]
     # last: the brief reads the facts and flags the other sections found
     sections.insert(0, brief.brief_section(ctx, _headlines(ctx), _trend_series(ctx), _headline_population(ctx)))
@@ -722,6 +723,23 @@ def _variance_rule(diagnostics: Mapping[str, Any]) -> str:
     )
 
 
+SHORT_DESCRIPTION = 110  # characters of a description in the PDF's reading table
+
+
+def _first_sentence(text: str | None) -> str | None:
+    """A description's first sentence, cut at a word to SHORT_DESCRIPTION characters with '…'
+    (the full text is in the full table, the workbook and the HTML)."""
+    if not text:
+        return text
+    import re
+
+    m = re.search(r"(?<=[a-z0-9)])[.:] (?=[A-Z(])", text)
+    first = text[:m.start()] + "." if m else text
+    if len(first) <= SHORT_DESCRIPTION:
+        return first
+    return first[:SHORT_DESCRIPTION].rsplit(" ", 1)[0].rstrip(",;:(") + " …"
+
+
 def _appendix(ctx: _Context) -> Section:
     s = Section("appendix", "Appendix: definitions and methods")
     definitions = ctx.definitions
@@ -731,8 +749,10 @@ def _appendix(ctx: _Context) -> Section:
                  "success": d.get("success"), "missing": d.get("missing"),
                  "applicable": "yes" if d.get("applicable") else f"no: {d.get('not_applicable_reason')}",
                  "references": "; ".join(d.get("references") or [])} for d in definitions]
-        short = tables.simple_table("table-definitions-short", "Success definitions", recs,
-                                    ["id", "version", "label", "description", "missing", "applicable"],
+        # the reading table gives each description's first sentence; the full table all of it
+        short = tables.simple_table("table-definitions-short", "Success definitions",
+                                    [{**x, "description": _first_sentence(x["description"])} for x in recs],
+                                    ["id", "label", "description", "missing", "applicable"],
                                     headers={"missing": "missing-data policy"},
                                     note="The populations and success conditions as SQL, and the references: "
                                          "the workbook's Definitions sheet and the HTML report's full tables.")
@@ -765,6 +785,7 @@ def _appendix(ctx: _Context) -> Section:
         _variance_rule(ctx.results["diagnostics"]),
         "Trends: p-chart, centre line = pooled rate of the shown quarters, limits = centre ± 3·sqrt(p(1-p)/n).",
         "Sites: funnel plot, limits = overall rate ± z·sqrt(p(1-p)/n) with z = 1.96 (95%) and 3.09 (99.8%).",
+        *services_report.METHODS,
         "Time to readmission: Kaplan–Meier, read every 15 days; each drop stands for 0 or more than "
         f"{ctx.rule.high} readmissions and the curve stops when few remain at risk.",
         f"Disclosure control ({ctx.rule.name}), applied once when the analysis wrote its results: {ctx.rule.note}",

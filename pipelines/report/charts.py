@@ -354,3 +354,48 @@ def stepdown(rows: Sequence[Mapping[str, Any]]) -> Chart:
     _pct(ax, "y")
     ax.set_ylabel("stepped down to IOP within 14 days")
     return _finish(fig, "chart-stepdown", "Step-down from residential to IOP by quarter")
+
+
+def dose_curve(curve: Mapping[str, Any], definition_label: str, band: tuple[float, float | None] | None = None,
+               chart_id: str = "chart-dose") -> Chart:
+    """The adjusted probability of success by scheduled hours a week, with its 95% band and
+    the ASAM band of the level shaded."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.2, 1.9))
+    st = style(0)
+    ax.plot(curve["grid"], curve["probability"], color=st["color"], lw=1.4, label="adjusted rate")
+    ax.fill_between(curve["grid"], curve["ci_low"], curve["ci_high"], color=st["color"], alpha=0.18, lw=0,
+                    label="95% interval")
+    if band is not None:
+        lo, hi = band
+        ax.axvspan(lo, hi if hi is not None else max(curve["grid"]), color="#999999", alpha=0.12, lw=0,
+                   label="ASAM band")
+    ax.set_xlabel("scheduled hours per week")
+    ax.set_ylabel(definition_label)
+    _pct(ax, "y")
+    ax.legend(frameon=False, fontsize=7, loc="best")
+    return _finish(fig, chart_id, f"Dose-response within {curve['level_of_care'].upper()}: {definition_label}",
+                   "Standardized over the episodes' covariates; hours are not randomized, so this is an adjusted "
+                   "association, not the effect of scheduling more hours.")
+
+
+def acceptability(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], chart_id: str = "chart-ceac") -> Chart:
+    """Cost-effectiveness acceptability curves: the probability that the arm is cost-effective
+    (net monetary benefit above 0) against the willingness to pay for one more success."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.2, 1.9))
+    for i, x in enumerate(rows):
+        pts = [p for p in x.get("nmb") or [] if p.get("probability_cost_effective") is not None]
+        if not pts:
+            continue
+        st = style(i)
+        ax.plot([p["wtp"] for p in pts], [p["probability_cost_effective"] for p in pts], color=st["color"],
+                ls=st["linestyle"], marker=st["marker"], ms=3, lw=1.2, label=labels.get(x["definition_id"], x["definition_id"]))
+    ax.set_xscale("symlog", linthresh=5000)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("willingness to pay for one more success ($)")
+    ax.set_ylabel("P(cost-effective)")
+    _pct(ax, "y")
+    ax.legend(frameon=False, fontsize=7, loc="best")
+    return _finish(fig, chart_id, "Cost-effectiveness acceptability (adjusted, AIPW)",
+                   "The probability that the net monetary benefit is above zero, by willingness to pay.")

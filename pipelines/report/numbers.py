@@ -5,7 +5,8 @@
   that rounds to zero is ``0.0 pp``, never ``-0.0``);
 * p-values with three decimals, and ``< 0.001`` below that;
 * counts with thousands separators: ``5,767``;
-* ratios (risk and hazard ratios) with two decimals.
+* ratios (risk and hazard ratios) with two decimals;
+* money in whole dollars: ``$2,909``, ``-$7,755``.
 
 The workbook keeps full-precision numbers and shows them the same way through number formats
 (:mod:`pipelines.report.xlsx`).
@@ -75,7 +76,15 @@ def ratio(v: float | None) -> str:
     return NOT_APPLICABLE if missing(v) else f"{float(v):.2f}"
 
 
-_CELL = {"int": count, "pct": pct, "rd": pp, "pp": pp_points, "p": p_value, "ratio": ratio,
+def usd(v: Any) -> str:
+    """Dollars, whole, signed only when negative: 2909.05 -> '$2,909'; -7755.2 -> '-$7,755'."""
+    if missing(v):
+        return NOT_APPLICABLE
+    whole = round(float(v))
+    return f"-${-whole:,}" if whole < 0 else f"${whole:,}"
+
+
+_CELL = {"usd": usd, "num1": lambda v: _plain(float(v), 1), "int": count, "pct": pct, "rd": pp, "pp": pp_points, "p": p_value, "ratio": ratio,
          "num2": lambda v: _plain(float(v), 2), "num3": lambda v: _plain(float(v), 3)}
 
 

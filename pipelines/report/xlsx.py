@@ -60,7 +60,7 @@ POINTS = '+0.0" pp";-0.0" pp";0.0" pp"'
 POINTS_MARGIN = '0.0" pp"'
 P_VALUE = '[<0.001]"< 0.001";0.000'
 COUNT = "#,##0"
-NUMBER_FORMATS = {"int": COUNT, "pct": PERCENT, "num2": "0.00", "num3": "0.000", "rd": DIFFERENCE, "pp": POINTS,
+NUMBER_FORMATS = {"usd": '"$"#,##0;-"$"#,##0', "num1": "0.0", "int": COUNT, "pct": PERCENT, "num2": "0.00", "num3": "0.000", "rd": DIFFERENCE, "pp": POINTS,
                   "p": P_VALUE, "ratio": "0.00"}
 DEFAULT_FLOAT = "0.000"
 _P_COLUMN = re.compile(r"(^|_)p(_value|_bh|_holm)?$|^p_")

@@ -20,9 +20,10 @@ from pipelines.cli import main
 from pipelines.disclosure import DisclosureError
 
 CHART_IDS = ("chart-brief-rates", "chart-brief-forest", "chart-brief-trend", "chart-rates", "chart-forest",
-             "chart-love", "chart-overlap", "chart-km", "chart-trend", "chart-funnel", "chart-stepdown")
+             "chart-love", "chart-overlap", "chart-km", "chart-trend", "chart-funnel", "chart-stepdown", "chart-dose",
+             "chart-ceac")
 SECTION_ORDER = ("summary", "data-quality", "cohort", "rates", "comparison", "survival", "trends", "sites",
-                 "stepdown", "appendix")
+                 "stepdown", "services", "appendix")
 # records-v1: level_of_care from asam_level when only that is given
 ASAM = {"1": "outpatient", "2.1": "iop", "2.5": "php", "3.1": "residential_short", "3.3": "residential_short",
         "3.5": "residential_short", "3.7": "residential_hospital", "4": "inpatient"}

@@ -50,6 +50,7 @@ WINDOWS = (30, 90, 180, 365)
 REPORT_FORMATS = ("html", "pdf", "xlsx", "brief")
 FILE_OF = {"html": "report.html", "pdf": "report.pdf", "xlsx": "report.xlsx", "brief": "brief.pdf"}
 SECTIONS = ("summary", "data-quality", "cohort", "rates", "comparison", "survival", "trends", "sites", "stepdown",
+            "services",
             "appendix")
 # the native synthetic data's quarters at the synth defaults (10 quarters ending 2026Q3)
 NATIVE_QUARTERS = ("2024Q2", "2024Q3", "2024Q4", "2025Q1", "2025Q2", "2025Q3", "2025Q4", "2026Q1", "2026Q2",
@@ -66,6 +67,7 @@ RATE_TABLE_SOURCES = {
     "table-sites": ("rates", ("site",)),
     "table-stepdown-care": ("rates", ("level_of_care",)),
     "table-stepdown-quarter": ("trends", ("quarter",)),
+    "table-aftercare": ("rates", ("level_group",)),
 }
 RATE_COLS = ("numerator", "denominator", "rate", "ci_low", "ci_high")
 
@@ -395,6 +397,13 @@ def results_counts(results: dict[str, Any]):
     for g, values in ((km.get("risk_table") or {}).get("at_risk") or {}).items():
         yield from (("survival.risk_table", g, n) for n in values if n is not None)
     yield from (("survival.events", g, n) for g, n in (km.get("events") or {}).items() if n is not None)
+    sv = results["services"]
+    for key, cols in (("dose", ("n", "below", "within", "above")), ("length_of_stay", ("n", "below", "within", "above")),
+                      ("sessions", ("n",)), ("completion_by_los", ("n", "completed")), ("costs", ("n",)),
+                      ("cost_per_success", ("n", "successes")), ("family_rates", ("n", "successes")),
+                      ("family_effects", ("n_involved", "n_not_involved")), ("cost_effectiveness", ("n_arm", "n_reference")),
+                      ("dose_response", ("n",))):
+        yield from rows(f"services.{key}", sv[key], cols)
 
 
 def check_results_model_discloses_nothing(b: Built) -> None:
