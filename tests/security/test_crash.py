@@ -474,9 +474,10 @@ def _checks_catch_damage(tally: Tally, inputs: Inputs, root: Path) -> None:
 
 def test_ingest_killed_at_random_points_recovers(tmp_path_factory):
     start = time.monotonic()
-    tally, inputs = _ingest_trials(tmp_path_factory, "fork", trials=46, records=300, followups=False)
+    # 30 trials keep the default suite within its budget; the full variant (--slow) runs 60
+    tally, inputs = _ingest_trials(tmp_path_factory, "fork", trials=30, records=300, followups=False)
     _report("ingest (forked CLI processes)", tally, time.monotonic() - start)
-    assert tally.trials == 46 and tally.kills >= 23 and tally.completions >= 5
+    assert tally.trials == 30 and tally.kills >= 15 and tally.completions >= 3
     _checks_catch_damage(tally, inputs, tally.clean_warehouse.parent.parent)
 
 
