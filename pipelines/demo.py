@@ -18,7 +18,7 @@ def configure_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", required=True, type=Path, help="output folder")
     parser.add_argument("--records", metavar="N", type=int, default=20_000, help="episodes to synthesize (20000)")
     parser.add_argument("--seed", metavar="S", type=int, default=20261123, help="random seed")
-    parser.add_argument("--format", metavar="FORMATS", default="html,pdf,xlsx,brief", help="report formats")
+    parser.add_argument("--format", metavar="FORMATS", default="html,pdf,xlsx,brief,sheet", help="report formats")
 
 
 def run_demo(args: argparse.Namespace, settings: Settings) -> int:

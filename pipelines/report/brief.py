@@ -196,7 +196,9 @@ def brief_section(ctx: Any, headlines: Sequence[str], trend: tuple[str | None, M
     if "teds-d" in (results["cohort"].get("sources") or []):
         s.paragraphs.append("Includes SAMHSA TEDS-D discharges, which carry no follow-up interviews.")
     s.paragraphs.append(TERMS)
-    s.parts += [_headline_part(ctx, headlines, arm, ref),
+    from pipelines.report.sheet import sheet_summary
+
+    s.parts += [_headline_part(ctx, headlines, arm, ref), sheet_summary(ctx, headlines),
                 Section("summary-trust", "Can the adjusted comparison be trusted?",
                         badges=badges(results, ctx.arm, ctx.reference, headline_population)),
                 _comparison_part(ctx, headlines, arm, ref)]

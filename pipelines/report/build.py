@@ -88,16 +88,23 @@ def build_report(results: Mapping[str, Any], *, data_docs: Sequence[tuple[str, s
     ]
     # last: the brief reads the facts and flags the other sections found
     sections.insert(0, brief.brief_section(ctx, _headlines(ctx), _trend_series(ctx), _headline_population(ctx)))
-    note = d["note"]
-    if d["complementary_marker"] != d["marker"]:
-        note += (f" {d['complementary_marker']} not shown: withheld only so that a small count elsewhere cannot "
-                 "be worked out from totals.")
+    note = disclosure_note(d)
     return Report(
         title="Outcomes after intensive outpatient and residential treatment",
         period=results["period"]["label"], run_id=str(results.get("run_id", "")),
         created_at=str(results.get("created_at", "")), rule_name=d["rule"], marker=d["marker"],
         disclosure_note=note, sections=sections, complementary_marker=d["complementary_marker"],
     )
+
+
+def disclosure_note(d: Mapping[str, Any]) -> str:
+    """The disclosure rule's note as documents print it (``d``: results["disclosure"]), with the
+    complementary marker explained when it differs from the marker."""
+    note = str(d.get("note") or "")
+    if d.get("complementary_marker") and d["complementary_marker"] != d.get("marker"):
+        note += (f" {d['complementary_marker']} not shown: withheld only so that a small count elsewhere cannot "
+                 "be worked out from totals.")
+    return note
 
 
 class _Context:

@@ -15,7 +15,7 @@ from pipelines.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("html", "pdf", "xlsx", "brief")
+FORMATS = ("html", "pdf", "xlsx", "brief", "sheet")
 FILE_STEM = "report"
 BRIEF_FILE = "brief.pdf"  # the board brief: the report's first section on at most 2 pages
 
@@ -27,8 +27,8 @@ def configure_report(parser: argparse.ArgumentParser) -> None:
                         help="folder for report.html/.pdf/.xlsx and brief.pdf; its results.json is used when present")
     add_period_arguments(parser)
     parser.add_argument("--format", default=",".join(FORMATS), metavar="LIST",
-                        help="comma-separated: html, pdf, xlsx, brief (the 2-page board brief, brief.pdf) "
-                             "(default: all)")
+                        help="comma-separated: html, pdf, xlsx, brief (the 2-page board brief, brief.pdf), sheet "
+                             "(the one-page success-rate disclosure sheet, success-sheet.pdf) (default: all)")
     parser.add_argument("--results", type=Path, metavar="DIR",
                         help="folder holding results.json when --out has none (the analyze --out folder)")
     parser.add_argument("--disclosure", default=None, choices=("cms", "opensafely"),
@@ -86,6 +86,8 @@ def write_report(
             from pipelines.report.pdf import write_brief_pdf
 
             written.append(write_brief_pdf(report, out_dir / BRIEF_FILE))
+        elif fmt == "sheet":
+            written.append(_write_sheet(report, results, out_dir))
         elif fmt == "html":
             from pipelines.report.html import write_html
 
@@ -101,3 +103,17 @@ def write_report(
     log.info("report: %d sections, %d tables, %d charts", len(report.sections), len(report.tables()),
              len(report.charts()))
     return written
+
+
+def _write_sheet(report, results, out_dir: Path) -> Path:
+    """The success-rate disclosure sheet (success-sheet.pdf): how success is measured, on one
+    page, the page a family can ask for; its own document, not a section of the report."""
+    import dataclasses
+
+    from pipelines.definitions import HEADLINE
+    from pipelines.report.pdf import write_brief_pdf
+    from pipelines.report.sheet import SHEET_ID, SHEET_KIND, SHEET_PDF, success_sheet_from_results
+
+    sheet = success_sheet_from_results(results, HEADLINE, title=report.title)
+    alone = dataclasses.replace(report, sections=[sheet])
+    return write_brief_pdf(alone, out_dir / SHEET_PDF, section_id=SHEET_ID, kind=SHEET_KIND, max_pages=1)

@@ -585,13 +585,16 @@ BRIEF_STEPS = ((9.0, 0.5, _CELLS), (9.0, 0.4, _CELLS), (9.0, 0.33, _CELLS), (9.0
 BRIEF_MAX_PAGES = 2
 
 
-def write_brief_pdf(report: Report, path: Path, section_id: str = "summary") -> Path:
-    """One section (the summary by default) as a portrait A4 brief of at most two pages."""
+def write_brief_pdf(report: Report, path: Path, section_id: str = "summary", kind: str = "board brief",
+                    max_pages: int | None = None) -> Path:
+    """One section (the summary by default) as a portrait A4 brief of at most two pages (or
+    ``max_pages``), titled the report's title — ``kind``."""
     report.check()
     section = next((s for s in report.sections if s.id == section_id), None)
     if section is None:
         raise ValueError(f"no section {section_id!r} in the report (have {', '.join(s.id for s in report.sections)})")
-    title = f"{report.title} — board brief"
+    title = f"{report.title} — {kind}"
+    most = BRIEF_MAX_PAGES if max_pages is None else max_pages
     pages, data = 0, b""
     for body, share, cells in BRIEF_STEPS:
         lay = replace(BRIEF_LAYOUT, body_size=body, chart_height=BRIEF_LAYOUT.frame_height * share, cell_sizes=cells)
@@ -604,10 +607,10 @@ def write_brief_pdf(report: Report, path: Path, section_id: str = "summary") -> 
         story += section_story(report, section, st, lay)
         buf = io.BytesIO()
         pages, data = _build(report, buf, lay, story, title), buf.getvalue()
-        if pages <= BRIEF_MAX_PAGES:
+        if pages <= most:
             log.debug("brief: %d page(s) at %.1f pt, charts up to %.0f%% of the page", pages, body, 100 * share)
             break
     else:
-        log.warning("the brief of section %s takes %d pages (more than %d)", section_id, pages, BRIEF_MAX_PAGES)
+        log.warning("the brief of section %s takes %d pages (more than %d)", section_id, pages, most)
     Path(path).write_bytes(data)
     return path

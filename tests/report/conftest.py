@@ -22,7 +22,7 @@ def analysis(tmp_path_factory):
 @pytest.fixture(scope="session")
 def written(tmp_path_factory, analysis):
     """The report written once per session in all formats: {suffix: path} for report.*, and
-    {"brief": path} for brief.pdf."""
+    {"brief": path} for brief.pdf, {"success-sheet": path} for success-sheet.pdf."""
     from pipelines.report.command import write_report
 
     def build(root):

@@ -64,8 +64,9 @@ def _table(html: str, tid: str) -> list[list[str]]:
 
 
 def test_writes_the_three_formats_and_the_brief(written):
-    assert sorted(written) == [".html", ".pdf", ".xlsx", "brief"]
+    assert sorted(written) == [".html", ".pdf", ".xlsx", "brief", "success-sheet"]
     assert written["brief"].name == "brief.pdf" and written["brief"].parent == written[".pdf"].parent
+    assert written["success-sheet"].name == "success-sheet.pdf" and written["success-sheet"].parent == written[".pdf"].parent
     for p in written.values():
         assert p.stat().st_size > 1000
 
