@@ -50,7 +50,8 @@ def _strip_run(results: dict) -> dict:
 
 
 def test_demo_leaves_report_results_and_manifest(demo: Path):
-    for name in ("report.html", "report.pdf", "brief.pdf", "report.xlsx", "results.json", "rates.csv", "manifest.json"):
+    for name in ("report.html", "report.pdf", "brief.pdf", "success-sheet.pdf", "report.xlsx", "results.json", "rates.csv",
+                 "dose.csv", "costs.csv", "cost_effectiveness.csv", "manifest.json"):
         assert (demo / name).is_file(), name
     results = json.loads((demo / "results.json").read_text())
     manifest = json.loads((demo / "manifest.json").read_text())

@@ -127,7 +127,8 @@ def test_site_ids_from_data_in_a_full_run(small_run) -> None:
 
 # ------------------------------------------------------------------------------------ output paths
 
-EXPECTED_OUT = {"results.json", "rates.csv", "comparisons.csv", "balance.csv", "report.html", "report.pdf", "brief.pdf",
+EXPECTED_OUT = {"results.json", "rates.csv", "comparisons.csv", "balance.csv", "dose.csv", "length_of_stay.csv",
+                "costs.csv", "cost_effectiveness.csv", "report.html", "report.pdf", "brief.pdf", "success-sheet.pdf",
                 "report.xlsx", "accreditation.xlsx", "manifest.json"}
 
 
