@@ -66,6 +66,7 @@ EXPECTED = {
     # out (HEDIS leaves out deaths); late: only 20 days observed after an IOP discharge
     "aftercare_7d": [0, _, _, _, _, _],
     "aftercare_30d": [1, _, _, _, _, _],
+    "stepdown_14d": [1, _, _, _, _, _],
     "stepdown_30d": [1, _, _, _, _, _],
     "further_care_iop_30d": [_, 0, 0, _, _, _],
 }

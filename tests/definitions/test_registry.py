@@ -16,7 +16,7 @@ BUILTIN_IDS = {
     "no_readmission_30d", "no_readmission_90d", "stepdown_iop_14d", "employment_gain", "housing_stable",
     "no_arrests", "phq9_response", "phq9_remission", "phq9_reliable_improvement",
     "gad7_reliable_improvement", *(f"followup_reached_{w}d" for w in (30, 90, 180, 365)),
-    "aftercare_7d", "aftercare_30d", "stepdown_30d", "further_care_iop_30d",
+    "aftercare_7d", "aftercare_30d", "stepdown_14d", "stepdown_30d", "further_care_iop_30d",
 }
 
 

@@ -200,10 +200,13 @@ DEFINITIONS = {
     "aftercare_30d": ({"r7", "r8", "n30", "dx", "seen", "g0"},
                       {"n31", "rr1", "rr2", "iop1_dx", "ov"}),
     "stepdown_30d": ({"r7", "r8", "seen", "g0"}, {"rr1", "rr2", "ov"}),
+    # every step-down here came within 8 days (r7 7, r8 8, seen 3, g0 0)
+    "stepdown_14d": ({"r7", "r8", "seen", "g0"}, {"rr1", "rr2", "ov"}),
     "further_care_iop_30d": ({"iop1", "xfer"}, {"i30", "iop31", "iop31_b", "g0_i"}),
 }
 # (numerator, denominator) counted by hand from the lists above
-COUNTS = {"aftercare_7d": (4, 12), "aftercare_30d": (6, 11), "stepdown_30d": (4, 7), "further_care_iop_30d": (2, 6)}
+COUNTS = {"aftercare_7d": (4, 12), "aftercare_30d": (6, 11), "stepdown_30d": (4, 7), "stepdown_14d": (4, 7),
+          "further_care_iop_30d": (2, 6)}
 
 
 def test_the_definitions_load_with_their_populations():
