@@ -733,20 +733,6 @@ def _variance_rule(diagnostics: Mapping[str, Any]) -> str:
 SHORT_DESCRIPTION = 110  # characters of a description in the PDF's reading table
 
 
-def _first_sentence(text: str | None) -> str | None:
-    """A description's first sentence, cut at a word to SHORT_DESCRIPTION characters with '…'
-    (the full text is in the full table, the workbook and the HTML)."""
-    if not text:
-        return text
-    import re
-
-    m = re.search(r"(?<=[a-z0-9)])[.:] (?=[A-Z(])", text)
-    first = text[:m.start()] + "." if m else text
-    if len(first) <= SHORT_DESCRIPTION:
-        return first
-    return first[:SHORT_DESCRIPTION].rsplit(" ", 1)[0].rstrip(",;:(") + " …"
-
-
 def _appendix(ctx: _Context) -> Section:
     s = Section("appendix", "Appendix: definitions and methods")
     definitions = ctx.definitions
@@ -758,7 +744,8 @@ def _appendix(ctx: _Context) -> Section:
                  "references": "; ".join(d.get("references") or [])} for d in definitions]
         # the reading table gives each description's first sentence; the full table all of it
         short = tables.simple_table("table-definitions-short", "Success definitions",
-                                    [{**x, "description": _first_sentence(x["description"])} for x in recs],
+                                    [{**x, "description": tables.first_sentence(x["description"], SHORT_DESCRIPTION)}
+                                     for x in recs],
                                     ["id", "label", "description", "missing", "applicable"],
                                     headers={"missing": "missing-data policy"},
                                     note="The populations and success conditions as SQL, and the references: "

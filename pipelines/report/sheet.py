@@ -109,17 +109,6 @@ def rate_words(row: Mapping[str, Any] | None, marker: str, unit: str = "discharg
 
 
 # --------------------------------------------------------------------------- plain words
-_SENTENCE_END = re.compile(r"(?<=[a-z0-9)'])\. (?=[A-Z(])")
-
-
-def first_sentence(text: str | None) -> str:
-    """A description's first sentence, with its full stop."""
-    text = " ".join(str(text or "").split())
-    if not text:
-        return ""
-    m = _SENTENCE_END.search(text)
-    first = text[:m.start() + 1] if m else text
-    return first if first.endswith((".", "!", "?")) else first + "."
 
 
 def _top_level(text: str, sep: str) -> int:
@@ -182,7 +171,7 @@ def _among_end(sentence: str) -> int:
 def among(defn: Mapping[str, Any], *, short: bool = False) -> str | None:
     """Who a description says the rate is among ('Among people with PHQ-9 >= 10 at admission,
     ...' -> 'people with PHQ-9 of 10 or more at admission'), or None."""
-    s = _drop_prefix(first_sentence(defn.get("description")))
+    s = _drop_prefix(tables.first_sentence(defn.get("description")))
     if not s.lower().startswith("among "):
         return None
     i = _among_end(s)
@@ -196,7 +185,7 @@ def definition_sentence(defn: Mapping[str, Any]) -> str:
     brackets, nor what follows a colon when that is code ('Still in treatment 90 days after
     admission (NOMs retention): los_days >= 90 for native records.' -> 'Still in treatment 90
     days after admission.')."""
-    s = first_sentence(defn.get("description")).removesuffix(".")
+    s = tables.first_sentence(defn.get("description")).removesuffix(".")
     i = _top_level(s, ": ")
     if i > 0 and re.search(r"\w_\w|[<>=]=?", s[i:]) and len(s[:i].split()) > 4:
         s = s[:i]
@@ -212,7 +201,7 @@ _REACHED_AND_FOUND = re.compile(r"^a follow-up\b.*?\breached the person and foun
 def success_phrase(defn: Mapping[str, Any], limit: int = SUCCESS_CHARS) -> str:
     """What counts as a success, in a few words, from the description's first sentence: its
     short name and its 'among ...' population dropped, before any colon, without brackets."""
-    s = _drop_prefix(first_sentence(defn.get("description"))).rstrip(".")
+    s = _drop_prefix(tables.first_sentence(defn.get("description"))).rstrip(".")
     if not s:
         return str(defn.get("label") or defn.get("id") or "")
     if "; success is " in s:
@@ -445,9 +434,8 @@ def sheet_pages(results: Mapping[str, Any], section: Section, title: str = REPOR
     from pathlib import Path
 
     from pipelines.report import pdf
-    from pipelines.report.model import Report
-
     from pipelines.report.build import disclosure_note
+    from pipelines.report.model import Report
 
     d = results.get("disclosure") or {}
     marker = str(d.get("marker") or "*")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -44,6 +45,23 @@ def level_label(v: Any) -> Any:
     """A level of care (or group) as the contract names it to readers ("IOP", "Residential
     (short-term)"); any other value (a site, a quarter) unchanged."""
     return _level_labels().get(v, v) if isinstance(v, str) else v
+
+
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9)'])\. (?=[A-Z(])")
+
+
+def first_sentence(text: str | None, limit: int | None = None) -> str:
+    """A description's first sentence, with its full stop; with ``limit``, cut at a word to at
+    most that many characters and ended with ' …' (the full text is elsewhere)."""
+    text = " ".join(str(text or "").split())
+    if not text:
+        return ""
+    m = _SENTENCE_END.search(text)
+    first = text[:m.start() + 1] if m else text
+    first = first if first.endswith((".", "!", "?")) else first + "."
+    if limit is not None and len(first) > limit:
+        first = first[:limit].rsplit(" ", 1)[0].rstrip(",;:(") + " …"
+    return first
 
 
 def definition_labels(definitions: Sequence[Mapping[str, Any]]) -> dict[str, str]:
