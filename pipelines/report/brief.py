@@ -198,7 +198,7 @@ def brief_section(ctx: Any, headlines: Sequence[str], trend: tuple[str | None, M
     s.paragraphs.append(TERMS)
     from pipelines.report.sheet import sheet_summary
 
-    s.parts += [_headline_part(ctx, headlines, arm, ref), sheet_summary(ctx, headlines),
+    s.parts += [_headline_part(ctx, headlines, arm, ref),
                 Section("summary-trust", "Can the adjusted comparison be trusted?",
                         badges=badges(results, ctx.arm, ctx.reference, headline_population)),
                 _comparison_part(ctx, headlines, arm, ref)]
@@ -213,7 +213,8 @@ def brief_section(ctx: Any, headlines: Sequence[str], trend: tuple[str | None, M
         flags.bullets += list(ctx.flags)
     else:
         flags.paragraphs.append("None raised by the checks in this report.")
-    s.parts.append(flags)
+    # last: how success is measured (success-sheet.pdf in full), after the charts it would push on
+    s.parts += [flags, sheet_summary(ctx, headlines)]
     return s
 
 
