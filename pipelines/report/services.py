@@ -190,8 +190,9 @@ def dominance_sentences(ctx: Any, rows: Sequence[Mapping[str, Any]]) -> list[str
         if x.get("cost_difference") is None:
             out.append(f"{label}: {x.get('note') or 'not estimable'}.")
             continue
+        words = str(x.get("dominance") or "").rstrip(".")
         out.append(
-            f"{label}: {x.get('dominance') or ''} Incremental cost {numbers.usd(x['cost_difference'])} per episode "
+            f"{label}: {words}. Incremental cost {numbers.usd(x['cost_difference'])} per episode "
             f"(95% CI {numbers.usd(x['cost_ci_low'])} to {numbers.usd(x['cost_ci_high'])}); incremental effect "
             f"{numbers.pp(x['effect_difference'])} ({numbers.pp_range(x['effect_ci_low'], x['effect_ci_high'])}).")
     return out
