@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "map": ("pipelines.ingest.map_command", "draft (suggest) or save a mapping of your export's columns and codes"),
     "definitions": ("pipelines.definitions.command", "list, show or check success definitions"),
     "analyze": ("pipelines.analysis.command", "compute rates and comparisons into --out"),
+    "benchmark": ("pipelines.analysis.benchmark", "compare your outcomes with TEDS-D's, adjusted for case mix (O/E)"),
     "report": ("pipelines.report.command", "write the quarterly report (HTML, PDF, XLSX)"),
     "export": ("pipelines.export.command", "write the accreditation export"),
     "schedule": ("pipelines.flows.command", "register a scheduled deployment of the quarterly flow"),

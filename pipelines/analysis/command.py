@@ -299,6 +299,7 @@ def analyze(
         progress.status("analyze", "dose, length of stay, costs, family involvement")
         services = svc.service_tables(con, where, params, r, definitions)
         services["family_rates"] = svc.family_rates(con, where, params, r, _headline_definitions(definitions))
+        bench = _benchmark(con, definitions, where, params, r)
         comparative: dict[str, Any] = {}
         if pending is not None:
             progress.status("analyze", "comparisons (on the Dask cluster)")
@@ -355,6 +356,7 @@ def analyze(
         modification=comparative.get("modification", []),
         cohort=cohort, table_one=table_one, instruments=instruments, data_quality=quality,
         services=svc.without(not_applicable, {**services, **svc.disclose_comparative(comparative.get("services") or {}, r)}),
+        benchmark=bench,
     )
     write_outputs(results, Path(out_dir))
     log.info("analyze: %d definitions, %d rate rows, %d trend rows", len(definitions), len(rows), len(trends))
@@ -381,7 +383,30 @@ def write_outputs(results: Any, out_dir: Path) -> None:
     for name, (rows, leading) in csv_tables(data["services"]).items():
         disclosure.check_artifact(rows, rule=rule, name=name)
         _write_csv(out_dir / name, rows, leading)
+    if results.benchmark is not None:
+        from pipelines.analysis.benchmark import write_files
+
+        write_files(results.benchmark, out_dir, rule)
     write_results(results, out_dir / "results.json")
+
+
+def _benchmark(con: Any, definitions: Any, where: str, params: list[Any], rule: Any) -> Any:
+    """The benchmark against TEDS-D (:mod:`pipelines.analysis.benchmark`) of the period's own
+    episodes, when the warehouse holds TEDS-D rows and native ones; None otherwise."""
+    from pipelines.analysis import benchmark as bm
+
+    sources = {x[0] for x in con.execute("select distinct source from mart_episodes").fetchall()}
+    if not {"native", "teds-d"} <= sources:
+        return None
+    wanted = [d for d in definitions if d.id in bm.DEFAULT_DEFINITIONS]
+    if not wanted:
+        return None
+    progress.status("analyze", "benchmark against TEDS-D")
+    try:
+        return bm.benchmark(con, wanted, where=where, where_params=params, rule=rule)
+    except UserError as exc:
+        log.warning("analyze: no benchmark against TEDS-D: %s", exc)
+        return None
 
 
 def _data_span(con) -> str:

@@ -548,6 +548,94 @@ class Services(_Model):
     notes: list[str] = Field(default_factory=list, description="what could not be computed, and why")
 
 
+class BenchmarkRow(_Model):
+    """A program's observed against expected successes (indirect standardization, benchmark.csv)."""
+
+    definition_id: str
+    group_by: str = Field(description="all, site, level_of_care or quarter")
+    group: str
+    n: int | None = Field(description="the group's episodes that were scored")
+    observed: int | None
+    expected: float | None = Field(description="the national model's expected successes")
+    oe_ratio: float | None
+    oe_ci_low: float | None
+    oe_ci_high: float | None
+    risk_standardized_rate: float | None = Field(description="O/E x the national rate")
+    rsr_ci_low: float | None
+    rsr_ci_high: float | None
+    national_rate: float | None = Field(description="the reference rows' crude rate over the group's settings")
+    verdict: str | None = Field(description="better than expected / as expected / worse than expected")
+    shrunk: bool = Field(default=False, description="O/E shrunk toward 1 (--shrink)")
+    suppression: Reason = None
+    note: str | None = None
+
+
+class BenchmarkModel(_Model):
+    """The national case-mix model of one definition and level of care, and how well it predicts
+    held-out national rows."""
+
+    definition_id: str
+    level_of_care: str
+    n_fit: int
+    n_holdout: int
+    national_rate: float | None
+    terms: int = Field(description="coefficients, intercept included")
+    converged: bool
+    c_statistic: float | None
+    calibration_in_the_large: float | None = Field(
+        description="held-out observed minus predicted rate")
+    calibration_intercept: float | None = Field(
+        description="logistic recalibration: intercept with the linear predictor as offset (0 = calibrated)")
+    calibration_slope: float | None = Field(description="logistic recalibration slope (1 = calibrated)")
+    note: str | None = None
+
+
+class CalibrationBin(_Model):
+    definition_id: str
+    level_of_care: str
+    decile: int
+    n: int
+    predicted: float
+    observed: float
+
+
+class CovariateUse(_Model):
+    covariate: str
+    used: bool
+    reason: str | None = None
+
+
+class Overlap(_Model):
+    """Program episodes whose covariates are rare or absent among the reference rows of their setting."""
+
+    definition_id: str
+    n: int
+    absent: int | None
+    rare: int | None
+    share: float | None = Field(description="(absent + rare) / n")
+    warning: str | None = None
+
+
+class Benchmark(_Model):
+    """How the program compares with the nation: case-mix-adjusted O/E against TEDS-D."""
+
+    reference: str = Field(description="e.g. TEDS-D 2017-2022 (1,500,000 discharges)")
+    years: list[int]
+    n_reference: int
+    n_program: int
+    rows: list[BenchmarkRow] = Field(default_factory=list)
+    models: list[BenchmarkModel] = Field(default_factory=list)
+    calibration: list[CalibrationBin] = Field(default_factory=list)
+    overlap: list[Overlap] = Field(default_factory=list)
+    covariates: list[CovariateUse] = Field(default_factory=list)
+    not_applicable: list[NotApplicable] = Field(default_factory=list)
+    unmatched_levels: dict[str, int] = Field(
+        default_factory=dict, description="program levels of care with no national counterpart -> episodes")
+    shrink: bool = False
+    method: str
+    notes: list[str] = Field(default_factory=list)
+
+
 class Results(_Model):
     """One analysis, as everything after it reads it."""
 
@@ -573,6 +661,7 @@ class Results(_Model):
     instruments: list[InstrumentRow]
     data_quality: DataQuality
     services: Services = Field(default_factory=Services)
+    benchmark: Benchmark | None = Field(default=None, description="null: no TEDS-D rows to compare with")
 
     def as_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"

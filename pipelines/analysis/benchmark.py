@@ -1,0 +1,494 @@
+"""The program against the nation: case-mix-adjusted observed / expected against TEDS-D.
+
+For each definition that both sources support, and each TEDS-D setting (level of care), a
+main-effects logistic model is fitted on the reference rows (TEDS-D discharges of the chosen
+years) on the covariates both sources carry; it scores the program's own (native) episodes of
+that setting. The statistics are :mod:`pipelines.stats.benchmark`; this module reads the
+warehouse, builds the pattern designs, applies disclosure control and writes the files.
+
+* Covariates: :data:`COVARIATES` as ``mart_episodes`` holds them (TEDS-D codes already
+  harmonised to the native words by ingestion). A missing value is a level of its own. A
+  covariate with no value in the program's records or in the reference rows is left out of
+  every model and listed with the reason (``covariates``); it is never dropped silently.
+* Levels: a covariate level with fewer than :data:`RARE` reference rows in a setting joins the
+  setting's most common level (the model's reference level). A program episode with such a
+  level, or a level the setting's reference rows never have, or a linear predictor outside the
+  reference rows' 0.5-99.5 % range, counts in ``overlap`` (rare or absent); a share above
+  :data:`OVERLAP_WARNING` is warned about.
+* Hold-out: one reference row in :data:`HOLDOUT` (by a hash of its key, so the split is the
+  same on every run) is kept out of the fit; discrimination and calibration are measured on it.
+* Retention is read from the TEDS length-of-stay band for both sources (``los_days`` blanked):
+  native stays are banded the TEDS way by the marts, so a native 90-day stay counts as a TEDS
+  one would.
+* Native levels with no TEDS-D setting (PHP, inpatient) are not scored; their episodes are
+  counted in ``unmatched_levels``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from pipelines.errors import UserError
+
+log = logging.getLogger(__name__)
+
+COVARIATES = ("age_band", "sex", "race", "ethnicity", "primary_substance", "co_occurring_mh",
+              "homeless_admit", "employed_admit", "has_prior_episodes", "referral_source", "payer")
+DEFAULT_DEFINITIONS = ("completion", "completion_or_transfer", "retention_90d")
+SETTINGS = ("outpatient", "iop", "residential_short", "residential_long", "residential_hospital", "detox")
+GROUPINGS = ("site", "level_of_care", "quarter")
+GROUP_COLUMN = {"site": "site_id", "level_of_care": "level_of_care", "quarter": "discharge_quarter"}
+RARE = 30
+HOLDOUT = 5
+OVERLAP_WARNING = 0.10
+MISSING = "(missing)"
+UNKNOWN_WORDS = ("unknown",)
+METHOD = (
+    "Indirect standardization: per definition and TEDS-D setting, a main-effects logistic model "
+    "fitted on the TEDS-D rows (4 in 5; the fifth held out for discrimination and calibration) "
+    "gives each program episode its expected probability of success; expected = their sum. The O/E "
+    "interval is computed on the scale of the program's log-odds offset from the national model, "
+    "with the Poisson-binomial variance of the observed count plus the national model's "
+    "coefficient uncertainty (delta method), and mapped back to O/E. Risk-standardized rate = O/E "
+    "x the national rate of the same settings."
+)
+SHRINK_METHOD = (
+    " With --shrink, each group's offset is shrunk toward the national rate (empirical Bayes, "
+    "normal-normal, between-group variance by DerSimonian-Laird), as CMS's hierarchical measures do."
+)
+
+
+def benchmark(
+    con: Any, definitions: Sequence[Any], *, years: tuple[int, int] | None = None,
+    by: Sequence[str] = ("site",), shrink: bool = False, where: str = "",
+    where_params: Sequence[object] = (), rule: Any = "cms", explicit: bool = True,
+) -> Any:
+    """The :class:`~pipelines.results.model.Benchmark` of the program's native episodes
+    (``where``: a condition on them) against the TEDS-D rows of ``years`` (all when None).
+    ``explicit``: the definitions were asked for, so one TEDS-D cannot support is an error
+    only if none is left (otherwise they are listed as not applicable either way)."""
+    from pipelines import disclosure
+    from pipelines.definitions.evaluate import not_applicable
+    from pipelines.results import model as m
+
+    for g in by:
+        if g not in GROUPINGS:
+            raise UserError(f"--by {g}: choose from {', '.join(GROUPINGS)}")
+    r = disclosure.get_rule(rule)
+    ref_where, ref_params = _reference_where(years)
+    n_ref, ref_years = _reference_span(con, ref_where, ref_params)
+    if n_ref == 0:
+        span = f" of {years[0]}-{years[1]}" if years else ""
+        raise UserError(f"benchmark: the warehouse holds no TEDS-D rows{span} to compare with: load a "
+                        "TEDS-D public use file first (levelcare ingest tedsd_puf_2019.csv)")
+    prog_where = "source = 'native'" + (f" and ({where})" if where else "")
+    n_prog = con.execute(f"select count(*) from mart_episodes where {prog_where}", list(where_params)).fetchone()[0]
+    if n_prog == 0:
+        raise UserError("benchmark: the warehouse holds no episodes of your own (native records) "
+                        "to benchmark: load your discharges first (levelcare ingest discharges.csv)")
+
+    covariates, uses = _covariates(con, ref_where, ref_params, prog_where, where_params)
+    if not covariates:
+        raise UserError("benchmark: no covariate has values in both your records and the TEDS-D rows "
+                        f"({', '.join(COVARIATES)}): nothing to adjust for; check the mapping of your export")
+    absent = {**not_applicable(con, definitions, where=ref_where, where_params=ref_params)}
+    mine = not_applicable(con, definitions, where=prog_where, where_params=where_params)
+    na: list[dict[str, str]] = []
+    usable = []
+    for d in definitions:
+        if d.followup:
+            na.append({"id": d.id, "note": "not applicable: TEDS-D has no follow-up interviews"})
+        elif absent.get(d.id):
+            na.append({"id": d.id, "note": f"not applicable: TEDS-D has no {', '.join(absent[d.id])}"})
+        elif mine.get(d.id):
+            na.append({"id": d.id, "note": f"not applicable: your records have no {', '.join(mine[d.id])}"})
+        else:
+            usable.append(d)
+    if not usable:
+        raise UserError("benchmark: none of the definitions asked for can be computed from TEDS-D ("
+                        + "; ".join(f"{x['id']}: {x['note']}" for x in na) + ")")
+
+    unmatched = dict(con.execute(
+        f"select level_of_care, count(*) from mart_episodes where {prog_where} and level_of_care not in "
+        f"({', '.join('?' for _ in SETTINGS)}) group by 1 order by 1", [*where_params, *SETTINGS]).fetchall())
+    rows: list[dict[str, Any]] = []
+    models: list[dict[str, Any]] = []
+    calib: list[dict[str, Any]] = []
+    overlap: list[dict[str, Any]] = []
+    notes: list[str] = []
+    groupings = ["all", "level_of_care", *[g for g in by if g != "level_of_care"]]
+    for d in usable:
+        ref = _patterns(con, d, covariates, ref_where, ref_params, reference=True)
+        prog = _patterns(con, d, covariates, prog_where, list(where_params), reference=False)
+        scored, fitted, ovl = _fit_and_score(d.id, ref, prog, covariates, models, calib, notes)
+        overlap.append(ovl)
+        rows += _rows(d.id, scored, fitted, groupings, shrink)
+    rows = _disclose(rows, groupings, r)
+    overlap = [{**o, "absent": disclosure.shown_count(o["absent"], r), "rare": disclosure.shown_count(o["rare"], r)}
+               for o in overlap]
+    calib = [c for c in calib if disclosure.statistic_allowed(c["n"], r)]
+    y0, y1 = ref_years
+    return m.Benchmark(
+        reference=f"TEDS-D {y0}-{y1} ({n_ref:,} discharges)" if y0 != y1 else f"TEDS-D {y0} ({n_ref:,} discharges)",
+        years=list(range(y0, y1 + 1)), n_reference=n_ref, n_program=int(n_prog), rows=rows, models=models,
+        calibration=calib, overlap=overlap, covariates=uses, not_applicable=na,
+        unmatched_levels={k: int(v) for k, v in unmatched.items()}, shrink=shrink,
+        method=METHOD + (SHRINK_METHOD if shrink else ""), notes=notes,
+    )
+
+
+def _reference_where(years: tuple[int, int] | None) -> tuple[str, list[object]]:
+    marks = ", ".join("?" for _ in SETTINGS)
+    sql = f"source = 'teds-d' and level_of_care in ({marks})"
+    params: list[object] = list(SETTINGS)
+    if years:
+        sql += " and discharge_year between ? and ?"
+        params += [int(years[0]), int(years[1])]
+    return sql, params
+
+
+def _reference_span(con: Any, where: str, params: list[object]) -> tuple[int, tuple[int, int]]:
+    n, y0, y1 = con.execute(f"select count(*), min(discharge_year), max(discharge_year) from mart_episodes "
+                            f"where {where}", params).fetchone()
+    return int(n), (int(y0 or 0), int(y1 or 0))
+
+
+def _known(c: str) -> str:
+    return f"count(*) filter (where \"{c}\" is not null and cast(\"{c}\" as varchar) not in ('unknown'))"
+
+
+def _covariates(con: Any, ref_where: str, ref_params: list[object], prog_where: str,
+                prog_params: Sequence[object]) -> tuple[list[str], list[dict[str, Any]]]:
+    known = ", ".join(_known(c) for c in COVARIATES)
+    ref = con.execute(f"select {known} from mart_episodes where {ref_where}", ref_params).fetchone()
+    prog = con.execute(f"select {known} from mart_episodes where {prog_where}", list(prog_params)).fetchone()
+    used, uses = [], []
+    for c, a, b in zip(COVARIATES, ref, prog, strict=True):
+        if not b:
+            uses.append({"covariate": c, "used": False,
+                         "reason": "your records carry no value for it: left out of the model, so the "
+                                   "expected counts do not adjust for it"})
+        elif not a:
+            uses.append({"covariate": c, "used": False,
+                         "reason": "the TEDS-D rows of these years carry no value for it: left out of the model"})
+        else:
+            used.append(c)
+            uses.append({"covariate": c, "used": True, "reason": None})
+    return used, uses
+
+
+def _patterns(con: Any, definition: Any, covariates: Sequence[str], where: str, params: list[object],
+              *, reference: bool) -> Any:
+    """Covariate patterns with their successes and episodes (polars), per setting (and hold-out
+    flag for the reference; site and quarter for the program)."""
+    from pipelines.definitions.evaluate import definition_sql
+
+    sql_params: list[object] = []
+    y = definition_sql(definition, sql_params)
+    cov = ", ".join(f"coalesce(cast(\"{c}\" as varchar), '{MISSING}') as \"{c}\"" for c in covariates)
+    keys = (f"(hash(episode_key) % {HOLDOUT}) = 0 as holdout" if reference
+            else "site_id, discharge_quarter")
+    sql = (f"with src as (select * replace (cast(null as integer) as los_days) from mart_episodes "
+           f"where {where}), scored as (select level_of_care, {cov}, {keys}, {y} as y from src) "
+           f"select * exclude (y), count(*)::bigint as t, sum(y)::bigint as s from scored where y is not null "
+           "group by all")
+    return con.sql(sql, params=[*params, *sql_params]).pl()
+
+
+def _design(frame: Any, covariates: Sequence[str], levels: dict[str, list[str]]) -> np.ndarray:
+    import polars as pl
+
+    p = 1 + sum(len(v) - 1 for v in levels.values())
+    X = np.zeros((frame.height, p))
+    X[:, 0] = 1.0
+    col = 1
+    rows = np.arange(frame.height)
+    for c in covariates:
+        keep = levels[c][1:]  # the first is the reference level
+        if keep:
+            codes = frame.get_column(c).replace_strict(
+                {v: i for i, v in enumerate(keep)}, default=-1, return_dtype=pl.Int32).to_numpy()
+            hit = codes >= 0
+            X[rows[hit], col + codes[hit]] = 1.0
+        col += len(keep)
+    return X
+
+
+def _fit_and_score(def_id: str, ref: Any, prog: Any, covariates: Sequence[str], models: list, calib: list,
+                   notes: list) -> tuple[list[tuple[Any, Any]], dict[str, float], dict[str, Any]]:
+    """Fit each setting's model; return the program patterns scored (frame, Scored per pattern
+    arrays), national rates per setting, and the overlap summary."""
+    import polars as pl
+
+    from pipelines.stats import benchmark as bm
+
+    scored = []
+    rates: dict[str, float] = {}
+    in_settings = prog.filter(pl.col("level_of_care").is_in(list(SETTINGS)))
+    n_prog = int(in_settings.get_column("t").sum()) if in_settings.height else 0
+    absent_total = rare_total = 0
+    for setting in SETTINGS:
+        mine = prog.filter(pl.col("level_of_care") == setting)
+        train = ref.filter((pl.col("level_of_care") == setting) & ~pl.col("holdout"))
+        hold = ref.filter((pl.col("level_of_care") == setting) & pl.col("holdout"))
+        if train.height == 0:
+            if mine.height:
+                absent_total += int(mine.get_column("t").sum())
+                notes.append(f"{def_id}: {setting}: no TEDS-D rows of this setting; "
+                             f"{int(mine.get_column('t').sum()):,} episodes not scored")
+            continue
+        levels, counts = {}, {}
+        for c in covariates:
+            tally = train.group_by(c).agg(pl.col("t").sum()).sort(["t", c], descending=[True, False])
+            counts[c] = dict(zip(tally.get_column(c).to_list(), tally.get_column("t").to_list(), strict=True))
+            levels[c] = [v for v, n in counts[c].items() if n >= RARE] or [tally.get_column(c)[0]]
+        X = _design(train, covariates, levels)
+        t, s = train.get_column("t").to_numpy(), train.get_column("s").to_numpy()
+        fit = bm.fit_reference(X, s, t)
+        all_rows = ref.filter(pl.col("level_of_care") == setting)
+        rates[setting] = float(all_rows.get_column("s").sum() / all_rows.get_column("t").sum())
+        model = {"definition_id": def_id, "level_of_care": setting, "n_fit": int(t.sum()),
+                 "n_holdout": int(hold.get_column("t").sum()) if hold.height else 0,
+                 "national_rate": rates[setting], "terms": X.shape[1], "converged": fit.converged,
+                 "c_statistic": None, "calibration_in_the_large": None, "calibration_intercept": None,
+                 "calibration_slope": None, "note": fit.note}
+        if fit.converged and hold.height:
+            eta_h = _design(hold, covariates, levels) @ fit.params
+            sh, th = hold.get_column("s").to_numpy(), hold.get_column("t").to_numpy()
+            cal = bm.calibration(eta_h, sh, th)
+            model.update(c_statistic=bm.c_statistic(1 / (1 + np.exp(-eta_h)), sh, th - sh),
+                         calibration_in_the_large=cal.in_the_large, calibration_intercept=cal.intercept,
+                         calibration_slope=cal.slope)
+            calib += [{"definition_id": def_id, "level_of_care": setting, "decile": b, "n": n,
+                       "predicted": pr, "observed": ob} for b, n, pr, ob in cal.bins]
+        models.append(model)
+        if not mine.height:
+            continue
+        if not fit.converged:
+            notes.append(f"{def_id}: {setting}: the national model did not converge ({fit.note}); "
+                         f"{int(mine.get_column('t').sum()):,} episodes not scored")
+            continue
+        Xp = _design(mine, covariates, levels)
+        eta = Xp @ fit.params
+        lo, hi = _weighted_quantiles(X @ fit.params, t, (0.005, 0.995))
+        absent = np.zeros(mine.height, dtype=bool)
+        rare = (eta < lo) | (eta > hi)
+        for c in covariates:
+            n_level = mine.get_column(c).replace_strict(counts[c], default=0, return_dtype=pl.Int64).to_numpy()
+            absent |= n_level == 0
+            rare |= (n_level > 0) & (n_level < RARE)
+        tp = mine.get_column("t").to_numpy()
+        absent_total += int(tp[absent].sum())
+        rare_total += int(tp[rare & ~absent].sum())
+        scored.append((mine, Xp, fit, setting))
+    share = (absent_total + rare_total) / n_prog if n_prog else None
+    warning = None
+    if share is not None and share > OVERLAP_WARNING:
+        warning = (f"{share:.0%} of your episodes have a covariate value that is rare or absent among the "
+                   "national rows of their setting, or a risk outside the national range: their expected "
+                   "counts rest on extrapolation")
+    ovl = {"definition_id": def_id, "n": n_prog, "absent": absent_total, "rare": rare_total,
+           "share": share, "warning": warning}
+    return scored, rates, ovl
+
+
+def _weighted_quantiles(x: np.ndarray, w: np.ndarray, qs: tuple[float, ...]) -> list[float]:
+    order = np.argsort(x, kind="stable")
+    cum = np.cumsum(w[order]) / w.sum()
+    return [float(x[order][min(np.searchsorted(cum, q), len(x) - 1)]) for q in qs]
+
+
+def _rows(def_id: str, scored: list, rates: dict[str, float], groupings: Sequence[str],
+          shrink: bool) -> list[dict[str, Any]]:
+    import polars as pl
+
+    from pipelines.stats import benchmark as bm
+
+    out = []
+    for g in groupings:
+        column = None if g == "all" else GROUP_COLUMN[g]
+        keys = sorted({k for frame, *_ in scored for k in
+                       ([None] if column is None else frame.get_column(column).drop_nulls().unique().to_list())},
+                      key=lambda k: (k is None, str(k)))
+        groups = []
+        for key in keys:
+            parts, nat = [], 0.0
+            for frame, X, fit, setting in scored:
+                mask = np.ones(frame.height, dtype=bool) if column is None else \
+                    (frame.get_column(column) == key).fill_null(False).to_numpy()
+                if not mask.any():
+                    continue
+                sub = frame.filter(pl.Series(mask))
+                part = bm.score(X[mask], sub.get_column("t").to_numpy(), sub.get_column("s").to_numpy(), fit)
+                parts.append(part)
+                nat += part.n * rates[setting]
+            if parts:
+                s = bm.combine(parts)
+                groups.append(("all" if key is None else str(key), s, nat / s.n))
+        ratios = [bm.oe_ratio(s) for _, s, _ in groups]
+        shrunk = shrink and g != "all" and len(groups) > 1
+        if shrunk:
+            ratios = bm.shrink([s for _, s, _ in groups])
+        for (key, s, nat), ratio in zip(groups, ratios, strict=True):
+            out.append({
+                "definition_id": def_id, "group_by": g, "group": key, "n": s.n, "observed": s.observed,
+                "expected": s.expected, "oe_ratio": ratio.oe, "oe_ci_low": ratio.low, "oe_ci_high": ratio.high,
+                "risk_standardized_rate": ratio.oe * nat, "rsr_ci_low": ratio.low * nat,
+                "rsr_ci_high": ratio.high * nat, "national_rate": nat,
+                "verdict": bm.verdict(ratio.low, ratio.high), "shrunk": shrunk, "suppression": None, "note": None,
+            })
+    return out
+
+
+STATISTICS = ("expected", "national_rate", "oe_ratio", "oe_ci_low", "oe_ci_high", "risk_standardized_rate", "rsr_ci_low",
+              "rsr_ci_high", "verdict")
+
+
+def _disclose(rows: list[dict[str, Any]], groupings: Sequence[str], rule: Any) -> list[dict[str, Any]]:
+    """Hide a group's observed count (and everything computed from it) when it, or the group's
+    failures, is a small count, or could be worked out from the other groups and the total;
+    hide a whole group of too few episodes."""
+    from pipelines import disclosure
+
+    out = [dict(x) for x in rows]
+    for def_id in dict.fromkeys(x["definition_id"] for x in out):
+        mine = [x for x in out if x["definition_id"] == def_id]
+        total = next(i for i, x in enumerate(mine) if x["group_by"] == "all")
+        values = [x["observed"] for x in mine] + [x["n"] - x["observed"] for x in mine]
+        k = len(mine)
+        relations = []
+        for g in groupings[1:]:
+            members = [i for i, x in enumerate(mine) if x["group_by"] == g]
+            if members:
+                relations.append((members, total, None))
+                relations.append(([k + i for i in members], k + total, None))
+        shown, reasons = disclosure.protect_cells(values, relations, rule)
+        for i, x in enumerate(mine):
+            reason = reasons[i] or reasons[k + i]
+            if not disclosure.statistic_allowed(x["n"], rule):
+                reason = reason or "small"
+                x["n"] = disclosure.shown_count(x["n"], rule)
+            if reason:
+                x.update({c: None for c in STATISTICS}, observed=None, suppression=reason)
+            else:
+                x["observed"] = shown[i]
+    return out
+
+
+CSV_COLUMNS = ["definition_id", "group_by", "group", "n", "observed", "expected", "oe_ratio", "oe_ci_low",
+               "oe_ci_high", "risk_standardized_rate", "rsr_ci_low", "rsr_ci_high", "national_rate", "verdict",
+               "shrunk", "suppression", "note"]
+MODEL_COLUMNS = ["definition_id", "level_of_care", "n_fit", "n_holdout", "national_rate", "terms", "converged",
+                 "c_statistic", "calibration_in_the_large", "calibration_intercept", "calibration_slope", "note"]
+CALIBRATION_COLUMNS = ["definition_id", "level_of_care", "decile", "n", "predicted", "observed"]
+
+
+def write_files(bench: Any, out_dir: Any, rule: str) -> list[Any]:
+    """benchmark.csv, benchmark_models.csv, benchmark_calibration.csv and benchmark.json, each
+    through the last disclosure guard."""
+    import json
+    from pathlib import Path
+
+    from pipelines import disclosure
+    from pipelines.analysis.command import _write_csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    data = bench.model_dump(mode="json")
+    files = []
+    for name, key, columns in (("benchmark.csv", "rows", CSV_COLUMNS),
+                               ("benchmark_models.csv", "models", MODEL_COLUMNS),
+                               ("benchmark_calibration.csv", "calibration", CALIBRATION_COLUMNS)):
+        rows = [{**x, "shrunk": str(x["shrunk"]).lower()} if "shrunk" in x else x for x in data[key]]
+        disclosure.check_artifact(rows, rule=rule, name=name)
+        _write_csv(out / name, rows, columns)
+        files.append(out / name)
+    path = out / "benchmark.json"
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    files.append(path)
+    return files
+
+
+def configure_benchmark(parser: Any) -> None:
+    from pathlib import Path
+
+    parser.add_argument("--out", metavar="DIR", required=True, type=Path, help="output folder")
+    parser.add_argument("--definitions", metavar="IDS", default=",".join(DEFAULT_DEFINITIONS),
+                        help="comma-separated definition ids (default: " + ",".join(DEFAULT_DEFINITIONS) + ")")
+    parser.add_argument("--definitions-dir", metavar="DIR", help="folder of your own definition files")
+    parser.add_argument("--reference", choices=("teds-d",), default="teds-d",
+                        help="the national reference: TEDS-D rows loaded into the warehouse")
+    parser.add_argument("--years", metavar="FROM..TO", help="TEDS-D discharge years, e.g. 2017..2022 (default: all loaded)")
+    parser.add_argument("--by", metavar="GROUPS", default="site",
+                        help="comma-separated: site, level_of_care, quarter (default site; all and "
+                             "level_of_care are always written)")
+    from pipelines.analysis.command import add_period_arguments
+
+    add_period_arguments(parser)
+    parser.add_argument("--shrink", action="store_true",
+                        help="shrink each group's O/E toward the national rate (empirical Bayes), as CMS does")
+    parser.add_argument("--disclosure", choices=("cms", "opensafely"), default="cms",
+                        help="small-cell rule (default cms: no count of 1-10)")
+
+
+def parse_years(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    parts = text.split("..")
+    try:
+        years = [int(p) for p in parts]
+    except ValueError:
+        raise UserError(f"--years {text}: write FROM..TO with four-digit years, e.g. 2017..2022") from None
+    if len(years) == 1:
+        years = years * 2
+    if len(years) != 2 or years[0] > years[1] or not all(1990 <= y <= 2100 for y in years):
+        raise UserError(f"--years {text}: write FROM..TO with FROM <= TO, e.g. 2017..2022")
+    return years[0], years[1]
+
+
+def run_benchmark(args: Any, settings: Any) -> int:
+    from pathlib import Path
+
+    from pipelines import marts
+    from pipelines.definitions import registry
+    from pipelines.results import warehouse_sections as ws
+    from pipelines.results.periods import parse_period
+    from pipelines.warehouse import connect
+
+    years = parse_years(args.years)
+    by = [g.strip() for g in args.by.split(",") if g.strip()]
+    ids = [x.strip() for x in args.definitions.split(",") if x.strip()]
+    reg = registry.load_registry(args.definitions_dir or settings.definitions_dir)
+    definitions = registry.select(reg, ids)
+    period = parse_period(args.period, args.quarter)
+    if not Path(settings.warehouse).exists():
+        raise UserError(f"{settings.warehouse}: no warehouse here yet (run `levelcare ingest` first)")
+    with connect(settings.warehouse, timeout_seconds=settings.lock_timeout_seconds) as con:
+        marts.build(con)
+        where, params = ws.period_where(period)
+        bench = benchmark(con, definitions, years=years, by=by, shrink=args.shrink, where=where,
+                          where_params=params, rule=args.disclosure)
+    files = write_files(bench, args.out, args.disclosure)
+    print(f"benchmark against {bench.reference}: {bench.n_program:,} of your episodes")
+    for row in bench.rows:
+        if row.group_by == "all":
+            text = ("hidden (small numbers)" if row.oe_ratio is None else
+                    f"O/E {row.oe_ratio:.2f} ({row.oe_ci_low:.2f} to {row.oe_ci_high:.2f}), {row.verdict}")
+            print(f"  {row.definition_id}: {text}")
+    for x in bench.not_applicable:
+        print(f"  {x.id}: {x.note}")
+    for c in bench.covariates:
+        if not c.used:
+            print(f"  covariate {c.covariate} not used: {c.reason}")
+    for o in bench.overlap:
+        if o.warning:
+            print(f"  warning: {o.definition_id}: {o.warning}")
+    for level, n in bench.unmatched_levels.items():
+        print(f"  {level}: {n:,} episodes not scored (no TEDS-D setting)")
+    for f in files:
+        print(f"  {f}")
+    return 0
