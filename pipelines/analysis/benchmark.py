@@ -121,16 +121,22 @@ def benchmark(
     overlap: list[dict[str, Any]] = []
     notes: list[str] = []
     groupings = ["all", "level_of_care", *[g for g in by if g != "level_of_care"]]
+    ref = _patterns(con, usable, covariates, ref_where, ref_params, reference=True)
+    prog = _patterns(con, usable, covariates, prog_where, list(where_params), reference=False)
+    keys, codes = _group_codes(prog, groupings)
+    acc = _Accumulator([d.id for d in usable], groupings, keys)
+    for setting in SETTINGS:
+        _setting(setting, [d.id for d in usable], ref, prog, codes, covariates, acc, models, calib, notes)
+    del ref, prog
     for d in usable:
-        ref = _patterns(con, d, covariates, ref_where, ref_params, reference=True)
-        prog = _patterns(con, d, covariates, prog_where, list(where_params), reference=False)
-        scored, fitted, ovl = _fit_and_score(d.id, ref, prog, covariates, models, calib, notes)
-        overlap.append(ovl)
-        rows += _rows(d.id, scored, fitted, groupings, shrink)
+        overlap.append(acc.overlap(d.id))
+        rows += acc.rows(d.id, shrink)
     rows = _disclose(rows, groupings, r)
     overlap = [{**o, "absent": disclosure.shown_count(o["absent"], r), "rare": disclosure.shown_count(o["rare"], r)}
                for o in overlap]
     calib = [c for c in calib if disclosure.statistic_allowed(c["n"], r)]
+    models = [{**x, "n_fit": disclosure.shown_count(x["n_fit"], r),
+               "n_holdout": disclosure.shown_count(x["n_holdout"], r)} for x in models]
     y0, y1 = ref_years
     return m.Benchmark(
         reference=f"TEDS-D {y0}-{y1} ({n_ref:,} discharges)" if y0 != y1 else f"TEDS-D {y0} ({n_ref:,} discharges)",
@@ -164,39 +170,66 @@ def _known(c: str) -> str:
 def _covariates(con: Any, ref_where: str, ref_params: list[object], prog_where: str,
                 prog_params: Sequence[object]) -> tuple[list[str], list[dict[str, Any]]]:
     known = ", ".join(_known(c) for c in COVARIATES)
-    ref = con.execute(f"select {known} from mart_episodes where {ref_where}", ref_params).fetchone()
-    prog = con.execute(f"select {known} from mart_episodes where {prog_where}", list(prog_params)).fetchone()
+    *ref, n_ref = con.execute(f"select {known}, count(*) from mart_episodes where {ref_where}", ref_params).fetchone()
+    *prog, n_prog = con.execute(f"select {known}, count(*) from mart_episodes where {prog_where}",
+                                list(prog_params)).fetchone()
     used, uses = [], []
     for c, a, b in zip(COVARIATES, ref, prog, strict=True):
+        shares = {"missing_share_program": 1 - b / n_prog, "missing_share_reference": 1 - a / n_ref}
         if not b:
-            uses.append({"covariate": c, "used": False,
+            uses.append({"covariate": c, "used": False, **shares,
                          "reason": "your records carry no value for it: left out of the model, so the "
                                    "expected counts do not adjust for it"})
         elif not a:
-            uses.append({"covariate": c, "used": False,
+            uses.append({"covariate": c, "used": False, **shares,
                          "reason": "the TEDS-D rows of these years carry no value for it: left out of the model"})
         else:
             used.append(c)
-            uses.append({"covariate": c, "used": True, "reason": None})
+            uses.append({"covariate": c, "used": True, "reason": None, **shares})
     return used, uses
 
 
-def _patterns(con: Any, definition: Any, covariates: Sequence[str], where: str, params: list[object],
+def _patterns(con: Any, definitions: Sequence[Any], covariates: Sequence[str], where: str, params: list[object],
               *, reference: bool) -> Any:
-    """Covariate patterns with their successes and episodes (polars), per setting (and hold-out
-    flag for the reference; site and quarter for the program)."""
+    """Covariate patterns (polars): per setting (and hold-out flag for the reference rows; site and
+    quarter for the program's), the pattern's rows ``n`` and, per definition, its successes
+    ``s_<id>`` and rows in the definition's population ``t_<id>``."""
     from pipelines.definitions.evaluate import definition_sql
 
     sql_params: list[object] = []
-    y = definition_sql(definition, sql_params)
+    ys = [f"{definition_sql(d, sql_params)} as \"y_{d.id}\"" for d in definitions]
     cov = ", ".join(f"coalesce(cast(\"{c}\" as varchar), '{MISSING}') as \"{c}\"" for c in covariates)
     keys = (f"(hash(episode_key) % {HOLDOUT}) = 0 as holdout" if reference
             else "site_id, discharge_quarter")
+    sums = ", ".join(f"sum(\"y_{d.id}\")::bigint as \"s_{d.id}\", count(\"y_{d.id}\")::bigint as \"t_{d.id}\""
+                     for d in definitions)
     sql = (f"with src as (select * replace (cast(null as integer) as los_days) from mart_episodes "
-           f"where {where}), scored as (select level_of_care, {cov}, {keys}, {y} as y from src) "
-           f"select * exclude (y), count(*)::bigint as t, sum(y)::bigint as s from scored where y is not null "
-           "group by all")
-    return con.sql(sql, params=[*params, *sql_params]).pl()
+           f"where {where}), scored as (select level_of_care, {cov}, {keys}, {', '.join(ys)} from src) "
+           f"select level_of_care, {', '.join(f'{chr(34)}{c}{chr(34)}' for c in covariates)}, "
+           f"{'holdout' if reference else 'site_id, discharge_quarter'}, count(*)::bigint as n, {sums} "
+           f"from scored group by all")
+    frame = con.sql(sql, params=[*params, *sql_params]).pl()
+    import polars as pl
+
+    # categories, not strings: a few bytes a pattern for each covariate
+    return frame.with_columns([pl.col(c).cast(pl.Categorical) for c in covariates])
+
+
+def _group_codes(prog: Any, groupings: Sequence[str]) -> tuple[dict[str, list[str]], dict[str, np.ndarray]]:
+    """Each grouping's group names and the group code of every program pattern (-1: none)."""
+    import polars as pl
+
+    keys, codes = {}, {}
+    for g in groupings:
+        if g == "all":
+            keys[g], codes[g] = ["all"], np.zeros(prog.height, dtype=np.int64)
+            continue
+        col = prog.get_column(GROUP_COLUMN[g]).cast(pl.Utf8)
+        names = sorted(col.drop_nulls().unique().to_list())
+        keys[g] = names
+        codes[g] = col.replace_strict({k: i for i, k in enumerate(names)}, default=-1,
+                                      return_dtype=pl.Int64).to_numpy()
+    return keys, codes
 
 
 def _design(frame: Any, covariates: Sequence[str], levels: dict[str, list[str]]) -> np.ndarray:
@@ -210,7 +243,7 @@ def _design(frame: Any, covariates: Sequence[str], levels: dict[str, list[str]])
     for c in covariates:
         keep = levels[c][1:]  # the first is the reference level
         if keep:
-            codes = frame.get_column(c).replace_strict(
+            codes = frame.get_column(c).cast(pl.Utf8).replace_strict(
                 {v: i for i, v in enumerate(keep)}, default=-1, return_dtype=pl.Int32).to_numpy()
             hit = codes >= 0
             X[rows[hit], col + codes[hit]] = 1.0
@@ -218,130 +251,178 @@ def _design(frame: Any, covariates: Sequence[str], levels: dict[str, list[str]])
     return X
 
 
-def _fit_and_score(def_id: str, ref: Any, prog: Any, covariates: Sequence[str], models: list, calib: list,
-                   notes: list) -> tuple[list[tuple[Any, Any]], dict[str, float], dict[str, Any]]:
-    """Fit each setting's model; return the program patterns scored (frame, Scored per pattern
-    arrays), national rates per setting, and the overlap summary."""
+def _compact_design(frame: Any, covariates: Sequence[str], levels: dict[str, list[str]]) -> Any:
+    """The same design as :func:`_design`, as category codes (:class:`~pipelines.stats.compact.
+    CompactMatrix`): the fits' X'WX comes from sums of the weights by code, not from the rows."""
+    import polars as pl
+
+    from pipelines.stats.compact import Codes, CompactMatrix
+
+    arrays, columns = [], []
+    col = 1
+    for c in covariates:
+        keep = levels[c][1:]
+        arrays.append(frame.get_column(c).cast(pl.Utf8).replace_strict(
+            {v: i + 1 for i, v in enumerate(keep)}, default=0, return_dtype=pl.Int32).to_numpy())
+        columns.append([-1, *range(col, col + len(keep))])
+        col += len(keep)
+    return CompactMatrix(frame.height, col, 0, Codes.packed(arrays, columns),
+                         np.empty((frame.height, 0), order="F"), np.empty(0, dtype=np.int64))
+
+
+class _Accumulator:
+    """What each setting contributes to each definition's groups: sums per group, and the
+    patterns' linear predictors and counts (the offsets are solved over all settings of a group)."""
+
+    def __init__(self, ids: Sequence[str], groupings: Sequence[str], keys: dict[str, list[str]]) -> None:
+        self.groupings, self.keys = list(groupings), keys
+        self.sums = {(d, g): np.zeros((5, len(keys[g]))) for d in ids for g in groupings}  # n, O, E, var, nat
+        self.parts: dict[str, list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]] = {d: [] for d in ids}
+        self.overlaps = {d: [0, 0, 0] for d in ids}  # episodes, absent, rare
+
+    def add(self, def_id: str, eta: np.ndarray, t: np.ndarray, codes: dict[str, np.ndarray],
+            sums: dict[str, Any], rate: float) -> None:
+        for g, s in sums.items():
+            k = len(self.keys[g])  # (the last group of ``sums`` may be the patterns with no group)
+            self.sums[(def_id, g)] += np.vstack([s.n, s.observed, s.expected, s.var_expected, s.n * rate])[:, :k]
+        self.parts[def_id].append((eta, t, codes))
+
+    def overlap(self, def_id: str) -> dict[str, Any]:
+        n, absent, rare = self.overlaps[def_id]
+        share = (absent + rare) / n if n else None
+        warning = None
+        if share is not None and share > OVERLAP_WARNING:
+            warning = (f"{share:.0%} of your episodes have a covariate value that is rare or absent among the "
+                       "national rows of their setting, or a risk outside the national range: their expected "
+                       "counts rest on extrapolation")
+        return {"definition_id": def_id, "n": n, "absent": absent, "rare": rare, "share": share, "warning": warning}
+
+    def rows(self, def_id: str, shrink: bool) -> list[dict[str, Any]]:
+        from pipelines.stats import benchmark as bm
+
+        parts = self.parts[def_id]
+        if not parts:
+            return []
+        eta = np.concatenate([p[0] for p in parts])
+        t = np.concatenate([p[1] for p in parts]).astype(float)
+        out = []
+        for g in self.groupings:
+            code = np.concatenate([p[2][g] for p in parts])
+            n, o, e, v, nat = self.sums[(def_id, g)]
+            order = np.argsort(code, kind="stable")
+            bounds = np.searchsorted(code[order], np.arange(len(self.keys[g]) + 1))
+            groups = []
+            for k, key in enumerate(self.keys[g]):
+                if n[k] <= 0:
+                    continue
+                idx = order[bounds[k]:bounds[k + 1]]
+                groups.append((key, bm.Scored(n=int(n[k]), observed=int(np.rint(o[k])), expected=float(e[k]),
+                                              var_expected=float(v[k]), etas=eta[idx], counts=t[idx]), nat[k] / n[k]))
+            shrunk = shrink and g != "all" and len(groups) > 1
+            ratios = bm.shrink([s for _, s, _ in groups]) if shrunk else [bm.oe_ratio(s) for _, s, _ in groups]
+            for (key, s, rate), ratio in zip(groups, ratios, strict=True):
+                out.append({
+                    "definition_id": def_id, "group_by": g, "group": key, "n": s.n, "observed": s.observed,
+                    "expected": s.expected, "oe_ratio": ratio.oe, "oe_ci_low": ratio.low, "oe_ci_high": ratio.high,
+                    "risk_standardized_rate": ratio.oe * rate, "rsr_ci_low": ratio.low * rate,
+                    "rsr_ci_high": ratio.high * rate, "national_rate": rate,
+                    "verdict": bm.verdict(ratio.low, ratio.high), "shrunk": shrunk, "suppression": None,
+                    "note": None,
+                })
+        return out
+
+
+def _setting(setting: str, ids: Sequence[str], ref: Any, prog: Any, codes: dict[str, np.ndarray],
+             covariates: Sequence[str], acc: _Accumulator, models: list, calib: list, notes: list) -> None:
+    """Fit the setting's national model for each definition, measure it on the held-out rows and
+    score the program's patterns of the setting into ``acc``."""
     import polars as pl
 
     from pipelines.stats import benchmark as bm
 
-    scored = []
-    rates: dict[str, float] = {}
-    in_settings = prog.filter(pl.col("level_of_care").is_in(list(SETTINGS)))
-    n_prog = int(in_settings.get_column("t").sum()) if in_settings.height else 0
-    absent_total = rare_total = 0
-    for setting in SETTINGS:
-        mine = prog.filter(pl.col("level_of_care") == setting)
-        train = ref.filter((pl.col("level_of_care") == setting) & ~pl.col("holdout"))
-        hold = ref.filter((pl.col("level_of_care") == setting) & pl.col("holdout"))
-        if train.height == 0:
-            if mine.height:
-                absent_total += int(mine.get_column("t").sum())
-                notes.append(f"{def_id}: {setting}: no TEDS-D rows of this setting; "
-                             f"{int(mine.get_column('t').sum()):,} episodes not scored")
+    here = ref.get_column("level_of_care") == setting
+    train = ref.filter(here & ~ref.get_column("holdout"))
+    hold = ref.filter(here & ref.get_column("holdout"))
+    mask = (prog.get_column("level_of_care") == setting).to_numpy()
+    mine = prog.filter(pl.Series(mask))
+    if train.height == 0:
+        for d in ids:
+            t = int(mine.get_column(f"t_{d}").sum()) if mine.height else 0
+            acc.overlaps[d][0] += t
+            acc.overlaps[d][1] += t
+            if t:
+                notes.append(f"{d}: {setting}: no TEDS-D rows of this setting; {t:,} episodes not scored")
+        return
+    levels, counts = {}, {}
+    for c in covariates:
+        tally = train.group_by(c).agg(pl.col("n").sum()).with_columns(pl.col(c).cast(pl.Utf8)).sort(
+            ["n", c], descending=[True, False])
+        counts[c] = dict(zip(tally.get_column(c).to_list(), tally.get_column("n").to_list(), strict=True))
+        levels[c] = [v for v, n in counts[c].items() if n >= RARE] or [tally.get_column(c)[0]]
+    X = _compact_design(train, covariates, levels)
+    Xh = _compact_design(hold, covariates, levels) if hold.height else None
+    Xp = _design(mine, covariates, levels) if mine.height else None
+    absent, rare = np.zeros(mine.height, dtype=bool), np.zeros(mine.height, dtype=bool)
+    for c in covariates:
+        n_level = mine.get_column(c).cast(pl.Utf8).replace_strict(
+            counts[c], default=0, return_dtype=pl.Int64).to_numpy()
+        absent |= n_level == 0
+        rare |= (n_level > 0) & (n_level < RARE)
+    sub_codes = {g: c[mask] for g, c in codes.items()}
+    all_rows = ref.filter(here)
+    for d in ids:
+        s_col, t_col = f"s_{d}", f"t_{d}"
+        t, s = train.get_column(t_col).to_numpy(), train.get_column(s_col).to_numpy()
+        use = t > 0
+        if not use.any():
             continue
-        levels, counts = {}, {}
-        for c in covariates:
-            tally = train.group_by(c).agg(pl.col("t").sum()).sort(["t", c], descending=[True, False])
-            counts[c] = dict(zip(tally.get_column(c).to_list(), tally.get_column("t").to_list(), strict=True))
-            levels[c] = [v for v, n in counts[c].items() if n >= RARE] or [tally.get_column(c)[0]]
-        X = _design(train, covariates, levels)
-        t, s = train.get_column("t").to_numpy(), train.get_column("s").to_numpy()
-        fit = bm.fit_reference(X, s, t)
-        all_rows = ref.filter(pl.col("level_of_care") == setting)
-        rates[setting] = float(all_rows.get_column("s").sum() / all_rows.get_column("t").sum())
-        model = {"definition_id": def_id, "level_of_care": setting, "n_fit": int(t.sum()),
-                 "n_holdout": int(hold.get_column("t").sum()) if hold.height else 0,
-                 "national_rate": rates[setting], "terms": X.shape[1], "converged": fit.converged,
+        fit = bm.fit_reference(X[use], s[use], t[use])
+        rate = float(all_rows.get_column(s_col).sum() / max(all_rows.get_column(t_col).sum(), 1))
+        model = {"definition_id": d, "level_of_care": setting, "n_fit": int(t.sum()),
+                 "n_holdout": int(hold.get_column(t_col).sum()) if hold.height else 0,
+                 "national_rate": rate, "terms": X.shape[1], "converged": fit.converged,
                  "c_statistic": None, "calibration_in_the_large": None, "calibration_intercept": None,
                  "calibration_slope": None, "note": fit.note}
-        if fit.converged and hold.height:
-            eta_h = _design(hold, covariates, levels) @ fit.params
-            sh, th = hold.get_column("s").to_numpy(), hold.get_column("t").to_numpy()
-            cal = bm.calibration(eta_h, sh, th)
-            model.update(c_statistic=bm.c_statistic(1 / (1 + np.exp(-eta_h)), sh, th - sh),
-                         calibration_in_the_large=cal.in_the_large, calibration_intercept=cal.intercept,
-                         calibration_slope=cal.slope)
-            calib += [{"definition_id": def_id, "level_of_care": setting, "decile": b, "n": n,
-                       "predicted": pr, "observed": ob} for b, n, pr, ob in cal.bins]
+        if fit.converged and Xh is not None:
+            th, sh = hold.get_column(t_col).to_numpy(), hold.get_column(s_col).to_numpy()
+            keep = th > 0
+            if keep.any():
+                eta_h = Xh[keep] @ fit.params
+                cal = bm.calibration(eta_h, sh[keep], th[keep])
+                model.update(c_statistic=bm.c_statistic(1 / (1 + np.exp(-eta_h)), sh[keep], th[keep] - sh[keep]),
+                             calibration_in_the_large=cal.in_the_large, calibration_intercept=cal.intercept,
+                             calibration_slope=cal.slope)
+                calib += [{"definition_id": d, "level_of_care": setting, "decile": b, "n": n,
+                           "predicted": pr, "observed": ob} for b, n, pr, ob in cal.bins]
         models.append(model)
-        if not mine.height:
+        if Xp is None:
             continue
+        tp, sp = mine.get_column(t_col).to_numpy(), mine.get_column(s_col).to_numpy()
+        scored = tp > 0
         if not fit.converged:
-            notes.append(f"{def_id}: {setting}: the national model did not converge ({fit.note}); "
-                         f"{int(mine.get_column('t').sum()):,} episodes not scored")
+            notes.append(f"{d}: {setting}: the national model did not converge ({fit.note}); "
+                         f"{int(tp.sum()):,} episodes not scored")
             continue
-        Xp = _design(mine, covariates, levels)
-        eta = Xp @ fit.params
-        lo, hi = _weighted_quantiles(X @ fit.params, t, (0.005, 0.995))
-        absent = np.zeros(mine.height, dtype=bool)
-        rare = (eta < lo) | (eta > hi)
-        for c in covariates:
-            n_level = mine.get_column(c).replace_strict(counts[c], default=0, return_dtype=pl.Int64).to_numpy()
-            absent |= n_level == 0
-            rare |= (n_level > 0) & (n_level < RARE)
-        tp = mine.get_column("t").to_numpy()
-        absent_total += int(tp[absent].sum())
-        rare_total += int(tp[rare & ~absent].sum())
-        scored.append((mine, Xp, fit, setting))
-    share = (absent_total + rare_total) / n_prog if n_prog else None
-    warning = None
-    if share is not None and share > OVERLAP_WARNING:
-        warning = (f"{share:.0%} of your episodes have a covariate value that is rare or absent among the "
-                   "national rows of their setting, or a risk outside the national range: their expected "
-                   "counts rest on extrapolation")
-    ovl = {"definition_id": def_id, "n": n_prog, "absent": absent_total, "rare": rare_total,
-           "share": share, "warning": warning}
-    return scored, rates, ovl
+        lo, hi = _weighted_quantiles(X[use] @ fit.params, t[use], (0.005, 0.995))
+        here_codes = {g: c[scored] for g, c in sub_codes.items()}
+        groupings = {g: (c, len(acc.keys[g])) for g, c in here_codes.items()}
+        eta, sums = bm.score_groups(Xp[scored], tp[scored], sp[scored], fit, _valid(groupings))
+        outside = (eta < lo) | (eta > hi)
+        acc.overlaps[d][0] += int(tp.sum())
+        acc.overlaps[d][1] += int(tp[scored][absent[scored]].sum())
+        acc.overlaps[d][2] += int(tp[scored][(rare[scored] | outside) & ~absent[scored]].sum())
+        acc.add(d, eta, tp[scored], here_codes, sums, rate)
+
+
+def _valid(groupings: dict[str, tuple[np.ndarray, int]]) -> dict[str, tuple[np.ndarray, int]]:
+    """A pattern with no group (a null site or quarter) goes to an extra last group, not counted."""
+    return {g: (np.where(c < 0, k, c), k + 1) for g, (c, k) in groupings.items()}
 
 
 def _weighted_quantiles(x: np.ndarray, w: np.ndarray, qs: tuple[float, ...]) -> list[float]:
     order = np.argsort(x, kind="stable")
     cum = np.cumsum(w[order]) / w.sum()
     return [float(x[order][min(np.searchsorted(cum, q), len(x) - 1)]) for q in qs]
-
-
-def _rows(def_id: str, scored: list, rates: dict[str, float], groupings: Sequence[str],
-          shrink: bool) -> list[dict[str, Any]]:
-    import polars as pl
-
-    from pipelines.stats import benchmark as bm
-
-    out = []
-    for g in groupings:
-        column = None if g == "all" else GROUP_COLUMN[g]
-        keys = sorted({k for frame, *_ in scored for k in
-                       ([None] if column is None else frame.get_column(column).drop_nulls().unique().to_list())},
-                      key=lambda k: (k is None, str(k)))
-        groups = []
-        for key in keys:
-            parts, nat = [], 0.0
-            for frame, X, fit, setting in scored:
-                mask = np.ones(frame.height, dtype=bool) if column is None else \
-                    (frame.get_column(column) == key).fill_null(False).to_numpy()
-                if not mask.any():
-                    continue
-                sub = frame.filter(pl.Series(mask))
-                part = bm.score(X[mask], sub.get_column("t").to_numpy(), sub.get_column("s").to_numpy(), fit)
-                parts.append(part)
-                nat += part.n * rates[setting]
-            if parts:
-                s = bm.combine(parts)
-                groups.append(("all" if key is None else str(key), s, nat / s.n))
-        ratios = [bm.oe_ratio(s) for _, s, _ in groups]
-        shrunk = shrink and g != "all" and len(groups) > 1
-        if shrunk:
-            ratios = bm.shrink([s for _, s, _ in groups])
-        for (key, s, nat), ratio in zip(groups, ratios, strict=True):
-            out.append({
-                "definition_id": def_id, "group_by": g, "group": key, "n": s.n, "observed": s.observed,
-                "expected": s.expected, "oe_ratio": ratio.oe, "oe_ci_low": ratio.low, "oe_ci_high": ratio.high,
-                "risk_standardized_rate": ratio.oe * nat, "rsr_ci_low": ratio.low * nat,
-                "rsr_ci_high": ratio.high * nat, "national_rate": nat,
-                "verdict": bm.verdict(ratio.low, ratio.high), "shrunk": shrunk, "suppression": None, "note": None,
-            })
-    return out
 
 
 STATISTICS = ("expected", "national_rate", "oe_ratio", "oe_ci_low", "oe_ci_high", "risk_standardized_rate", "rsr_ci_low",
@@ -357,7 +438,9 @@ def _disclose(rows: list[dict[str, Any]], groupings: Sequence[str], rule: Any) -
     out = [dict(x) for x in rows]
     for def_id in dict.fromkeys(x["definition_id"] for x in out):
         mine = [x for x in out if x["definition_id"] == def_id]
-        total = next(i for i, x in enumerate(mine) if x["group_by"] == "all")
+        total = next((i for i, x in enumerate(mine) if x["group_by"] == "all"), None)
+        if total is None:
+            continue
         values = [x["observed"] for x in mine] + [x["n"] - x["observed"] for x in mine]
         k = len(mine)
         relations = []

@@ -576,8 +576,8 @@ class BenchmarkModel(_Model):
 
     definition_id: str
     level_of_care: str
-    n_fit: int
-    n_holdout: int
+    n_fit: int | None
+    n_holdout: int | None
     national_rate: float | None
     terms: int = Field(description="coefficients, intercept included")
     converged: bool
@@ -603,6 +603,9 @@ class CovariateUse(_Model):
     covariate: str
     used: bool
     reason: str | None = None
+    missing_share_program: float | None = Field(
+        default=None, description="share of your episodes with no value (scored with the national 'missing' level)")
+    missing_share_reference: float | None = None
 
 
 class Overlap(_Model):

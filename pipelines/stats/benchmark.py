@@ -69,16 +69,15 @@ class ReferenceFit:
 
 def fit_reference(X: np.ndarray, successes: np.ndarray, trials: np.ndarray) -> ReferenceFit:
     """Binomial logistic regression of ``successes`` of ``trials`` on the pattern design ``X``
-    (intercept included): each pattern enters as two frequency-weighted rows, its successes
-    (y = 1) and its failures (y = 0)."""
+    (intercept included; a dense array or a :class:`~pipelines.stats.compact.CompactMatrix`):
+    each pattern enters as up to two frequency-weighted rows, its successes (y = 1) and its
+    failures (y = 0)."""
     s = np.asarray(successes, dtype=float)
     t = np.asarray(trials, dtype=float)
     f = t - s
-    Xe = np.vstack([X, X])
-    ye = np.concatenate([np.ones(len(s)), np.zeros(len(s))])
-    we = np.concatenate([s, f])
-    keep = we > 0
-    fit = fit_logistic(Xe[keep], ye[keep], freq_weights=we[keep])
+    rows = np.concatenate([np.flatnonzero(s > 0), np.flatnonzero(f > 0)])
+    ye = np.concatenate([np.ones(int((s > 0).sum())), np.zeros(int((f > 0).sum()))])
+    fit = fit_logistic(X[rows], ye, freq_weights=np.concatenate([s[s > 0], f[f > 0]]))
     cov = np.linalg.pinv(np.asarray(fit.information))
     return ReferenceFit(params=np.asarray(fit.params), cov=cov, converged=fit.converged, note=fit.note,
                         n=int(t.sum()), rate=float(s.sum() / t.sum()) if t.sum() else float("nan"))
@@ -96,21 +95,45 @@ class Scored:
     counts: np.ndarray  # episodes per pattern
 
 
-def score(X: np.ndarray, counts: np.ndarray, successes: np.ndarray, fit: ReferenceFit) -> Scored:
-    """Expected successes of program patterns under the reference model."""
+@dataclass(frozen=True)
+class GroupSums:
+    """Per-group sums of one setting's scored patterns (arrays indexed by group code)."""
+
+    n: np.ndarray
+    observed: np.ndarray
+    expected: np.ndarray
+    var_expected: np.ndarray  # g' V g of each group
+
+
+def score_groups(X: np.ndarray, counts: np.ndarray, successes: np.ndarray, fit: ReferenceFit,
+                 groupings: dict[str, tuple[np.ndarray, int]]) -> tuple[np.ndarray, dict[str, GroupSums]]:
+    """The linear predictor of each program pattern, and for each grouping (name -> (group code
+    per pattern, number of groups)) the groups' episodes, observed and expected successes and the
+    variance of the expected from the reference coefficients (delta method: ``g = sum n p (1-p) x``
+    over the group's patterns, as one sparse product for all groups)."""
+    from scipy import sparse
+
     eta = X @ fit.params
     p = expit(eta)
     n = np.asarray(counts, dtype=float)
-    g = (n * p * (1 - p)) @ X
-    return Scored(n=int(n.sum()), observed=int(np.asarray(successes).sum()), expected=float(n @ p),
-                  var_expected=float(g @ fit.cov @ g), etas=eta, counts=n)
+    w = n * p * (1 - p)
+    rows = np.arange(len(n))
+    out = {}
+    for name, (codes, k) in groupings.items():
+        G = np.asarray(sparse.csr_matrix((w, (codes, rows)), shape=(k, len(n))) @ X)
+        out[name] = GroupSums(n=np.bincount(codes, weights=n, minlength=k),
+                              observed=np.bincount(codes, weights=successes, minlength=k),
+                              expected=np.bincount(codes, weights=n * p, minlength=k),
+                              var_expected=np.einsum("gi,ij,gj->g", G, fit.cov, G))
+    return eta, out
 
 
-def combine(parts: list[Scored]) -> Scored:
-    """One group over several settings (independent reference fits: variances add)."""
-    return Scored(n=sum(x.n for x in parts), observed=sum(x.observed for x in parts),
-                  expected=sum(x.expected for x in parts), var_expected=sum(x.var_expected for x in parts),
-                  etas=np.concatenate([x.etas for x in parts]), counts=np.concatenate([x.counts for x in parts]))
+def score(X: np.ndarray, counts: np.ndarray, successes: np.ndarray, fit: ReferenceFit) -> Scored:
+    """Expected successes of program patterns under the reference model, as one group."""
+    eta, sums = score_groups(X, counts, successes, fit, {"all": (np.zeros(len(counts), dtype=np.int64), 1)})
+    g = sums["all"]
+    return Scored(n=int(g.n[0]), observed=int(g.observed[0]), expected=float(g.expected[0]),
+                  var_expected=float(g.var_expected[0]), etas=eta, counts=np.asarray(counts, dtype=float))
 
 
 def _expected_at(s: Scored, delta: float) -> float:
@@ -161,8 +184,9 @@ def oe_ratio(s: Scored, confidence: float = 0.95, delta: float | None = None,
     """O/E and its interval (module docstring); ``delta``/``se`` override the fitted offset
     (shrinkage)."""
     z = float(norm.ppf(0.5 + confidence / 2))
-    d = offset(s) if delta is None else delta
-    sd = offset_se(s, offset(s)) if se is None else se
+    fitted = offset(s) if delta is None or se is None else 0.0
+    d = fitted if delta is None else delta
+    sd = offset_se(s, fitted) if se is None else se
     oe = s.observed / s.expected if delta is None else _expected_at(s, d) / s.expected
     return Ratio(oe=oe, low=_expected_at(s, d - z * sd) / s.expected,
                  high=_expected_at(s, d + z * sd) / s.expected, delta=d, se=sd)

@@ -1,12 +1,15 @@
 """``levelcare synth``: write synthetic records (records-v1) with a known true effect.
 
-    levelcare synth --out DIR --records N --seed S [--format native|teds-d]
+    levelcare synth --out DIR --records N --seed S [--format native|teds-d|benchmark]
                     [--effect ID=VALUE ...] [--config FILE] [--sites K]
                     [--quarters Q] [--end-quarter 2026Q3 | --start 2026-10-01]
                     [--id-prefix q2-] [--teds-year 2019]
 
 Native: ``discharges.csv``, ``followups.csv``; TEDS-D: ``tedsd_puf.csv``; both: ``truth.json``.
-The model is documented in :mod:`pipelines.synth.model`.
+The model is documented in :mod:`pipelines.synth.model`. ``--format benchmark`` writes a
+national ``tedsd_puf.csv`` (--records rows) and a program's ``discharges.csv``
+(--program-records rows, default --records / 5) with a known completion model and site offsets
+for ``levelcare benchmark`` (:mod:`pipelines.synth.national`).
 
 Ids are ``E0000001`` (episodes), ``P0000001`` (persons) and ``F0000001`` (follow-ups), numbered
 from 1 in every run; ``--id-prefix`` puts a prefix before all three so that a follow-on run
@@ -27,6 +30,7 @@ from typing import Any
 from pipelines.errors import UserError
 
 FORMATS = ("native", "teds-d")
+BENCHMARK = "benchmark"  # --format benchmark: pipelines.synth.national, not write_files
 DISCHARGE_COLUMNS = [
     "episode_id", "person_id", "site_id", "program_id", "level_of_care", "asam_level", "admit_date",
     "discharge_date", "discharge_reason", "age_band", "sex", "race", "ethnicity", "primary_substance",
@@ -57,8 +61,17 @@ def configure_synth(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--records", required=True, type=int, metavar="N",
                         help="number of discharge rows (episodes) to write")
     parser.add_argument("--seed", required=True, type=int, metavar="S", help="random seed (same seed, same bytes)")
-    parser.add_argument("--format", default="native", choices=FORMATS, dest="fmt",
-                        help="native (discharges.csv + followups.csv) or teds-d (tedsd_puf.csv)")
+    parser.add_argument("--format", default="native", choices=(*FORMATS, BENCHMARK), dest="fmt",
+                        help="native (discharges.csv + followups.csv), teds-d (tedsd_puf.csv) or benchmark "
+                        "(national tedsd_puf.csv of --records rows + a program's discharges.csv of "
+                        "--program-records rows, completion from a known case-mix model; see "
+                        "pipelines/synth/national.py)")
+    parser.add_argument("--program-records", type=int, metavar="M",
+                        help="benchmark only: program discharge rows (default --records / 5)")
+    parser.add_argument("--site-offsets", metavar="X,Y,...",
+                        help="benchmark only: the program sites' completion log-odds offsets from the national "
+                        "model, one per site (default 0.6,-0.3,0,0.3,-0.6,0 with --sites 6, the default there; "
+                        "a list starting with a minus needs '=': --site-offsets=-0.5,0.5)")
     parser.add_argument("--effect", action="append", default=[], metavar="ID=VALUE",
                         help="true effect of IOP vs residential: percentage points for a definition id "
                         "(e.g. completion=-10), score points for phq9_points / gad7_points; repeatable")
@@ -172,6 +185,16 @@ def _check_id_prefix(prefix: Any, fmt: str) -> str:
     return prefix
 
 
+def make_folder(path: Any) -> Path:
+    """The output folder, created if missing (a one-line error if it cannot be)."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    return out
+
+
 def write_files(out_dir, records: int, seed: int, fmt: str = "native", teds_year: int = 2019,
                 id_prefix: str | None = None, **options: Any) -> dict:
     """Generate and write the files; return the truth dictionary (also in truth.json).
@@ -186,11 +209,7 @@ def write_files(out_dir, records: int, seed: int, fmt: str = "native", teds_year
     import numpy as np
 
     from pipelines.synth import model
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{out}: cannot create the output folder ({exc.strerror})") from None
+    out = make_folder(out_dir)
     try:
         data = model.generate(records, seed, fmt=fmt, **options)
     except ValueError as exc:
@@ -323,7 +342,36 @@ def _followup_frame(data, sites, id_prefix: str = ""):
                            pl.concat_str([pl.lit(id_prefix + "E"), pl.col("episode_id")]).alias("episode_id"))
 
 
+def _run_benchmark(args: argparse.Namespace) -> int:
+    from pipelines.synth.national import write_benchmark_files
+
+    given = [name for name, value in (("--config", args.config), ("--effect", args.effect),
+                                      ("--quarters", args.quarters), ("--end-quarter", args.end_quarter),
+                                      ("--start", args.start), ("--id-prefix", args.id_prefix),
+                                      ("--unmeasured", args.unmeasured)) if value not in (None, [])]
+    if given:
+        raise UserError(f"{given[0]} does not apply to --format benchmark")
+    offsets = None
+    if args.site_offsets is not None:
+        try:
+            offsets = [float(x) for x in args.site_offsets.split(",")]
+        except ValueError:
+            raise UserError("--site-offsets: expected numbers separated by commas, e.g. 0.5,0,-0.5") from None
+    sites = args.sites if args.sites is not None else (len(offsets) if offsets else 6)
+    program = args.program_records if args.program_records is not None else max(1, args.records // 5)
+    write_benchmark_files(args.out, args.records, program, args.seed, sites=sites, site_offsets=offsets,
+                          teds_year=args.teds_year)
+    print(f"synth: wrote {args.records} national TEDS-D rows and {program} program episodes "
+          f"(tedsd_puf.csv, discharges.csv, truth.json) to {os.fspath(args.out)}, seed {args.seed}")
+    return 0
+
+
 def run_synth(args: argparse.Namespace, settings) -> int:
+    if args.fmt == BENCHMARK:
+        return _run_benchmark(args)
+    for name, value in (("--program-records", args.program_records), ("--site-offsets", args.site_offsets)):
+        if value is not None:
+            raise UserError(f"{name} applies to --format benchmark only")
     options: dict[str, Any] = {}
     if args.config:
         cfg = _load_config(args.config)

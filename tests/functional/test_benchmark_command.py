@@ -1,0 +1,167 @@
+"""``levelcare benchmark`` as a user runs it: real synthetic extracts, real ingest, real warehouse.
+
+Counts and national rates are recomputed here from the extracts themselves (the TEDS-D codes
+by hand from the codebook: SERVICES_D 1, 2, 8 detox, 3 residential hospital, 4 short, 5 long,
+6 IOP, 7 outpatient; REASON 1 completed), not through the code under test. The statistics
+are checked against independent implementations in tests/stats/test_benchmark.py, and against
+a known truth in tests/stats/test_benchmark_truth.py.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipelines.cli import main
+
+SETTING_OF_SERVICES = {"1": "detox", "2": "detox", "8": "detox", "3": "residential_hospital",
+                       "4": "residential_short", "5": "residential_long", "6": "iop", "7": "outpatient"}
+ISSUE_COLUMNS = ["definition_id", "group_by", "group", "n", "observed", "expected", "oe_ratio", "oe_ci_low",
+                 "oe_ci_high", "risk_standardized_rate", "rsr_ci_low", "rsr_ci_high", "national_rate", "verdict"]
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _ingest(warehouse: Path, *paths: Path) -> None:
+    from pipelines.ingest.core import ingest_paths
+    from pipelines.settings import Settings
+
+    loaded = ingest_paths(Settings(warehouse=warehouse), list(paths), docs=False)
+    assert all(r.status == "loaded" for r in loaded), [r.line() for r in loaded]
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory):
+    """A warehouse with 12,000 TEDS-D rows and 3,000 of a program's own episodes."""
+    from pipelines.synth import write_synthetic
+
+    root = tmp_path_factory.mktemp("bench")
+    nat, prog = root / "nat", root / "prog"
+    write_synthetic(nat, records=12_000, seed=5, fmt="teds-d")
+    write_synthetic(prog, records=3_000, seed=6, sites=5)
+    for d in (nat, prog):
+        (d / "truth.json").unlink()
+    (prog / "followups.csv").unlink()
+    # a blank level of care is read from the ASAM level by ingest: keep the rows that name theirs,
+    # so this test can count by level from the file alone
+    rows = _read(prog / "discharges.csv")
+    with (prog / "discharges.csv").open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(r for r in rows if r["level_of_care"])
+    _ingest(root / "w.duckdb", nat, prog)
+    return root
+
+
+def _run(capsys, warehouse: Path, *args: str) -> tuple[int, str, str]:
+    code = main(["--warehouse", str(warehouse), "benchmark", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_benchmark_counts_and_national_rates_agree_with_the_extracts(loaded, capsys, tmp_path):
+    code, out, err = _run(capsys, loaded / "w.duckdb", "--out", str(tmp_path), "--by", "site,quarter")
+    assert code == 0, err
+    rows = _read(tmp_path / "benchmark.csv")
+    assert list(rows[0])[:len(ISSUE_COLUMNS)] == ISSUE_COLUMNS
+    discharges = [r for r in _read(loaded / "prog" / "discharges.csv")
+                  if r["level_of_care"] in set(SETTING_OF_SERVICES.values())]
+    teds = _read(loaded / "nat" / "tedsd_puf.csv")
+    n_by = Counter(SETTING_OF_SERVICES[r["SERVICES_D"]] for r in teds)
+    done_by = Counter(SETTING_OF_SERVICES[r["SERVICES_D"]] for r in teds if r["REASON"] == "1")
+    rate = {k: done_by[k] / n_by[k] for k in n_by}
+    total = next(r for r in rows if r["definition_id"] == "completion" and r["group_by"] == "all")
+    assert int(total["n"]) == len(discharges)
+    assert int(total["observed"]) == sum(r["discharge_reason"] == "completed" for r in discharges)
+    mix = Counter(r["level_of_care"] for r in discharges)
+    assert float(total["national_rate"]) == pytest.approx(sum(mix[k] * rate[k] for k in mix) / len(discharges))
+    for r in rows:
+        if r["suppression"]:
+            assert r["observed"] == r["oe_ratio"] == r["expected"] == r["verdict"] == ""
+            continue
+        o, e, n = int(r["observed"]), float(r["expected"]), int(r["n"])
+        assert 11 <= o and 11 <= n - o  # CMS: no count of 1-10, nor one derivable from n
+        assert float(r["oe_ratio"]) == pytest.approx(o / e)
+        assert float(r["oe_ci_low"]) < float(r["oe_ratio"]) < float(r["oe_ci_high"])
+        assert float(r["risk_standardized_rate"]) == pytest.approx(o / e * float(r["national_rate"]))
+        low, high = float(r["oe_ci_low"]), float(r["oe_ci_high"])
+        assert r["verdict"] == ("better than expected" if low > 1 else "worse than expected" if high < 1
+                                else "as expected")
+        if r["group_by"] == "level_of_care" and r["definition_id"] == "completion":
+            assert n == mix[r["group"]]
+            assert float(r["national_rate"]) == pytest.approx(rate[r["group"]])
+    # a hidden site cannot be worked out from the total and the other sites
+    for def_id in {r["definition_id"] for r in rows}:
+        for g in ("site", "quarter", "level_of_care"):
+            hidden = [r for r in rows if r["definition_id"] == def_id and r["group_by"] == g and r["suppression"]]
+            assert len(hidden) != 1, (def_id, g)
+    models = _read(tmp_path / "benchmark_models.csv")
+    assert {m["level_of_care"] for m in models} == set(n_by)
+    for m in models:
+        if m["definition_id"] == "completion" and m["n_holdout"]:  # (a small count is hidden)
+            assert int(m["n_fit"]) + int(m["n_holdout"]) == n_by[m["level_of_care"]]
+        if m["c_statistic"]:
+            assert 0.4 <= float(m["c_statistic"]) <= 1
+    data = json.loads((tmp_path / "benchmark.json").read_text(encoding="utf-8"))
+    assert data["n_reference"] == len(teds)
+    assert data["unmatched_levels"] == dict(sorted(Counter(
+        r["level_of_care"] for r in _read(loaded / "prog" / "discharges.csv")
+        if r["level_of_care"] not in set(SETTING_OF_SERVICES.values())).items()))
+    assert "O/E" in out and "php" in out
+
+
+def test_definitions_teds_cannot_support_are_listed_or_refused(loaded, capsys, tmp_path):
+    code, _, _ = _run(capsys, loaded / "w.duckdb", "--out", str(tmp_path),
+                        "--definitions", "completion,abstinent_90d_itt")
+    assert code == 0
+    data = json.loads((tmp_path / "benchmark.json").read_text(encoding="utf-8"))
+    assert [x["id"] for x in data["not_applicable"]] == ["abstinent_90d_itt"]
+    assert "follow-up" in data["not_applicable"][0]["note"]
+    assert {r["definition_id"] for r in data["rows"]} == {"completion"}
+    code, _, err = _run(capsys, loaded / "w.duckdb", "--out", str(tmp_path / "b"), "--definitions", "abstinent_90d_itt")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "TEDS-D" in err
+
+
+@pytest.mark.parametrize(("years", "words"), [("2030..2031", "no TEDS-D rows of 2030-2031"),
+                                              ("2022..2017", "FROM <= TO"), ("soon", "four-digit years")])
+def test_bad_years_are_one_line_errors(loaded, capsys, tmp_path, years, words):
+    code, _, err = _run(capsys, loaded / "w.duckdb", "--out", str(tmp_path), "--years", years)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_teds_rows_says_what_to_load(tmp_path, capsys):
+    from pipelines.synth import write_synthetic
+
+    write_synthetic(tmp_path / "prog", records=300, seed=7)
+    _ingest(tmp_path / "w.duckdb", tmp_path / "prog" / "discharges.csv")
+    code, _, err = _run(capsys, tmp_path / "w.duckdb", "--out", str(tmp_path / "o"))
+    assert code == 2 and "no TEDS-D rows" in err and "levelcare ingest" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_a_covariate_the_program_lacks_is_reported_not_dropped_silently(loaded, tmp_path, capsys):
+    """The program's export has no payer: the model leaves payer out and says so."""
+    import shutil
+
+    shutil.copy(loaded / "w.duckdb", tmp_path / "w.duckdb")
+    from pipelines import marts
+    from pipelines.warehouse import connect
+
+    with connect(tmp_path / "w.duckdb") as con:
+        con.execute("update raw_discharges set payer = null")
+        marts.build(con)
+    code, out, err = _run(capsys, tmp_path / "w.duckdb", "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    data = json.loads((tmp_path / "o" / "benchmark.json").read_text(encoding="utf-8"))
+    uses = {c["covariate"]: c for c in data["covariates"]}
+    assert not uses["payer"]["used"] and "your records carry no value" in uses["payer"]["reason"]
+    assert uses["payer"]["missing_share_program"] == 1.0
+    assert all(c["used"] for k, c in uses.items() if k != "payer")
+    assert "covariate payer not used" in out
