@@ -323,7 +323,7 @@ class _Accumulator:
             for (key, s, rate), ratio in zip(groups, ratios, strict=True):
                 out.append({
                     "definition_id": def_id, "group_by": g, "group": key, "n": s.n, "observed": s.observed,
-                    "expected": s.expected, "oe_ratio": ratio.oe, "oe_ci_low": ratio.low, "oe_ci_high": ratio.high,
+                    "expected": s.expected, "expected_se": s.var_expected ** 0.5, "oe_ratio": ratio.oe, "oe_ci_low": ratio.low, "oe_ci_high": ratio.high,
                     "risk_standardized_rate": ratio.oe * rate, "rsr_ci_low": ratio.low * rate,
                     "rsr_ci_high": ratio.high * rate, "national_rate": rate,
                     "verdict": bm.verdict(ratio.low, ratio.high), "shrunk": shrunk, "suppression": None,
@@ -425,7 +425,7 @@ def _weighted_quantiles(x: np.ndarray, w: np.ndarray, qs: tuple[float, ...]) -> 
     return [float(x[order][min(np.searchsorted(cum, q), len(x) - 1)]) for q in qs]
 
 
-STATISTICS = ("expected", "national_rate", "oe_ratio", "oe_ci_low", "oe_ci_high", "risk_standardized_rate", "rsr_ci_low",
+STATISTICS = ("expected", "expected_se", "national_rate", "oe_ratio", "oe_ci_low", "oe_ci_high", "risk_standardized_rate", "rsr_ci_low",
               "rsr_ci_high", "verdict")
 
 
@@ -464,7 +464,7 @@ def _disclose(rows: list[dict[str, Any]], groupings: Sequence[str], rule: Any) -
 
 CSV_COLUMNS = ["definition_id", "group_by", "group", "n", "observed", "expected", "oe_ratio", "oe_ci_low",
                "oe_ci_high", "risk_standardized_rate", "rsr_ci_low", "rsr_ci_high", "national_rate", "verdict",
-               "shrunk", "suppression", "note"]
+               "expected_se", "shrunk", "suppression", "note"]
 MODEL_COLUMNS = ["definition_id", "level_of_care", "n_fit", "n_holdout", "national_rate", "terms", "converged",
                  "c_statistic", "calibration_in_the_large", "calibration_intercept", "calibration_slope", "note"]
 CALIBRATION_COLUMNS = ["definition_id", "level_of_care", "decile", "n", "predicted", "observed"]

@@ -557,6 +557,8 @@ class BenchmarkRow(_Model):
     n: int | None = Field(description="the group's episodes that were scored")
     observed: int | None
     expected: float | None = Field(description="the national model's expected successes")
+    expected_se: float | None = Field(
+        default=None, description="standard error of expected from the national model's coefficients")
     oe_ratio: float | None
     oe_ci_low: float | None
     oe_ci_high: float | None
