@@ -137,10 +137,10 @@ def benchmark(
     calib = [c for c in calib if disclosure.statistic_allowed(c["n"], r)]
     models = [{**x, "n_fit": disclosure.shown_count(x["n_fit"], r),
                "n_holdout": disclosure.shown_count(x["n_holdout"], r)} for x in models]
-    y0, y1 = ref_years
+    y0, y1 = ref_years[0], ref_years[-1]
     return m.Benchmark(
         reference=f"TEDS-D {y0}-{y1} ({n_ref:,} discharges)" if y0 != y1 else f"TEDS-D {y0} ({n_ref:,} discharges)",
-        years=list(range(y0, y1 + 1)), n_reference=n_ref, n_program=int(n_prog), rows=rows, models=models,
+        years=ref_years, n_reference=n_ref, n_program=int(n_prog), rows=rows, models=models,
         calibration=calib, overlap=overlap, covariates=uses, not_applicable=na,
         unmatched_levels={k: int(v) for k, v in unmatched.items()}, shrink=shrink,
         method=METHOD + (SHRINK_METHOD if shrink else ""), notes=notes,
@@ -157,10 +157,11 @@ def _reference_where(years: tuple[int, int] | None) -> tuple[str, list[object]]:
     return sql, params
 
 
-def _reference_span(con: Any, where: str, params: list[object]) -> tuple[int, tuple[int, int]]:
-    n, y0, y1 = con.execute(f"select count(*), min(discharge_year), max(discharge_year) from mart_episodes "
-                            f"where {where}", params).fetchone()
-    return int(n), (int(y0 or 0), int(y1 or 0))
+def _reference_span(con: Any, where: str, params: list[object]) -> tuple[int, list[int]]:
+    """The reference rows and the discharge years they hold."""
+    years = con.execute(f"select discharge_year, count(*) from mart_episodes where {where} group by 1 order by 1",
+                        params).fetchall()
+    return sum(int(n) for _, n in years), [int(y) for y, _ in years if y is not None]
 
 
 def _known(c: str) -> str:

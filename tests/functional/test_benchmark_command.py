@@ -165,3 +165,42 @@ def test_a_covariate_the_program_lacks_is_reported_not_dropped_silently(loaded, 
     assert uses["payer"]["missing_share_program"] == 1.0
     assert all(c["used"] for k, c in uses.items() if k != "payer")
     assert "covariate payer not used" in out
+
+
+def _teds_fixtures():
+    """tests/ingest/teds_fixtures.py: the era layouts written out by hand from the codebook."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "ingest" / "teds_fixtures.py"
+    spec = importlib.util.spec_from_file_location("teds_fixtures_for_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_older_era_and_several_years(loaded, tmp_path, capsys):
+    """The same national rows written in the 2006-2014 layout (SERVSETD, the old AGE, NOPRIOR
+    and ETHNIC codes) as discharge year 2012 load beside the 2019 file; --years picks either or
+    both, and the older era's model (coarser codes) gives nearly the same O/E."""
+    import shutil
+
+    fx = _teds_fixtures()
+    shutil.copy(loaded / "w.duckdb", tmp_path / "w.duckdb")
+    rows = [{**r, "DISYR": "2012", "CASEID": "2012" + r["CASEID"][4:]} for r in _read(loaded / "nat" / "tedsd_puf.csv")]
+    rows = [{k: v for k, v in r.items() if k in fx.VARS_2017} for r in rows]
+    (tmp_path / "tedsd_puf_2012.csv").write_text(fx.teds_csv(rows, "2006-2014"), encoding="utf-8")
+    _ingest(tmp_path / "w.duckdb", tmp_path / "tedsd_puf_2012.csv")
+    results = {}
+    for years in ("2012..2012", "2019..2019", "2012..2019"):
+        code, _, err = _run(capsys, tmp_path / "w.duckdb", "--out", str(tmp_path / years), "--years", years,
+                              "--definitions", "completion")
+        assert code == 0, err
+        results[years] = json.loads((tmp_path / years / "benchmark.json").read_text(encoding="utf-8"))
+    n = len(rows)
+    assert [results[y]["n_reference"] for y in results] == [n, n, 2 * n]
+    assert results["2012..2019"]["years"] == [2012, 2019]
+    assert results["2012..2019"]["reference"].startswith("TEDS-D 2012-2019 (")
+    assert results["2012..2012"]["reference"].startswith("TEDS-D 2012 (")
+    total = {y: next(r for r in results[y]["rows"] if r["group_by"] == "all") for y in results}
+    assert total["2012..2012"]["observed"] == total["2019..2019"]["observed"]
+    assert total["2012..2012"]["oe_ratio"] == pytest.approx(total["2019..2019"]["oe_ratio"], abs=0.02)
