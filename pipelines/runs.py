@@ -304,8 +304,10 @@ def rerun(settings: Any, run_id: str, out_dir: Path) -> dict:
             # runs recorded before periods existed had a report quarter only, and counted all
             # data; the validation reports of the run's files stay beside the warehouse they
             # were loaded into
+            reference = params.get("reference_warehouse")
             analyze(scratch, work, [d["id"] for d in manifest["definitions"]], params.get("by"),
-                    run_id=new_id, period=period, docs_root=docs_root_of(settings))
+                    run_id=new_id, period=period, docs_root=docs_root_of(settings),
+                    reference_warehouse=Path(reference) if reference else None)
             files = write_report(work, period=period, formats=params.get("formats") or FORMATS)
             record_analysis_run(settings, new_id, work, params, "rerun", recorded_out=Path(out_dir),
                                 rerun_of=run_id, manifest_settings=scratch)

@@ -65,12 +65,13 @@ SHRINK_METHOD = (
 def benchmark(
     con: Any, definitions: Sequence[Any], *, years: tuple[int, int] | None = None,
     by: Sequence[str] = ("site",), shrink: bool = False, where: str = "",
-    where_params: Sequence[object] = (), rule: Any = "cms", explicit: bool = True,
+    where_params: Sequence[object] = (), rule: Any = "cms", reference_table: str = "mart_episodes",
 ) -> Any:
     """The :class:`~pipelines.results.model.Benchmark` of the program's native episodes
-    (``where``: a condition on them) against the TEDS-D rows of ``years`` (all when None).
-    ``explicit``: the definitions were asked for, so one TEDS-D cannot support is an error
-    only if none is left (otherwise they are listed as not applicable either way)."""
+    (``where``: a condition on them) against the TEDS-D rows of ``years`` (all when None) in
+    ``reference_table`` (this warehouse's mart, or an attached reference warehouse's:
+    :func:`attach_reference`). A definition TEDS-D cannot support is listed as not applicable;
+    none left is an error."""
     from pipelines import disclosure
     from pipelines.definitions.evaluate import not_applicable
     from pipelines.results import model as m
@@ -80,7 +81,7 @@ def benchmark(
             raise UserError(f"--by {g}: choose from {', '.join(GROUPINGS)}")
     r = disclosure.get_rule(rule)
     ref_where, ref_params = _reference_where(years)
-    n_ref, ref_years = _reference_span(con, ref_where, ref_params)
+    n_ref, ref_years = _reference_span(con, reference_table, ref_where, ref_params)
     if n_ref == 0:
         span = f" of {years[0]}-{years[1]}" if years else ""
         raise UserError(f"benchmark: the warehouse holds no TEDS-D rows{span} to compare with: load a "
@@ -91,11 +92,11 @@ def benchmark(
         raise UserError("benchmark: the warehouse holds no episodes of your own (native records) "
                         "to benchmark: load your discharges first (levelcare ingest discharges.csv)")
 
-    covariates, uses = _covariates(con, ref_where, ref_params, prog_where, where_params)
+    covariates, uses = _covariates(con, reference_table, ref_where, ref_params, prog_where, where_params)
     if not covariates:
         raise UserError("benchmark: no covariate has values in both your records and the TEDS-D rows "
                         f"({', '.join(COVARIATES)}): nothing to adjust for; check the mapping of your export")
-    absent = {**not_applicable(con, definitions, where=ref_where, where_params=ref_params)}
+    absent = not_applicable(con, definitions, where=ref_where, where_params=ref_params, table=reference_table)
     mine = not_applicable(con, definitions, where=prog_where, where_params=where_params)
     na: list[dict[str, str]] = []
     usable = []
@@ -121,8 +122,8 @@ def benchmark(
     overlap: list[dict[str, Any]] = []
     notes: list[str] = []
     groupings = ["all", "level_of_care", *[g for g in by if g != "level_of_care"]]
-    ref = _patterns(con, usable, covariates, ref_where, ref_params, reference=True)
-    prog = _patterns(con, usable, covariates, prog_where, list(where_params), reference=False)
+    ref = _patterns(con, reference_table, usable, covariates, ref_where, ref_params, reference=True)
+    prog = _patterns(con, "mart_episodes", usable, covariates, prog_where, list(where_params), reference=False)
     keys, codes = _group_codes(prog, groupings)
     acc = _Accumulator([d.id for d in usable], groupings, keys)
     for setting in SETTINGS:
@@ -147,6 +148,49 @@ def benchmark(
     )
 
 
+REFERENCE_ALIAS = "levelcare_reference"
+
+
+def attach_reference(con: Any, path: Any, timeout_seconds: float = 30.0) -> str:
+    """Attach a reference warehouse (TEDS-D rows loaded with ``levelcare --warehouse PATH ingest``)
+    read-only to ``con``, its marts built first when they are missing or older than its TEDS-D
+    rows; returns the table to read. The program's warehouse then holds no national row, so its
+    own rates stay its own."""
+    from pathlib import Path
+
+    from pipelines import marts
+    from pipelines.warehouse import connect
+
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"--reference-warehouse {path}: no such warehouse (load TEDS-D into it first: "
+                        f"levelcare --warehouse {path} ingest tedsd_puf_2019.csv)")
+    with connect(path, read_only=True, timeout_seconds=timeout_seconds) as ref:
+        fresh = _marts_fresh(ref)
+    if not fresh:
+        with connect(path, timeout_seconds=timeout_seconds) as ref:
+            marts.build(ref)
+    con.execute(f"attach '{_sql_text(str(path.resolve()))}' as {REFERENCE_ALIAS} (read_only)")
+    return f"{REFERENCE_ALIAS}.main.mart_episodes"
+
+
+def detach_reference(con: Any) -> None:
+    con.execute(f"detach database if exists {REFERENCE_ALIAS}")
+
+
+def _sql_text(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _marts_fresh(con: Any) -> bool:
+    tables = {r[0] for r in con.execute("select table_name from information_schema.tables").fetchall()}
+    if not {"mart_episodes", "raw_teds_d"} <= tables:
+        return False
+    raw = con.execute("select count(*) from raw_teds_d").fetchone()[0]
+    built = con.execute("select count(*) from mart_episodes where source = 'teds-d'").fetchone()[0]
+    return raw == built
+
+
 def _reference_where(years: tuple[int, int] | None) -> tuple[str, list[object]]:
     marks = ", ".join("?" for _ in SETTINGS)
     sql = f"source = 'teds-d' and level_of_care in ({marks})"
@@ -157,9 +201,9 @@ def _reference_where(years: tuple[int, int] | None) -> tuple[str, list[object]]:
     return sql, params
 
 
-def _reference_span(con: Any, where: str, params: list[object]) -> tuple[int, list[int]]:
+def _reference_span(con: Any, table: str, where: str, params: list[object]) -> tuple[int, list[int]]:
     """The reference rows and the discharge years they hold."""
-    years = con.execute(f"select discharge_year, count(*) from mart_episodes where {where} group by 1 order by 1",
+    years = con.execute(f"select discharge_year, count(*) from {table} where {where} group by 1 order by 1",
                         params).fetchall()
     return sum(int(n) for _, n in years), [int(y) for y, _ in years if y is not None]
 
@@ -168,10 +212,10 @@ def _known(c: str) -> str:
     return f"count(*) filter (where \"{c}\" is not null and cast(\"{c}\" as varchar) not in ('unknown'))"
 
 
-def _covariates(con: Any, ref_where: str, ref_params: list[object], prog_where: str,
+def _covariates(con: Any, table: str, ref_where: str, ref_params: list[object], prog_where: str,
                 prog_params: Sequence[object]) -> tuple[list[str], list[dict[str, Any]]]:
     known = ", ".join(_known(c) for c in COVARIATES)
-    *ref, n_ref = con.execute(f"select {known}, count(*) from mart_episodes where {ref_where}", ref_params).fetchone()
+    *ref, n_ref = con.execute(f"select {known}, count(*) from {table} where {ref_where}", ref_params).fetchone()
     *prog, n_prog = con.execute(f"select {known}, count(*) from mart_episodes where {prog_where}",
                                 list(prog_params)).fetchone()
     used, uses = [], []
@@ -190,8 +234,8 @@ def _covariates(con: Any, ref_where: str, ref_params: list[object], prog_where: 
     return used, uses
 
 
-def _patterns(con: Any, definitions: Sequence[Any], covariates: Sequence[str], where: str, params: list[object],
-              *, reference: bool) -> Any:
+def _patterns(con: Any, table: str, definitions: Sequence[Any], covariates: Sequence[str], where: str,
+              params: list[object], *, reference: bool) -> Any:
     """Covariate patterns (polars): per setting (and hold-out flag for the reference rows; site and
     quarter for the program's), the pattern's rows ``n`` and, per definition, its successes
     ``s_<id>`` and rows in the definition's population ``t_<id>``."""
@@ -204,7 +248,7 @@ def _patterns(con: Any, definitions: Sequence[Any], covariates: Sequence[str], w
             else "site_id, discharge_quarter")
     sums = ", ".join(f"sum(\"y_{d.id}\")::bigint as \"s_{d.id}\", count(\"y_{d.id}\")::bigint as \"t_{d.id}\""
                      for d in definitions)
-    sql = (f"with src as (select * replace (cast(null as integer) as los_days) from mart_episodes "
+    sql = (f"with src as (select * replace (cast(null as integer) as los_days) from {table} "
            f"where {where}), scored as (select level_of_care, {cov}, {keys}, {', '.join(ys)} from src) "
            f"select level_of_care, {', '.join(f'{chr(34)}{c}{chr(34)}' for c in covariates)}, "
            f"{'holdout' if reference else 'site_id, discharge_quarter'}, count(*)::bigint as n, {sums} "
@@ -506,6 +550,9 @@ def configure_benchmark(parser: Any) -> None:
     parser.add_argument("--definitions-dir", metavar="DIR", help="folder of your own definition files")
     parser.add_argument("--reference", choices=("teds-d",), default="teds-d",
                         help="the national reference: TEDS-D rows loaded into the warehouse")
+    parser.add_argument("--reference-warehouse", metavar="PATH",
+                        help="a warehouse holding the TEDS-D rows (default: the TEDS-D rows of --warehouse); "
+                             "keeping them apart keeps your own rates free of national rows")
     parser.add_argument("--years", metavar="FROM..TO", help="TEDS-D discharge years, e.g. 2017..2022 (default: all loaded)")
     parser.add_argument("--by", metavar="GROUPS", default="site",
                         help="comma-separated: site, level_of_care, quarter (default site; all and "
@@ -554,8 +601,13 @@ def run_benchmark(args: Any, settings: Any) -> int:
     with connect(settings.warehouse, timeout_seconds=settings.lock_timeout_seconds) as con:
         marts.build(con)
         where, params = ws.period_where(period)
-        bench = benchmark(con, definitions, years=years, by=by, shrink=args.shrink, where=where,
-                          where_params=params, rule=args.disclosure)
+        table = ("mart_episodes" if not args.reference_warehouse else
+                 attach_reference(con, args.reference_warehouse, settings.lock_timeout_seconds))
+        try:
+            bench = benchmark(con, definitions, years=years, by=by, shrink=args.shrink, where=where,
+                              where_params=params, rule=args.disclosure, reference_table=table)
+        finally:
+            detach_reference(con)
     files = write_files(bench, args.out, args.disclosure)
     print(f"benchmark against {bench.reference}: {bench.n_program:,} of your episodes")
     for row in bench.rows:

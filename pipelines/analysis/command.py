@@ -101,6 +101,9 @@ def configure_analyze(parser: argparse.ArgumentParser) -> None:
         "--data-end-date", metavar="YYYY-MM-DD", type=dt.date.fromisoformat, default=None,
         help="last day the data cover (default: latest admission or discharge date)",
     )
+    parser.add_argument("--reference-warehouse", metavar="PATH", type=Path,
+                        help="a warehouse of TEDS-D rows to benchmark against (benchmark.csv, the "
+                             "report's national comparison); default: TEDS-D rows of --warehouse, if any")
     add_json_argument(parser, ANALYZE_JSON_FIELDS)
 
 
@@ -122,7 +125,8 @@ def run_analyze(args: argparse.Namespace, settings: Settings) -> int:
         results = analyze(settings, args.out, args.definitions, args.by, data_end_date=args.data_end_date,
                           arm=args.arm, reference=args.reference, margin_pp=args.margin, rule=args.disclosure,
                           margin_ratio=args.margin_ratio, margin_basis=args.margin_basis, period=period,
-                          min_clusters=args.min_clusters, multiarm_outcomes=args.multiarm_outcome_models)
+                          min_clusters=args.min_clusters, multiarm_outcomes=args.multiarm_outcome_models,
+                          reference_warehouse=args.reference_warehouse)
     if args.json:
         print_json(analyze_outcome(results, args.out))
         return 0
@@ -211,6 +215,7 @@ def analyze(
     offload: Callable[[bytes, Sequence[Any], dict[str, Any]], Any] | None = None,
     period: Any = None,
     docs_root: Path | None = None,
+    reference_warehouse: Path | None = None,
 ) -> dict[str, Any]:
     """Build marts, compute every selected definition's rates and the comparisons of ``arm``
     with ``reference`` over ``period``; write the results model (results.json) and its CSVs
@@ -299,7 +304,7 @@ def analyze(
         progress.status("analyze", "dose, length of stay, costs, family involvement")
         services = svc.service_tables(con, where, params, r, definitions)
         services["family_rates"] = svc.family_rates(con, where, params, r, _headline_definitions(definitions))
-        bench = _benchmark(con, definitions, where, params, r)
+        bench = _benchmark(con, definitions, where, params, r, reference_warehouse, settings.lock_timeout_seconds)
         comparative: dict[str, Any] = {}
         if pending is not None:
             progress.status("analyze", "comparisons (on the Dask cluster)")
@@ -390,16 +395,24 @@ def write_outputs(results: Any, out_dir: Path) -> None:
     write_results(results, out_dir / "results.json")
 
 
-def _benchmark(con: Any, definitions: Any, where: str, params: list[Any], rule: Any) -> Any:
+def _benchmark(con: Any, definitions: Any, where: str, params: list[Any], rule: Any,
+               reference_warehouse: Path | None, timeout: float) -> Any:
     """The benchmark against TEDS-D (:mod:`pipelines.analysis.benchmark`) of the period's own
-    episodes, when the warehouse holds TEDS-D rows and native ones; None otherwise."""
+    episodes: against ``reference_warehouse`` when given (its problems are the user's errors),
+    else when the warehouse holds TEDS-D rows and native ones; None otherwise."""
     from pipelines.analysis import benchmark as bm
 
-    sources = {x[0] for x in con.execute("select distinct source from mart_episodes").fetchall()}
-    if not {"native", "teds-d"} <= sources:
-        return None
     wanted = [d for d in definitions if d.id in bm.DEFAULT_DEFINITIONS]
-    if not wanted:
+    if reference_warehouse is not None:
+        table = bm.attach_reference(con, reference_warehouse, timeout)
+        progress.status("analyze", "benchmark against TEDS-D")
+        try:
+            return bm.benchmark(con, wanted or definitions, where=where, where_params=params, rule=rule,
+                                reference_table=table)
+        finally:
+            bm.detach_reference(con)
+    sources = {x[0] for x in con.execute("select distinct source from mart_episodes").fetchall()}
+    if not {"native", "teds-d"} <= sources or not wanted:
         return None
     progress.status("analyze", "benchmark against TEDS-D")
     try:

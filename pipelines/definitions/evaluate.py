@@ -42,16 +42,17 @@ FRAME_ORDER = "episode_key, source"
 
 def not_applicable(
     con: duckdb.DuckDBPyConnection, definitions: Sequence[Definition], *, where: str = "",
-    where_params: Sequence[object] = (),
+    where_params: Sequence[object] = (), table: str = SOURCE_TABLE,
 ) -> dict[str, list[str]]:
     """Definition id -> required fields with no value anywhere in the mart, or in its rows that
-    meet ``where`` (a condition with ``where_params`` for its ``?``) when given (empty: applicable)."""
+    meet ``where`` (a condition with ``where_params`` for its ``?``) when given (empty: applicable).
+    ``table``: another relation with the mart's columns (an attached warehouse's mart)."""
     fields = sorted({f for d in definitions for f in d.requires})
     if not fields:
         return {d.id: [] for d in definitions}
     # field names were checked against the mart's columns when the definitions were loaded
     counts = con.execute(
-        "select " + ", ".join(f'count("{f}")' for f in fields) + f" from {SOURCE_TABLE}"
+        "select " + ", ".join(f'count("{f}")' for f in fields) + f" from {table}"
         + (f" where {where}" if where else ""), list(where_params)
     ).fetchall()[0]
     empty = {f for f, n in zip(fields, counts, strict=True) if not n}

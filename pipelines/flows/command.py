@@ -39,6 +39,9 @@ def _flow_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--site", help="site_id for files without a site_id column; its saved mapping applies "
                         "(`levelcare map save`)")
     add_reading_options(parser)
+    parser.add_argument("--reference-warehouse", metavar="PATH",
+                        help="a warehouse of TEDS-D rows: the report benchmarks your outcomes against it "
+                             "(levelcare benchmark --help); default: TEDS-D rows of --warehouse, if any")
     parser.add_argument("--dask-address", metavar="tcp://HOST:PORT",
                         help="Dask scheduler for --task-runner dask (default: a local cluster of 2 processes)")
 
@@ -67,6 +70,7 @@ def flow_parameters(args: argparse.Namespace, settings: Settings) -> dict[str, A
         "task_runner": args.task_runner, "dask_address": args.dask_address,
         "kind": args.kind, "site": args.site, "mapping": _mapping_path(args.mapping), "sheet": args.sheet,
         "strict": getattr(args, "strict", False),
+        "reference_warehouse": str(Path(args.reference_warehouse).resolve()) if args.reference_warehouse else None,
     }
 
 

@@ -179,13 +179,14 @@ def _submit_comparative(marts: bytes, definitions: list[Any], options: dict[str,
 @task(name="analyze")
 def analyze_task(warehouse: str, out_dir: str, run_id: str, definitions: list[str] | None,
                  by: list[str] | None, definitions_dir: str | None, parallel: bool = False,
-                 period: str | None = None) -> dict[str, Any]:
+                 period: str | None = None, reference_warehouse: str | None = None) -> dict[str, Any]:
     from pipelines.analysis.command import analyze
     from pipelines.results.periods import parse_period
 
     settings = Settings(warehouse=Path(warehouse), definitions_dir=Path(definitions_dir) if definitions_dir else None)
     results = analyze(settings, Path(out_dir), definitions, by, run_id=run_id,
-                      offload=_submit_comparative if parallel else None, period=parse_period(period))
+                      offload=_submit_comparative if parallel else None, period=parse_period(period),
+                      reference_warehouse=Path(reference_warehouse) if reference_warehouse else None)
     progress("analyze", f"{len(results['definitions'])} definitions, {len(results['rates'])} rate rows, "
              f"{len(results.get('comparisons', []))} comparison rows")
     return {"run_id": results["run_id"], "definitions": len(results["definitions"]),
@@ -195,8 +196,10 @@ def analyze_task(warehouse: str, out_dir: str, run_id: str, definitions: list[st
 @flow(name="analyze", flow_run_name="levelcare-{run_id}-analyze")
 def analyze_flow(warehouse: str, out_dir: str, run_id: str, definitions: list[str] | None = None,
                  by: list[str] | None = None, definitions_dir: str | None = None,
-                 parallel: bool = False, period: str | None = None) -> dict[str, Any]:
-    return analyze_task(warehouse, out_dir, run_id, definitions, by, definitions_dir, parallel, period)
+                 parallel: bool = False, period: str | None = None,
+                 reference_warehouse: str | None = None) -> dict[str, Any]:
+    return analyze_task(warehouse, out_dir, run_id, definitions, by, definitions_dir, parallel, period,
+                        reference_warehouse)
 
 
 @task(name="report")
@@ -233,6 +236,7 @@ def quarterly_flow(
     mapping: str | None = None,
     sheet: str | None = None,
     strict: bool = False,
+    reference_warehouse: str | None = None,
 ) -> dict[str, Any]:
     """Ingest every file in ``input_dir``, validate, analyze and report into ``out_dir``;
     ``period`` (``FROM..TO`` quarters; None = all data) is what the numbers count.
@@ -267,12 +271,14 @@ def quarterly_flow(
                                                    site=site, mapping=mapping, sheet=sheet)
             counts = validate_flow(ledger, run_id, strict)
             summary = on_dask(analyze_flow, address)(warehouse, str(work), run_id, definitions, by or DEFAULT_BY,
-                                                     definitions_dir, parallel=parallel, period=period)
+                                                     definitions_dir, parallel=parallel, period=period,
+                                                     reference_warehouse=reference_warehouse)
         files = report_flow(str(work), period, formats, run_id)
         record_task(warehouse, run_id, str(work), {
             "input_dir": input_dir, "period": period, "definitions": definitions, "by": by or DEFAULT_BY,
             "formats": formats, "definitions_dir": definitions_dir, "task_runner": task_runner,
             "dask_address": dask_address, "kind": kind, "site": site, "sheet": sheet, "strict": strict,
+            "reference_warehouse": reference_warehouse,
             "mapping": None if opts.mapping is None else {"file": mapping or opts.mapping.name,
                                                           "sha256": opts.mapping.sha256},
         }, out_dir)
