@@ -421,18 +421,29 @@ def _setting(setting: str, ids: Sequence[str], ref: Any, prog: Any, codes: dict[
         use = t > 0
         if not use.any():
             continue
-        fit = bm.fit_reference(X[use], s[use], t[use])
         rate = float(all_rows.get_column(s_col).sum() / max(all_rows.get_column(t_col).sum(), 1))
+        cols = _identified(X[use], s[use], t[use])
+        Xd = X[use] if cols is None else X[use][:, cols]
+        if cols is not None and len(cols) == 1 and s[use].sum() in (0, t[use].sum()):
+            fit, note = None, (f"every national row of this setting {'fails' if s[use].sum() == 0 else 'succeeds'}: "
+                               "no case-mix model, nothing to expect")
+        else:
+            fit = bm.fit_reference(Xd, s[use], t[use])
+            note = fit.note
+            if cols is not None:
+                dropped = X.shape[1] - len(cols)
+                merged = f"{dropped} covariate level(s) whose national rows all fail or all succeed joined the reference level"
+                note = "; ".join(x for x in (note, merged) if x)
         model = {"definition_id": d, "level_of_care": setting, "n_fit": int(t.sum()),
                  "n_holdout": int(hold.get_column(t_col).sum()) if hold.height else 0,
-                 "national_rate": rate, "terms": X.shape[1], "converged": fit.converged,
+                 "national_rate": rate, "terms": Xd.shape[1], "converged": bool(fit and fit.converged),
                  "c_statistic": None, "calibration_in_the_large": None, "calibration_intercept": None,
-                 "calibration_slope": None, "note": fit.note}
-        if fit.converged and Xh is not None:
+                 "calibration_slope": None, "note": note}
+        if fit is not None and fit.converged and Xh is not None:
             th, sh = hold.get_column(t_col).to_numpy(), hold.get_column(s_col).to_numpy()
             keep = th > 0
             if keep.any():
-                eta_h = Xh[keep] @ fit.params
+                eta_h = (Xh[keep] if cols is None else Xh[keep][:, cols]) @ fit.params
                 cal = bm.calibration(eta_h, sh[keep], th[keep])
                 model.update(c_statistic=bm.c_statistic(1 / (1 + np.exp(-eta_h)), sh[keep], th[keep] - sh[keep]),
                              calibration_in_the_large=cal.in_the_large, calibration_intercept=cal.intercept,
@@ -444,19 +455,31 @@ def _setting(setting: str, ids: Sequence[str], ref: Any, prog: Any, codes: dict[
             continue
         tp, sp = mine.get_column(t_col).to_numpy(), mine.get_column(s_col).to_numpy()
         scored = tp > 0
-        if not fit.converged:
-            notes.append(f"{d}: {setting}: the national model did not converge ({fit.note}); "
-                         f"{int(tp.sum()):,} episodes not scored")
+        if fit is None or not fit.converged:
+            why = note if fit is None else f"the national model did not converge ({note})"
+            if tp.sum():
+                notes.append(f"{d}: {setting}: {why}; {int(tp.sum()):,} episodes not scored")
             continue
-        lo, hi = _weighted_quantiles(X[use] @ fit.params, t[use], (0.005, 0.995))
+        lo, hi = _weighted_quantiles(Xd @ fit.params, t[use], (0.005, 0.995))
         here_codes = {g: c[scored] for g, c in sub_codes.items()}
         groupings = {g: (c, len(acc.keys[g])) for g, c in here_codes.items()}
-        eta, sums = bm.score_groups(Xp[scored], tp[scored], sp[scored], fit, _valid(groupings))
+        Xs = Xp[scored] if cols is None else Xp[scored][:, cols]
+        eta, sums = bm.score_groups(Xs, tp[scored], sp[scored], fit, _valid(groupings))
         outside = (eta < lo) | (eta > hi)
         acc.overlaps[d][0] += int(tp.sum())
         acc.overlaps[d][1] += int(tp[scored][absent[scored]].sum())
         acc.overlaps[d][2] += int(tp[scored][(rare[scored] | outside) & ~absent[scored]].sum())
         acc.add(d, eta, tp[scored], here_codes, sums, rate)
+
+
+def _identified(X: Any, s: np.ndarray, t: np.ndarray) -> np.ndarray | None:
+    """The design's columns to keep (None: all): a level whose national rows all fail or all
+    succeed has no finite coefficient (separation) and joins the reference level; the intercept
+    stays."""
+    sc, tc = s @ X, t @ X
+    keep = (sc > 0) & (sc < tc)
+    keep[0] = True
+    return None if keep.all() else np.flatnonzero(keep)
 
 
 def _valid(groupings: dict[str, tuple[np.ndarray, int]]) -> dict[str, tuple[np.ndarray, int]]:
@@ -615,6 +638,11 @@ def run_benchmark(args: Any, settings: Any) -> int:
             text = ("hidden (small numbers)" if row.oe_ratio is None else
                     f"O/E {row.oe_ratio:.2f} ({row.oe_ci_low:.2f} to {row.oe_ci_high:.2f}), {row.verdict}")
             print(f"  {row.definition_id}: {text}")
+            for verdict in ("better than expected", "worse than expected"):
+                sites = [x.group for x in bench.rows if x.definition_id == row.definition_id
+                         and x.group_by == "site" and x.verdict == verdict]
+                if sites:
+                    print(f"    sites {verdict}: {', '.join(sites)}")
     for x in bench.not_applicable:
         print(f"  {x.id}: {x.note}")
     for c in bench.covariates:

@@ -111,6 +111,14 @@ def test_benchmark_counts_and_national_rates_agree_with_the_extracts(loaded, cap
             assert 0.4 <= float(m["c_statistic"]) <= 1
     data = json.loads((tmp_path / "benchmark.json").read_text(encoding="utf-8"))
     assert data["n_reference"] == len(teds)
+    # a setting where no national stay reaches 91 days has nothing to expect: not scored, said so
+    for m in data["models"]:
+        if m["note"] and m["note"].startswith("every national row of this setting fails"):
+            assert m["national_rate"] == 0 and not m["converged"]
+            assert any(x.startswith(f"{m['definition_id']}: {m['level_of_care']}: every national row") for x in data["notes"])
+            assert not [r for r in data["rows"] if r["definition_id"] == m["definition_id"]
+                        and r["group"] == m["level_of_care"]]
+    assert any(m["note"] and m["note"].startswith("every national row") for m in data["models"])
     assert data["unmatched_levels"] == dict(sorted(Counter(
         r["level_of_care"] for r in _read(loaded / "prog" / "discharges.csv")
         if r["level_of_care"] not in set(SETTING_OF_SERVICES.values())).items()))
