@@ -125,7 +125,7 @@ def benchmark(
     ref = _patterns(con, reference_table, usable, covariates, ref_where, ref_params, reference=True)
     prog = _patterns(con, "mart_episodes", usable, covariates, prog_where, list(where_params), reference=False)
     keys, codes = _group_codes(prog, groupings)
-    acc = _Accumulator([d.id for d in usable], groupings, keys)
+    acc = _Accumulator([d.id for d in usable], groupings, keys, r)
     for setting in SETTINGS:
         _setting(setting, [d.id for d in usable], ref, prog, codes, covariates, acc, models, calib, notes)
     del ref, prog
@@ -143,7 +143,7 @@ def benchmark(
         reference=f"TEDS-D {y0}-{y1} ({n_ref:,} discharges)" if y0 != y1 else f"TEDS-D {y0} ({n_ref:,} discharges)",
         years=ref_years, n_reference=n_ref, n_program=int(n_prog), rows=rows, models=models,
         calibration=calib, overlap=overlap, covariates=uses, not_applicable=na,
-        unmatched_levels={k: int(v) for k, v in unmatched.items()}, shrink=shrink,
+        unmatched_levels={k: disclosure.shown_count(v, r) for k, v in unmatched.items()}, shrink=shrink,
         method=METHOD + (SHRINK_METHOD if shrink else ""), notes=notes,
     )
 
@@ -319,8 +319,8 @@ class _Accumulator:
     """What each setting contributes to each definition's groups: sums per group, and the
     patterns' linear predictors and counts (the offsets are solved over all settings of a group)."""
 
-    def __init__(self, ids: Sequence[str], groupings: Sequence[str], keys: dict[str, list[str]]) -> None:
-        self.groupings, self.keys = list(groupings), keys
+    def __init__(self, ids: Sequence[str], groupings: Sequence[str], keys: dict[str, list[str]], rule: Any) -> None:
+        self.groupings, self.keys, self.rule = list(groupings), keys, rule
         self.sums = {(d, g): np.zeros((5, len(keys[g]))) for d in ids for g in groupings}  # n, O, E, var, nat
         self.parts: dict[str, list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]]] = {d: [] for d in ids}
         self.overlaps = {d: [0, 0, 0] for d in ids}  # episodes, absent, rare
@@ -331,6 +331,13 @@ class _Accumulator:
             k = len(self.keys[g])  # (the last group of ``sums`` may be the patterns with no group)
             self.sums[(def_id, g)] += np.vstack([s.n, s.observed, s.expected, s.var_expected, s.n * rate])[:, :k]
         self.parts[def_id].append((eta, t, codes))
+
+    def episodes(self, n: int) -> str:
+        """A count of episodes for a note, as the disclosure rule allows it to be written."""
+        from pipelines import disclosure
+
+        shown = disclosure.shown_count(n, self.rule)
+        return f"{self.rule.marker} episodes (a small number)" if shown is None else f"{shown:,} episodes"
 
     def overlap(self, def_id: str) -> dict[str, Any]:
         n, absent, rare = self.overlaps[def_id]
@@ -396,7 +403,7 @@ def _setting(setting: str, ids: Sequence[str], ref: Any, prog: Any, codes: dict[
             acc.overlaps[d][0] += t
             acc.overlaps[d][1] += t
             if t:
-                notes.append(f"{d}: {setting}: no TEDS-D rows of this setting; {t:,} episodes not scored")
+                notes.append(f"{d}: {setting}: no TEDS-D rows of this setting; {acc.episodes(t)} not scored")
         return
     levels, counts = {}, {}
     for c in covariates:
@@ -458,7 +465,7 @@ def _setting(setting: str, ids: Sequence[str], ref: Any, prog: Any, codes: dict[
         if fit is None or not fit.converged:
             why = note if fit is None else f"the national model did not converge ({note})"
             if tp.sum():
-                notes.append(f"{d}: {setting}: {why}; {int(tp.sum()):,} episodes not scored")
+                notes.append(f"{d}: {setting}: {why}; {acc.episodes(int(tp.sum()))} not scored")
             continue
         lo, hi = _weighted_quantiles(Xd @ fit.params, t[use], (0.005, 0.995))
         here_codes = {g: c[scored] for g, c in sub_codes.items()}
@@ -652,7 +659,7 @@ def run_benchmark(args: Any, settings: Any) -> int:
         if o.warning:
             print(f"  warning: {o.definition_id}: {o.warning}")
     for level, n in bench.unmatched_levels.items():
-        print(f"  {level}: {n:,} episodes not scored (no TEDS-D setting)")
+        print(f"  {level}: {'1-10' if n is None else f'{n:,}'} episodes not scored (no TEDS-D setting)")
     for f in files:
         print(f"  {f}")
     return 0

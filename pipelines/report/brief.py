@@ -6,7 +6,8 @@ care, each with its interval, definition id and denominator, drawn as one dot-an
 chart; IOP against residential after adjustment, in words ("better", "no different", "worse",
 "inconclusive") with the interval, and one forest plot; whether that comparison can be trusted,
 as pass/warn/fail badges shown before it is read; the main outcome's trend by level of care;
-and the data-quality flags. Every number comes from the results model, as in the rest of the
+the program against the nation (observed / expected beside TEDS-D), only when the results hold
+that benchmark; and the data-quality flags. Every number comes from the results model, as in the rest of the
 report.
 """
 
@@ -182,7 +183,8 @@ def brief_section(ctx: Any, headlines: Sequence[str], trend: tuple[str | None, M
     build context (results, labels, arm/reference, facts and flags gathered by the other
     sections); ``headlines`` the headline definitions in order; ``trend`` the (definition,
     series by level) of the trends section. Its parts, in reading order: headline outcomes, can
-    the comparison be trusted (badges), the comparison in words, the trend, data-quality flags."""
+    the comparison be trusted (badges), the comparison in words, the trend, the benchmark against
+    the nation (when the results hold one), data-quality flags."""
     s = Section("summary", "Board brief")
     results = ctx.results
     f = ctx.facts
@@ -208,6 +210,11 @@ def brief_section(ctx: Any, headlines: Sequence[str], trend: tuple[str | None, M
         keep = {g: v for g, v in series.items() if g in (arm, ref)} or series
         s.parts.append(Section("summary-trend", f"Trend: {label} [{d}]", charts=[
             charts.trend_lines(keep, f"{label} [{d}]", chart_id="chart-brief-trend")]))
+    from pipelines.report.benchmark import brief_part
+
+    bench = brief_part(ctx)  # only when the results hold a benchmark against TEDS-D
+    if bench is not None:
+        s.parts.append(bench)
     flags = Section("summary-flags", "Data-quality flags")
     if ctx.flags:
         flags.bullets += list(ctx.flags)

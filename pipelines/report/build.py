@@ -13,6 +13,7 @@ from typing import Any
 
 from pipelines import definitions as definitions_pkg
 from pipelines import disclosure
+from pipelines.report import benchmark as benchmark_report
 from pipelines.report import brief, charts, numbers, tables
 from pipelines.report import services as services_report
 from pipelines.report.model import Report, Section
@@ -84,8 +85,12 @@ def build_report(results: Mapping[str, Any], *, data_docs: Sequence[tuple[str, s
     ctx.noninferiority = _ni_rows(results.get("noninferiority") or [])
     sections = [
         _data_quality(ctx), _cohort(ctx), _rates(ctx), _comparison(ctx), _survival(ctx), _trends(ctx),
-        _sites(ctx), _stepdown(ctx), services_report.services_section(ctx, HEADLINE), _appendix(ctx),
+        _sites(ctx), _stepdown(ctx), services_report.services_section(ctx, HEADLINE),
     ]
+    bench = benchmark_report.benchmark_section(ctx)  # only when the results hold a benchmark (TEDS-D loaded)
+    if bench is not None:
+        sections.append(bench)
+    sections.append(_appendix(ctx))
     # last: the brief reads the facts and flags the other sections found
     sections.insert(0, brief.brief_section(ctx, _headlines(ctx), _trend_series(ctx), _headline_population(ctx)))
     note = disclosure_note(d)

@@ -340,6 +340,46 @@ def funnel(points: Sequence[Mapping[str, Any]], pbar: float, definition_label: s
                    "Sites outside the 99.8% limits are labelled.")
 
 
+def oe_funnel(points: Sequence[Mapping[str, Any]], rate: float, definition_label: str, *,
+              chart_id: str = "chart-benchmark-funnel", shrunk: bool = False) -> Chart:
+    """Observed / expected against the nation: each shown site's O/E (y) against its expected
+    count E (x), a line at 1, and the 95% and 99.8% control limits 1 ± z·sqrt(E(1-p))/E of
+    :func:`pipelines.stats.benchmark.funnel_limits` (``rate`` = p, the program's expected
+    rate). Sites outside the 95% limits are named. The SVG groups carry ids for readers and
+    tests: ``sites`` (one marker per site, in the order given) and ``limit-95-low`` /
+    ``limit-95-high`` / ``limit-998-low`` / ``limit-998-high``."""
+    import numpy as np
+
+    from pipelines.stats.benchmark import Z95, Z998, funnel_limits
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    es = [float(p["expected"]) for p in points]
+    oes = [float(p["oe"]) for p in points]
+    lo_e, hi_e = min(es), max(es)
+    grid = np.linspace(max(1.0, 0.5 * lo_e), 1.1 * hi_e if hi_e > lo_e else 1.5 * hi_e, 200)
+    for z, ls, name, key in ((Z95, "--", "95%", "95"), (Z998, ":", "99.8%", "998")):
+        low, high = funnel_limits(grid, rate, z)
+        ax.plot(grid, low, color="#a33b3b", lw=0.9, ls=ls, label=f"{name} limits", gid=f"limit-{key}-low")
+        ax.plot(grid, high, color="#a33b3b", lw=0.9, ls=ls, gid=f"limit-{key}-high")
+    ax.axhline(1.0, color="#333333", lw=0.8, label="as expected (O/E = 1)")
+    ax.scatter(es, oes, s=18, color=ARM, zorder=3, label="site", gid="sites")
+    low95, high95 = funnel_limits(np.asarray(es), rate, Z95)
+    for p, e, oe, lo, hi in zip(points, es, oes, low95, high95, strict=True):
+        if oe < lo or oe > hi:
+            ax.annotate(str(p["group"]), (e, oe), fontsize=7, xytext=(4, 3), textcoords="offset points")
+    ax.set_xlim(left=0)
+    ax.set_xlabel("expected successes (E) for the people the site served")
+    ax.set_ylabel("observed / expected (O/E)")
+    ax.legend(frameon=False, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=4)
+    caption = ("Each site's O/E against its expected count; the funnel narrows as E grows. Sites outside the dashed "
+               "95% limits are named; outside the dotted 99.8% limits, chance alone would explain it about once in "
+               "500. Sites too small to show are not plotted.")
+    if shrunk:
+        caption += " O/E shrunk toward 1; the limits are those of unshrunk ratios."
+    return _finish(fig, chart_id, f"Sites against the nation: {definition_label} (funnel plot of O/E)", caption)
+
+
 def stepdown(rows: Sequence[Mapping[str, Any]]) -> Chart:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3))

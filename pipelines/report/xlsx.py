@@ -101,6 +101,11 @@ DESCRIPTIONS = {
     "table-sites": "Rate of the headline definition at each site, with 95% intervals.",
     "table-stepdown-quarter": "Residential discharges followed by an IOP admission within 14 days, by quarter.",
     "table-stepdown-care": "Residential discharges followed by an IOP admission within 14 days, by setting.",
+    "table-benchmark-rows": "Observed against expected successes (O/E) beside TEDS-D, adjusted for case mix: the "
+                            "program, each level of care and site (and quarter when asked for).",
+    "table-benchmark-models": "The national case-mix model of each definition and TEDS-D setting, with its "
+                              "discrimination and calibration on held-out rows.",
+    "table-benchmark-calibration": "Held-out TEDS-D rows by decile of predicted risk: mean predicted against observed.",
     DEFINITIONS_ID: "Every success definition: population, success, missing-data policy and window.",
     "table-inputs": "The input files of the analysis, with their SHA-256 checksums.",
 }

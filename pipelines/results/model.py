@@ -634,7 +634,7 @@ class Benchmark(_Model):
     overlap: list[Overlap] = Field(default_factory=list)
     covariates: list[CovariateUse] = Field(default_factory=list)
     not_applicable: list[NotApplicable] = Field(default_factory=list)
-    unmatched_levels: dict[str, int] = Field(
+    unmatched_levels: dict[str, int | None] = Field(
         default_factory=dict, description="program levels of care with no national counterpart -> episodes")
     shrink: bool = False
     method: str

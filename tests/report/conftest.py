@@ -6,7 +6,7 @@ live in report_fixtures.py, a uniquely named module, so that no other test folde
 from __future__ import annotations
 
 import pytest
-from report_fixtures import analyzed, copy_results
+from report_fixtures import analyzed, benchmarked, copy_results
 from xdist_shared import built_once
 
 
@@ -50,3 +50,20 @@ def report_model(analysis):
     docs = [(f["file_name"], os.path.relpath(f["data_docs"], analysis[0].resolve()))
             for f in results["data_quality"]["validation"]["files"] if f.get("data_docs")]
     return results, build.build_report(results, data_docs=docs)
+
+
+@pytest.fixture(scope="session")
+def benchmark_analysis(tmp_path_factory):
+    """The results folder of one analysis with a benchmark against TEDS-D (a small native set and
+    a TEDS-D set in one warehouse; no adjusted comparisons)."""
+    return built_once(tmp_path_factory, "report-benchmark", benchmarked)
+
+
+@pytest.fixture(scope="session")
+def benchmark_model(benchmark_analysis):
+    """(results, Report) of the benchmark analysis, as write_report builds it."""
+    from pipelines.report import build
+    from pipelines.results.model import load_checked
+
+    _, results = load_checked(benchmark_analysis, None, None, None)
+    return results, build.build_report(results)

@@ -4,7 +4,8 @@ test of a document starts from hand-written JSON.
 
 ``shape_extracts`` turns the synthetic extracts into the data sets real programs send and that
 once broke a document: one level of care only, one quarter only, no follow-ups, 30-day
-follow-ups only, no step-downs, TEDS-D only.
+follow-ups only, no step-downs, TEDS-D only. ``benchmarked`` adds a national TEDS-D set to a
+program's native one, so that the analysis holds a benchmark against the nation.
 """
 
 from __future__ import annotations
@@ -102,3 +103,33 @@ def copy_results(results: Path, to: Path) -> Path:
         if f.is_file():
             shutil.copy2(f, to / f.name)
     return to
+
+
+# the national set's level mix: every TEDS-D setting with a few hundred rows even in a small file
+# (the 2019 mix gives residential (hospital) 0.2%), so each setting's model is fitted and checked
+BENCHMARK_TEDS_MIX = {"outpatient": 0.35, "iop": 0.2, "php": 0.0, "residential_short": 0.12,
+                      "residential_long": 0.1, "residential_hospital": 0.05, "detox": 0.18, "inpatient": 0.0}
+
+
+def benchmarked(root: Path, *, records: int = 2000, teds_records: int = 12000, seed: int = SEED,
+                groupings: tuple[str, ...] = ("level_group",), docs: bool = False) -> Path:
+    """A results folder with a benchmark against TEDS-D: synthetic native extracts (``records``
+    episodes) and a synthetic TEDS-D file (``teds_records`` discharges of 2019) ingested into one
+    warehouse, then ``analyze`` without the adjusted comparisons (cheap); returns the folder."""
+    from pipelines.analysis.command import analyze
+    from pipelines.ingest.core import ingest_paths
+    from pipelines.settings import Settings
+    from pipelines.synth import write_synthetic
+
+    program, national = root / "data", root / "national"
+    write_synthetic(program, records=records, seed=seed)
+    write_synthetic(national, records=teds_records, seed=seed + 1, fmt="teds-d", teds_year=2019,
+                    level_mix=BENCHMARK_TEDS_MIX)
+    for folder in (program, national):
+        (folder / "truth.json").unlink()
+    settings = Settings(warehouse=root / "levelcare.duckdb")
+    loaded = ingest_paths(settings, [program, national], docs=docs)
+    assert all(r.status in ("loaded", "partial") for r in loaded), [r.line() for r in loaded]
+    out = root / "results"
+    analyze(settings, out, None, list(groupings), rule="cms", compare=False)
+    return out
