@@ -249,3 +249,22 @@ def test_a_reference_warehouse_of_its_own_gives_the_same_benchmark(loaded, tmp_p
     code, _, err = _run(capsys, tmp_path / "program.duckdb", "--out", str(tmp_path / "x"),
                         "--reference-warehouse", str(tmp_path / "nowhere.duckdb"))
     assert code == 2 and "no such warehouse" in err and len(err.strip().splitlines()) == 1
+
+
+def test_no_covariate_in_common_is_a_one_line_error(loaded, tmp_path, capsys):
+    import shutil
+
+    from pipelines import marts
+    from pipelines.analysis.benchmark import COVARIATES
+    from pipelines.warehouse import connect
+
+    shutil.copy(loaded / "w.duckdb", tmp_path / "w.duckdb")
+    with connect(tmp_path / "w.duckdb") as con:
+        raw = {c for (c,) in con.execute("select column_name from information_schema.columns "
+                                         "where table_name = 'raw_discharges'").fetchall()}
+        # the raw columns behind the mart's covariates (has_prior_episodes comes from prior_episodes)
+        blank = [c for c in (*COVARIATES, "prior_episodes") if c in raw]
+        con.execute("update raw_discharges set " + ", ".join(f'"{c}" = null' for c in blank))
+        marts.build(con)
+    code, _, err = _run(capsys, tmp_path / "w.duckdb", "--out", str(tmp_path / "o"))
+    assert code == 2 and "no covariate has values in both" in err and len(err.strip().splitlines()) == 1
