@@ -50,6 +50,7 @@ from scipy.special import expit
 from scipy.stats import norm
 
 from pipelines.stats.logistic import fit_logistic
+from pipelines.stats.meta import dersimonian_laird
 
 Z95 = float(norm.ppf(0.975))
 Z998 = float(norm.ppf(0.999))
@@ -190,19 +191,6 @@ def oe_ratio(s: Scored, confidence: float = 0.95, delta: float | None = None,
     oe = s.observed / s.expected if delta is None else _expected_at(s, d) / s.expected
     return Ratio(oe=oe, low=_expected_at(s, d - z * sd) / s.expected,
                  high=_expected_at(s, d + z * sd) / s.expected, delta=d, se=sd)
-
-
-def dersimonian_laird(estimates: np.ndarray, variances: np.ndarray) -> float:
-    """Between-group variance tau^2 (method of moments, truncated at 0)."""
-    y = np.asarray(estimates, dtype=float)
-    v = np.asarray(variances, dtype=float)
-    if len(y) < 2:
-        return 0.0
-    w = 1 / v
-    mean = float(w @ y / w.sum())
-    q = float(w @ (y - mean) ** 2)
-    c = float(w.sum() - (w @ w) / w.sum())
-    return max(0.0, (q - (len(y) - 1)) / c) if c > 0 else 0.0
 
 
 def shrink(groups: list[Scored], confidence: float = 0.95) -> list[Ratio]:
