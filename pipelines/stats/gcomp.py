@@ -120,7 +120,10 @@ def counterfactual_risks(models: OutcomeModels, X) -> list[np.ndarray]:
 
 
 def extrapolation_note(models: OutcomeModels, names: tuple[str, ...]) -> str | None:
-    parts = [f"{n} people predicted under {name} from levels with no {name} episodes"
+    """Words for the people predicted from a level the arm never saw. The note leaves the
+    site with the results, so a count of 1-10 is written as such, never exactly (the CMS small
+    cell rule, which the count columns pass through)."""
+    parts = [f"{n if n > 10 else '1-10'} people predicted under {name} from levels with no {name} episodes"
              for n, name in zip(models.extrapolated, names) if n]
     return "; ".join(parts) or None
 

@@ -77,3 +77,13 @@ def test_a_level_missing_from_an_arm_is_said_on_the_row():
     assert out.extrapolated == (0, int((site == "c").sum()))
     e = estimate(pop, y, "gcomp", outcome=out).rd
     assert f"{int((site == 'c').sum())} people predicted under arm" in e.note
+
+
+def test_a_small_extrapolated_count_is_not_written_exactly():
+    from types import SimpleNamespace
+
+    from pipelines.stats.gcomp import extrapolation_note
+
+    note = extrapolation_note(SimpleNamespace(extrapolated=(3, 0, 25)), ("residential", "iop", "php"))
+    assert note == ("1-10 people predicted under residential from levels with no residential episodes; "
+                    "25 people predicted under php from levels with no php episodes")
