@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "definitions": ("pipelines.definitions.command", "list, show or check success definitions"),
     "analyze": ("pipelines.analysis.command", "compute rates and comparisons into --out"),
     "benchmark": ("pipelines.analysis.benchmark", "compare your outcomes with TEDS-D's, adjusted for case mix (O/E)"),
+    "network": ("pipelines.network.command", "network studies: package a study's aggregates, or combine packages"),
     "report": ("pipelines.report.command", "write the quarterly report (HTML, PDF, XLSX)"),
     "export": ("pipelines.export.command", "write the accreditation export"),
     "schedule": ("pipelines.flows.command", "register a scheduled deployment of the quarterly flow"),

@@ -439,3 +439,37 @@ def acceptability(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], 
     ax.legend(frameon=False, fontsize=7, loc="best")
     return _finish(fig, chart_id, "Cost-effectiveness acceptability (adjusted, AIPW)",
                    "The probability that the net monetary benefit is above zero, by willingness to pay.")
+
+
+def site_forest(sites: Sequence[Mapping[str, Any]], pooled: Sequence[Mapping[str, Any]], title: str,
+                chart_id: str = "chart-site-forest") -> Chart:
+    """A network's forest plot: each site's estimate (risk difference, percentage points) with its
+    95% interval, then the pooled estimates (diamonds: fixed effect, DerSimonian-Laird, HKSJ)
+    and the prediction interval (a bar under the random-effects diamond)."""
+    plt = _plt()
+    shown = [s for s in sites if s.get("estimate") is not None]
+    pools = [p for p in pooled if p.get("estimate") is not None]
+    n = len(shown) + len(pools)
+    fig, ax = plt.subplots(figsize=(7, 0.38 * n + 1.3))
+    for i, s in enumerate(shown):
+        lo, hi = s.get("ci_low"), s.get("ci_high")
+        ax.errorbar([100 * s["estimate"]], [i], xerr=_yerr([100 * s["estimate"]], [None if lo is None else 100 * lo],
+                                                          [None if hi is None else 100 * hi]),
+                    fmt="s", ms=5, color=PALETTE[0], capsize=2, lw=1)
+    names = {"fixed": "pooled, fixed effect", "random_dl": "pooled, random (DerSimonian-Laird)",
+             "random_hksj": "pooled, random (HKSJ)", "random_hksj_modified": "pooled, random (HKSJ, modified)"}
+    for j, p in enumerate(pools):
+        y = len(shown) + j
+        est, lo, hi = 100 * p["estimate"], 100 * p["ci_low"], 100 * p["ci_high"]
+        ax.fill([lo, est, hi, est], [y, y - 0.3, y, y + 0.3], color=PALETTE[1] if p.get("primary") else "#777777")
+        if p.get("primary") and p.get("prediction_low") is not None:
+            ax.plot([100 * p["prediction_low"], 100 * p["prediction_high"]], [y + 0.4] * 2, color=PALETTE[1], lw=1,
+                    ls=":")
+    ax.axvline(0, color="#333333", lw=0.8)
+    ax.set_yticks(range(n), [str(s["site"]) for s in shown] + [names.get(str(p["pooling"]), str(p["pooling"]))
+                                                              for p in pools])
+    ax.invert_yaxis()
+    ax.set_xlabel("difference in percentage points (95% interval)")
+    caption = ("Squares: each site's estimate; diamonds: pooled (the coloured one is the primary, HKSJ); dotted: "
+               "the 95% prediction interval for a new site's effect.")
+    return _finish(fig, chart_id, title, caption)

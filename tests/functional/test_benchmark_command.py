@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from extract_files import ingest, read_rows
 
 from pipelines.cli import main
 
@@ -24,17 +25,6 @@ ISSUE_COLUMNS = ["definition_id", "group_by", "group", "n", "observed", "expecte
                  "oe_ci_high", "risk_standardized_rate", "rsr_ci_low", "rsr_ci_high", "national_rate", "verdict"]
 
 
-def _read(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
-
-
-def _ingest(warehouse: Path, *paths: Path) -> None:
-    from pipelines.ingest.core import ingest_paths
-    from pipelines.settings import Settings
-
-    loaded = ingest_paths(Settings(warehouse=warehouse), list(paths), docs=False)
-    assert all(r.status == "loaded" for r in loaded), [r.line() for r in loaded]
 
 
 @pytest.fixture(scope="module")
@@ -51,12 +41,12 @@ def loaded(tmp_path_factory):
     (prog / "followups.csv").unlink()
     # a blank level of care is read from the ASAM level by ingest: keep the rows that name theirs,
     # so this test can count by level from the file alone
-    rows = _read(prog / "discharges.csv")
+    rows = read_rows(prog / "discharges.csv")
     with (prog / "discharges.csv").open("w", newline="", encoding="utf-8") as fh:
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(r for r in rows if r["level_of_care"])
-    _ingest(root / "w.duckdb", nat, prog)
+    ingest(root / "w.duckdb", nat, prog)
     return root
 
 
@@ -69,11 +59,11 @@ def _run(capsys, warehouse: Path, *args: str) -> tuple[int, str, str]:
 def test_benchmark_counts_and_national_rates_agree_with_the_extracts(loaded, capsys, tmp_path):
     code, out, err = _run(capsys, loaded / "w.duckdb", "--out", str(tmp_path), "--by", "site,quarter")
     assert code == 0, err
-    rows = _read(tmp_path / "benchmark.csv")
+    rows = read_rows(tmp_path / "benchmark.csv")
     assert list(rows[0])[:len(ISSUE_COLUMNS)] == ISSUE_COLUMNS
-    discharges = [r for r in _read(loaded / "prog" / "discharges.csv")
+    discharges = [r for r in read_rows(loaded / "prog" / "discharges.csv")
                   if r["level_of_care"] in set(SETTING_OF_SERVICES.values())]
-    teds = _read(loaded / "nat" / "tedsd_puf.csv")
+    teds = read_rows(loaded / "nat" / "tedsd_puf.csv")
     n_by = Counter(SETTING_OF_SERVICES[r["SERVICES_D"]] for r in teds)
     done_by = Counter(SETTING_OF_SERVICES[r["SERVICES_D"]] for r in teds if r["REASON"] == "1")
     rate = {k: done_by[k] / n_by[k] for k in n_by}
@@ -102,7 +92,7 @@ def test_benchmark_counts_and_national_rates_agree_with_the_extracts(loaded, cap
         for g in ("site", "quarter", "level_of_care"):
             hidden = [r for r in rows if r["definition_id"] == def_id and r["group_by"] == g and r["suppression"]]
             assert len(hidden) != 1, (def_id, g)
-    models = _read(tmp_path / "benchmark_models.csv")
+    models = read_rows(tmp_path / "benchmark_models.csv")
     assert {m["level_of_care"] for m in models} == set(n_by)
     for m in models:
         if m["definition_id"] == "completion" and m["n_holdout"]:  # (a small count is hidden)
@@ -120,7 +110,7 @@ def test_benchmark_counts_and_national_rates_agree_with_the_extracts(loaded, cap
                         and r["group"] == m["level_of_care"]]
     assert any(m["note"] and m["note"].startswith("every national row") for m in data["models"])
     assert data["unmatched_levels"] == dict(sorted(Counter(
-        r["level_of_care"] for r in _read(loaded / "prog" / "discharges.csv")
+        r["level_of_care"] for r in read_rows(loaded / "prog" / "discharges.csv")
         if r["level_of_care"] not in set(SETTING_OF_SERVICES.values())).items()))
     assert "O/E" in out and "php" in out
 
@@ -148,7 +138,7 @@ def test_no_teds_rows_says_what_to_load(tmp_path, capsys):
     from pipelines.synth import write_synthetic
 
     write_synthetic(tmp_path / "prog", records=300, seed=7)
-    _ingest(tmp_path / "w.duckdb", tmp_path / "prog" / "discharges.csv")
+    ingest(tmp_path / "w.duckdb", tmp_path / "prog" / "discharges.csv")
     code, _, err = _run(capsys, tmp_path / "w.duckdb", "--out", str(tmp_path / "o"))
     assert code == 2 and "no TEDS-D rows" in err and "levelcare ingest" in err
     assert len(err.strip().splitlines()) == 1
@@ -194,10 +184,10 @@ def test_older_era_and_several_years(loaded, tmp_path, capsys):
 
     fx = _teds_fixtures()
     shutil.copy(loaded / "w.duckdb", tmp_path / "w.duckdb")
-    rows = [{**r, "DISYR": "2012", "CASEID": "2012" + r["CASEID"][4:]} for r in _read(loaded / "nat" / "tedsd_puf.csv")]
+    rows = [{**r, "DISYR": "2012", "CASEID": "2012" + r["CASEID"][4:]} for r in read_rows(loaded / "nat" / "tedsd_puf.csv")]
     rows = [{k: v for k, v in r.items() if k in fx.VARS_2017} for r in rows]
     (tmp_path / "tedsd_puf_2012.csv").write_text(fx.teds_csv(rows, "2006-2014"), encoding="utf-8")
-    _ingest(tmp_path / "w.duckdb", tmp_path / "tedsd_puf_2012.csv")
+    ingest(tmp_path / "w.duckdb", tmp_path / "tedsd_puf_2012.csv")
     results = {}
     for years in ("2012..2012", "2019..2019", "2012..2019"):
         code, _, err = _run(capsys, tmp_path / "w.duckdb", "--out", str(tmp_path / years), "--years", years,
@@ -228,8 +218,8 @@ def test_a_reference_warehouse_of_its_own_gives_the_same_benchmark(loaded, tmp_p
     from pipelines.analysis.command import analyze
     from pipelines.settings import Settings
 
-    _ingest(tmp_path / "national.duckdb", loaded / "nat")
-    _ingest(tmp_path / "program.duckdb", loaded / "prog")
+    ingest(tmp_path / "national.duckdb", loaded / "nat")
+    ingest(tmp_path / "program.duckdb", loaded / "prog")
     code, _, err = _run(capsys, tmp_path / "program.duckdb", "--out", str(tmp_path / "apart"),
                         "--reference-warehouse", str(tmp_path / "national.duckdb"))
     assert code == 0, err
@@ -242,7 +232,7 @@ def test_a_reference_warehouse_of_its_own_gives_the_same_benchmark(loaded, tmp_p
     _same(apart["models"], together["models"])
     results = analyze(Settings(warehouse=tmp_path / "program.duckdb"), tmp_path / "analysis", ["completion"],
                       compare=False, reference_warehouse=tmp_path / "national.duckdb")
-    n_program = len(_read(loaded / "prog" / "discharges.csv"))
+    n_program = len(read_rows(loaded / "prog" / "discharges.csv"))
     assert next(r for r in results["rates"] if r["group_by"] == "all")["denominator"] == n_program
     _same(results["benchmark"]["rows"], [r for r in together["rows"] if r["definition_id"] == "completion"])
     assert (tmp_path / "analysis" / "benchmark.csv").is_file()

@@ -1,0 +1,232 @@
+"""``levelcare network combine``: check study packages, then pool them.
+
+Refused, with one line naming the package and the problem, before anything is pooled:
+
+* a folder holding any file but ``study.json``, ``counts.csv``, ``estimates.csv`` and
+  ``manifest.json`` (a row-level extract slipped in), or lacking one of them;
+* a file whose SHA-256 is not the manifest's (changed after packaging), or a manifest or
+  study whose specification hash does not match the specification it carries;
+* a table whose columns are not a package's, or holding a count the disclosure rule forbids
+  (the last guard, applied again on arrival);
+* packages of different studies: the first difference of their specifications is named.
+
+Pooled:
+
+* crude counts, exactly: successes and episodes added per definition and level of care over the
+  packages that show the cell (``rates.csv``: the pooled rate with a Wilson interval;
+  ``sites_hidden`` names the packages whose cell was hidden, so a pooled count that leaves one
+  out says so);
+* adjusted estimates by meta-analysis (:mod:`pipelines.stats.meta`): per definition and method,
+  fixed effect, DerSimonian-Laird and Hartung-Knapp-Sidik-Jonkman (the primary), with Q, I²,
+  tau² and a prediction interval (``comparisons.csv``, ``pooling`` naming the pooling); a site
+  without an estimate is listed in ``sites_not_estimable``, never dropped silently;
+* ``sites.csv``: each site's estimate beside the pooled one (the forest plot's rows);
+* ``network.json`` (the study and packages) and ``network.html`` (a forest plot by site, the
+  pooled estimates and heterogeneity, the pooled rates).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.errors import UserError
+from pipelines.network import package as pk
+from pipelines.network import study as st
+
+
+@dataclass(frozen=True)
+class Package:
+    path: Path
+    label: str
+    info: dict[str, Any]
+    counts: list[dict[str, str]]
+    estimates: list[dict[str, str]]
+
+
+def _refuse(path: Path, why: str) -> UserError:
+    return UserError(f"{path}: refused: {why}")
+
+
+def _read_csv(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        if reader.fieldnames != list(columns):
+            raise _refuse(path, f"columns {reader.fieldnames} are not a package's ({', '.join(columns)})")
+        return list(reader)
+
+
+def read_package(path: Path) -> Package:
+    """One package, checked (module docstring)."""
+    from pipelines import disclosure
+    from pipelines.export.accreditation import file_sha256
+
+    path = Path(path)
+    if not path.is_dir():
+        raise UserError(f"{path}: not a package folder")
+    present = sorted(p.name for p in path.iterdir())
+    extra = [n for n in present if n not in pk.FILES]
+    if extra:
+        raise _refuse(path, f"unexpected file(s) {', '.join(extra)}: a package holds only {', '.join(pk.FILES)}")
+    missing = [n for n in pk.FILES if n not in present]
+    if missing:
+        raise _refuse(path, f"missing {', '.join(missing)}")
+    try:
+        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
+        info = json.loads((path / "study.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise _refuse(path, "manifest.json or study.json is not JSON") from None
+    if manifest.get("format") != pk.FORMAT or info.get("format") != pk.FORMAT:
+        raise _refuse(path, f"not a {pk.FORMAT} package")
+    for name in pk.FILES:
+        if name == "manifest.json":
+            continue
+        want = (manifest.get("files") or {}).get(name)
+        if want != file_sha256(path / name):
+            raise _refuse(path, f"{name} does not match its SHA-256 in manifest.json (changed after packaging)")
+    spec = info.get("specification")
+    if not isinstance(spec, dict) or st.spec_hash(spec) != info.get("spec_sha256") or \
+            info.get("spec_sha256") != manifest.get("spec_sha256"):
+        raise _refuse(path, "the specification in study.json does not match its hash")
+    counts = _read_csv(path / "counts.csv", pk.COUNT_COLUMNS)
+    estimates = _read_csv(path / "estimates.csv", pk.ESTIMATE_COLUMNS)
+    rule = info.get("disclosure_rule") or "cms"
+    for name, rows in (("counts.csv", counts), ("estimates.csv", estimates)):
+        try:
+            disclosure.check_artifact(rows, rule=rule, name=f"{path.name}/{name}")
+        except disclosure.DisclosureError as exc:
+            raise _refuse(path, str(exc)) from None
+    return Package(path=path, label=str(info.get("label") or path.name), info=info, counts=counts,
+                   estimates=estimates)
+
+
+def same_study(packages: Sequence[Package]) -> dict[str, Any]:
+    """The common specification; refuses packages of another study, naming the difference."""
+    first = packages[0]
+    for p in packages[1:]:
+        if p.info["spec_sha256"] != first.info["spec_sha256"]:
+            where = st.first_difference(first.info["specification"], p.info["specification"])
+            raise UserError(f"{p.path}: refused: another study than {first.path} ({where})")
+    return first.info["specification"]
+
+
+def _num(text: str) -> float | None:
+    return float(text) if text not in ("", None) else None
+
+
+def pool_counts(packages: Sequence[Package]) -> list[dict[str, Any]]:
+    """Exact sums per definition and level of care over the packages that show the cell."""
+    from pipelines.stats.proportions import wilson
+
+    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for p in packages:
+        for row in p.counts:
+            key = (row["definition_id"], row["definition_version"], row["level_of_care"])
+            cell = cells.setdefault(key, {"numerator": 0, "denominator": 0, "sites": 0, "hidden": []})
+            if row["numerator"] == "" or row["denominator"] == "":
+                cell["hidden"].append(p.label)
+                continue
+            cell["numerator"] += int(row["numerator"])
+            cell["denominator"] += int(row["denominator"])
+            cell["sites"] += 1
+    out = []
+    for (def_id, version, level), c in cells.items():
+        ci = wilson(c["numerator"], c["denominator"]) if c["denominator"] else None
+        shown = ci is not None and hasattr(ci, "ci_low")
+        out.append({"definition_id": def_id, "definition_version": version, "level_of_care": level,
+                    "numerator": c["numerator"], "denominator": c["denominator"],
+                    "rate": c["numerator"] / c["denominator"] if c["denominator"] else None,
+                    "ci_low": ci.ci_low if shown else None, "ci_high": ci.ci_high if shown else None,
+                    "ci_method": "wilson" if shown else None, "sites_pooled": c["sites"],
+                    "sites_hidden": ";".join(c["hidden"])})
+    return out
+
+
+def pool_estimates(packages: Sequence[Package]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Meta-analysis per definition and method: (pooled rows, per-site rows)."""
+    from pipelines.stats import meta
+    from pipelines.stats.results import NotEstimable
+
+    groups: dict[tuple[str, ...], list[tuple[str, dict[str, str]]]] = {}
+    for p in packages:
+        for row in p.estimates:
+            key = (row["definition_id"], row["definition_version"], row["arm"], row["reference"], row["method"],
+                   row["estimand"])
+            groups.setdefault(key, []).append((p.label, row))
+    pooled, sites = [], []
+    for key, members in groups.items():
+        def_id, version, arm, reference, method, estimand = key
+        usable = [(label, r) for label, r in members if _num(r["estimate"]) is not None and (_num(r["se"]) or 0) > 0]
+        left_out = [label for label, r in members if (label, r) not in usable]
+        base = {"definition_id": def_id, "definition_version": version, "arm": arm, "reference": reference,
+                "method": method, "estimand": estimand, "k": len(usable),
+                "sites_pooled": ";".join(label for label, _ in usable), "sites_not_estimable": ";".join(left_out)}
+        for label, r in members:
+            sites.append({**base, "site": label, "estimate": _num(r["estimate"]), "se": _num(r["se"]),
+                          "ci_low": _num(r["ci_low"]), "ci_high": _num(r["ci_high"]), "note": r["note"] or None})
+        result = meta.pool([_num(r["estimate"]) for _, r in usable], [_num(r["se"]) ** 2 for _, r in usable])
+        if isinstance(result, NotEstimable):
+            pooled.append({**base, "pooling": None, "estimate": None, "note": result.reason})
+            continue
+        het = result.heterogeneity
+        common = {"q": het.q if het else None, "q_p_value": het.p_value if het else None,
+                  "i2": het.i2 if het else None, "tau2": result.tau2,
+                  "prediction_low": result.prediction.low if result.prediction else None,
+                  "prediction_high": result.prediction.high if result.prediction else None}
+        for pooling, est in (("fixed", result.fixed), ("random_dl", result.random), ("random_hksj", result.hksj),
+                             ("random_hksj_modified", result.hksj_modified)):
+            if est is None:
+                continue
+            pooled.append({**base, "pooling": pooling, "primary": est is result.primary, "estimate": est.estimate,
+                           "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high, "p_value": est.p_value,
+                           **common, "note": None})
+    return pooled, sites
+
+
+RATE_COLUMNS = ["definition_id", "definition_version", "level_of_care", "numerator", "denominator", "rate",
+                "ci_low", "ci_high", "ci_method", "sites_pooled", "sites_hidden"]
+COMPARISON_COLUMNS = ["definition_id", "definition_version", "arm", "reference", "method", "estimand", "pooling",
+                      "primary", "estimate", "se", "ci_low", "ci_high", "p_value", "k", "q", "q_p_value", "i2",
+                      "tau2", "prediction_low", "prediction_high", "sites_pooled", "sites_not_estimable", "note"]
+SITE_COLUMNS = ["definition_id", "definition_version", "arm", "reference", "method", "estimand", "site", "estimate",
+                "se", "ci_low", "ci_high", "note"]
+
+
+def combine(paths: Sequence[Path], out_dir: Path) -> dict[str, Any]:
+    """Check every package, pool them and write the network's files; returns a summary."""
+    from pipelines import disclosure
+    from pipelines.analysis.command import _write_csv
+
+    if len(paths) < 2:
+        raise UserError("network combine: give two or more packages")
+    packages = [read_package(Path(p)) for p in paths]
+    labels = [p.label for p in packages]
+    if len(set(labels)) != len(labels):
+        raise UserError(f"network combine: two packages have the same label ({', '.join(labels)})")
+    spec = same_study(packages)
+    rates = pool_counts(packages)
+    comparisons, sites = pool_estimates(packages)
+    rule = packages[0].info.get("disclosure_rule") or "cms"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    disclosure.check_artifact(rates, rule=rule, name="rates.csv")
+    _write_csv(out / "rates.csv", rates, RATE_COLUMNS)
+    _write_csv(out / "comparisons.csv", comparisons, COMPARISON_COLUMNS)
+    _write_csv(out / "sites.csv", sites, SITE_COLUMNS)
+    codes = sorted({p.info.get("code_sha256") for p in packages})
+    summary = {"study": spec["study"], "title": spec.get("title"), "spec_sha256": packages[0].info["spec_sha256"],
+               "packages": [{"label": p.label, "levelcare": p.info.get("levelcare"),
+                             "code_sha256": p.info.get("code_sha256"), "period": p.info.get("period")}
+                            for p in packages],
+               "notes": ([] if len(codes) == 1 else
+                         [f"the packages ran {len(codes)} different levelcare code versions (same specification)"]),
+               "specification": spec}
+    (out / "network.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    from pipelines.network.report import write_network_report
+
+    write_network_report(out, summary, rates, comparisons, sites)
+    return summary
