@@ -474,10 +474,11 @@ def _checks_catch_damage(tally: Tally, inputs: Inputs, root: Path) -> None:
 
 def test_ingest_killed_at_random_points_recovers(tmp_path_factory):
     start = time.monotonic()
-    # 30 trials keep the default suite within its budget; the full variant (--slow) runs 60
-    tally, inputs = _ingest_trials(tmp_path_factory, "fork", trials=30, records=300, followups=False)
+    # 20 trials keep the default suite within its budget (30 gave 22 kills and 9 completions);
+    # the full variant (--slow) runs 60
+    tally, inputs = _ingest_trials(tmp_path_factory, "fork", trials=20, records=300, followups=False)
     _report("ingest (forked CLI processes)", tally, time.monotonic() - start)
-    assert tally.trials == 30 and tally.kills >= 15 and tally.completions >= 3
+    assert tally.trials == 20 and tally.kills >= 10 and tally.completions >= 2
     _checks_catch_damage(tally, inputs, tally.clean_warehouse.parent.parent)
 
 
