@@ -78,7 +78,8 @@ def write_network_report(out: Path, summary: Mapping[str, Any], rates: Sequence[
             parts.append("<p>Not estimable at (crude counts only): "
                          f"{html.escape(str(primary['sites_not_estimable']).replace(';', ', '))}.</p>")
         chart = charts.site_forest([s for s in sites if (s["definition_id"], s["method"]) == (def_id, method)],
-                                   shown, f"{def_id}, {method}: by site and pooled", chart_id=f"chart-forest-{k}")
+                                   shown, f"{def_id}, {method}: by site and pooled", chart_id=f"chart-forest-{k}",
+                                   png=False)
         parts.append(f"<figure>{chart.svg}<figcaption class=\"note\">{html.escape(chart.caption)}</figcaption></figure>")
     page = (f"<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>"
             f"{html.escape(str(summary.get('title') or summary['study']))}</title><style>{STYLE}</style></head>"

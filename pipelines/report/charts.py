@@ -42,14 +42,16 @@ def _plt():
     return plt
 
 
-def _finish(fig, chart_id: str, title: str, caption: str = "") -> Chart:
+def _finish(fig, chart_id: str, title: str, caption: str = "", *, png: bool = True) -> Chart:
+    """The figure as inline SVG and, unless ``png`` is False (a chart for an HTML page only), PNG."""
     plt = _plt()
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": "levelcare"})
-    png = io.BytesIO()
-    fig.savefig(png, format="png", dpi=130, bbox_inches="tight", metadata={"Software": "levelcare"})
+    image = io.BytesIO()
+    if png:
+        fig.savefig(image, format="png", dpi=130, bbox_inches="tight", metadata={"Software": "levelcare"})
     plt.close(fig)
-    return Chart(id=chart_id, title=title, svg=_inline(buf.getvalue(), chart_id), png=png.getvalue(),
+    return Chart(id=chart_id, title=title, svg=_inline(buf.getvalue(), chart_id), png=image.getvalue(),
                  caption=caption)
 
 
@@ -442,7 +444,7 @@ def acceptability(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], 
 
 
 def site_forest(sites: Sequence[Mapping[str, Any]], pooled: Sequence[Mapping[str, Any]], title: str,
-                chart_id: str = "chart-site-forest") -> Chart:
+                chart_id: str = "chart-site-forest", *, png: bool = True) -> Chart:
     """A network's forest plot: each site's estimate (risk difference, percentage points) with its
     95% interval, then the pooled estimates (diamonds: fixed effect, DerSimonian-Laird, HKSJ)
     and the prediction interval (a bar under the random-effects diamond)."""
@@ -472,4 +474,4 @@ def site_forest(sites: Sequence[Mapping[str, Any]], pooled: Sequence[Mapping[str
     ax.set_xlabel("difference in percentage points (95% interval)")
     caption = ("Squares: each site's estimate; diamonds: pooled (the coloured one is the primary, HKSJ); dotted: "
                "the 95% prediction interval for a new site's effect.")
-    return _finish(fig, chart_id, title, caption)
+    return _finish(fig, chart_id, title, caption, png=png)
