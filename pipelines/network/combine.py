@@ -41,66 +41,69 @@ from pipelines.network import study as st
 
 @dataclass(frozen=True)
 class Package:
-    path: Path
+    location: str  # the folder or URL it was read from
     label: str
     info: dict[str, Any]
     counts: list[dict[str, str]]
     estimates: list[dict[str, str]]
 
 
-def _refuse(path: Path, why: str) -> UserError:
-    return UserError(f"{path}: refused: {why}")
+def _refuse(where: str | Path, why: str) -> UserError:
+    return UserError(f"{where}: refused: {why}")
 
 
-def _read_csv(path: Path, columns: Sequence[str]) -> list[dict[str, str]]:
+def _read_csv(path: Path, columns: Sequence[str], where: str) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         if reader.fieldnames != list(columns):
-            raise _refuse(path, f"columns {reader.fieldnames} are not a package's ({', '.join(columns)})")
+            raise _refuse(where, f"{path.name}: columns {reader.fieldnames} are not a package's "
+                                 f"({', '.join(columns)})")
         return list(reader)
 
 
-def read_package(path: Path) -> Package:
-    """One package, checked (module docstring)."""
+def read_package(path: Path, shown: str | None = None) -> Package:
+    """One package, checked (module docstring); ``shown``: how errors name it (its URL when it
+    was fetched from object storage)."""
     from pipelines import disclosure
     from pipelines.export.accreditation import file_sha256
 
     path = Path(path)
+    where = shown or str(path)
     if not path.is_dir():
-        raise UserError(f"{path}: not a package folder")
+        raise UserError(f"{where}: not a package folder")
     present = sorted(p.name for p in path.iterdir())
     extra = [n for n in present if n not in pk.FILES]
     if extra:
-        raise _refuse(path, f"unexpected file(s) {', '.join(extra)}: a package holds only {', '.join(pk.FILES)}")
+        raise _refuse(where, f"unexpected file(s) {', '.join(extra)}: a package holds only {', '.join(pk.FILES)}")
     missing = [n for n in pk.FILES if n not in present]
     if missing:
-        raise _refuse(path, f"missing {', '.join(missing)}")
+        raise _refuse(where, f"missing {', '.join(missing)}")
     try:
         manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
         info = json.loads((path / "study.json").read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise _refuse(path, "manifest.json or study.json is not JSON") from None
+        raise _refuse(where, "manifest.json or study.json is not JSON") from None
     if manifest.get("format") != pk.FORMAT or info.get("format") != pk.FORMAT:
-        raise _refuse(path, f"not a {pk.FORMAT} package")
+        raise _refuse(where, f"not a {pk.FORMAT} package")
     for name in pk.FILES:
         if name == "manifest.json":
             continue
         want = (manifest.get("files") or {}).get(name)
         if want != file_sha256(path / name):
-            raise _refuse(path, f"{name} does not match its SHA-256 in manifest.json (changed after packaging)")
+            raise _refuse(where, f"{name} does not match its SHA-256 in manifest.json (changed after packaging)")
     spec = info.get("specification")
     if not isinstance(spec, dict) or st.spec_hash(spec) != info.get("spec_sha256") or \
             info.get("spec_sha256") != manifest.get("spec_sha256"):
-        raise _refuse(path, "the specification in study.json does not match its hash")
-    counts = _read_csv(path / "counts.csv", pk.COUNT_COLUMNS)
-    estimates = _read_csv(path / "estimates.csv", pk.ESTIMATE_COLUMNS)
+        raise _refuse(where, "the specification in study.json does not match its hash")
+    counts = _read_csv(path / "counts.csv", pk.COUNT_COLUMNS, where)
+    estimates = _read_csv(path / "estimates.csv", pk.ESTIMATE_COLUMNS, where)
     rule = info.get("disclosure_rule") or "cms"
     for name, rows in (("counts.csv", counts), ("estimates.csv", estimates)):
         try:
-            disclosure.check_artifact(rows, rule=rule, name=f"{path.name}/{name}")
+            disclosure.check_artifact(rows, rule=rule, name=name)
         except disclosure.DisclosureError as exc:
-            raise _refuse(path, str(exc)) from None
-    return Package(path=path, label=str(info.get("label") or path.name), info=info, counts=counts,
+            raise _refuse(where, str(exc)) from None
+    return Package(location=where, label=str(info.get("label") or path.name), info=info, counts=counts,
                    estimates=estimates)
 
 
@@ -110,7 +113,7 @@ def same_study(packages: Sequence[Package]) -> dict[str, Any]:
     for p in packages[1:]:
         if p.info["spec_sha256"] != first.info["spec_sha256"]:
             where = st.first_difference(first.info["specification"], p.info["specification"])
-            raise UserError(f"{p.path}: refused: another study than {first.path} ({where})")
+            raise UserError(f"{p.location}: refused: another study than {first.location} ({where})")
     return first.info["specification"]
 
 
@@ -196,14 +199,49 @@ SITE_COLUMNS = ["definition_id", "definition_version", "arm", "reference", "meth
                 "se", "ci_low", "ci_high", "note"]
 
 
-def combine(paths: Sequence[Path], out_dir: Path) -> dict[str, Any]:
-    """Check every package, pool them and write the network's files; returns a summary."""
-    from pipelines import disclosure
-    from pipelines.analysis.command import _write_csv
+def is_url(location: str | Path) -> bool:
+    return "://" in str(location)
+
+
+def fetch(location: str | Path, into: Path) -> Path:
+    """A package as a local folder: ``location`` itself, or a copy of a package in object
+    storage (any fsspec URL: ``s3://bucket/site-a``, ``gs://...``, ``memory://...``), fetched
+    into ``into`` and checked there like any other."""
+    if not is_url(location):
+        return Path(location)
+    import fsspec
+
+    try:
+        fs, root = fsspec.core.url_to_fs(str(location))
+        names = [n for n in pk.FILES if fs.exists(f"{root.rstrip('/')}/{n}")]
+        extra = sorted(str(p).rsplit("/", 1)[-1] for p in fs.ls(root, detail=False)
+                       if str(p).rsplit("/", 1)[-1] not in pk.FILES)
+    except (ImportError, OSError, ValueError) as exc:
+        raise UserError(f"{location}: cannot read this package location ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+    into.mkdir(parents=True, exist_ok=True)
+    for name in names + extra:  # an extra file is fetched too, so the check refuses it by name
+        fs.get(f"{root.rstrip('/')}/{name}", str(into / name))
+    return into
+
+
+def combine(paths: Sequence[str | Path], out_dir: Path) -> dict[str, Any]:
+    """Check every package (folders, or fsspec URLs of object storage), pool them and write the
+    network's files; returns a summary."""
+    import tempfile
 
     if len(paths) < 2:
         raise UserError("network combine: give two or more packages")
-    packages = [read_package(Path(p)) for p in paths]
+    with tempfile.TemporaryDirectory(prefix="levelcare-combine-") as tmp:
+        packages = [read_package(fetch(p, Path(tmp) / str(i)), str(p)) for i, p in enumerate(paths)]
+    return combine_packages(packages, out_dir)
+
+
+def combine_packages(packages: Sequence[Package], out_dir: Path) -> dict[str, Any]:
+    """Pool checked packages (:func:`read_package`) and write the network's files."""
+    from pipelines import disclosure
+    from pipelines.analysis.command import _write_csv
+
     labels = [p.label for p in packages]
     if len(set(labels)) != len(labels):
         raise UserError(f"network combine: two packages have the same label ({', '.join(labels)})")

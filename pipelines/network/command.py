@@ -20,8 +20,13 @@ def configure_network(parser: argparse.ArgumentParser) -> None:
     pkg.add_argument("--disclosure", choices=("cms", "opensafely"), default="cms",
                      help="small-cell rule applied before anything is written (default cms: no count 1-10)")
     comb = sub.add_parser("combine", help="check study packages and pool them (meta-analysis, exact counts)")
-    comb.add_argument("packages", nargs="+", type=Path, metavar="PACKAGE", help="package folders")
+    comb.add_argument("packages", nargs="+", metavar="PACKAGE",
+                      help="package folders, or package locations in object storage (fsspec URLs, e.g. "
+                           "s3://bucket/site-a with s3fs installed)")
     comb.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the pooled results")
+    comb.add_argument("--prefect", action="store_true",
+                      help="run as a Prefect flow: one task per package (fetched and checked concurrently, "
+                           "retried on a read error), recorded in Prefect")
 
 
 def run_network(args: argparse.Namespace, settings: Any) -> int:
@@ -39,9 +44,24 @@ def run_network(args: argparse.Namespace, settings: Any) -> int:
         files = write_package(settings, args.out, study, args.label or args.out.resolve().name, args.disclosure)
         print(f"wrote the study package {args.out}: " + ", ".join(f.name for f in files))
         return 0
-    from pipelines.network.combine import combine
+    if args.prefect:
+        import os
 
-    summary = combine(args.packages, args.out)
+        from pipelines.flows.command import check_prefect_api, start_embedded_server
+        from pipelines.progress import quiet_console
+        from pipelines.settings import prefect_environment
+
+        os.environ.update(prefect_environment())
+        check_prefect_api()
+        start_embedded_server()
+        from pipelines.network.flow import network_combine_flow
+
+        quiet_console(args.verbose)  # Prefect's own records go to its log, not the terminal (-vv shows them)
+        summary = network_combine_flow([str(p) for p in args.packages], str(args.out))
+    else:
+        from pipelines.network.combine import combine
+
+        summary = combine(args.packages, args.out)
     print(f"pooled {len(summary['packages'])} packages of study {summary['study']} into {args.out}: "
           "rates.csv, comparisons.csv, sites.csv, network.json, network.html")
     for note in summary["notes"]:

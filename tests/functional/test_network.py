@@ -180,3 +180,27 @@ def test_a_study_asking_for_another_definition_version_is_refused(network, tmp_p
                  "--study", str(tmp_path / "study.yaml")])
     err = capsys.readouterr().err
     assert code == 2 and "version 9" in err and not (tmp_path / "p").exists()
+
+
+def test_packages_in_object_storage_combine_as_a_prefect_flow(network, tmp_path):
+    """The packages put in object storage (fsspec's in-memory file system stands in for S3 here),
+    combined by the Prefect flow: the same pooled files as from the folders; a package there
+    with a row-level file beside it is refused, naming its URL."""
+    import fsspec
+
+    from pipelines.errors import UserError
+    from pipelines.network.flow import network_combine_flow
+
+    root, _, _ = network
+    fs = fsspec.filesystem("memory")
+    for label in GROUPS:
+        for f in (root / "pkg" / label).iterdir():
+            fs.pipe(f"/network-test/{label}/{f.name}", f.read_bytes())
+    urls = [f"memory://network-test/{label}" for label in GROUPS]
+    network_combine_flow(urls, str(tmp_path / "pooled"))
+    for name in ("rates.csv", "comparisons.csv", "sites.csv"):
+        assert (tmp_path / "pooled" / name).read_bytes() == (root / "pooled" / name).read_bytes(), name
+    fs.pipe("/network-test/west/rows.csv", (root / "data" / "discharges.csv").read_bytes())
+    with pytest.raises(UserError, match=r"memory://network-test/west: refused: unexpected file\(s\) rows.csv"):
+        network_combine_flow(urls, str(tmp_path / "again"))
+    fs.rm("/network-test", recursive=True)
