@@ -252,7 +252,8 @@ def _patterns(con: Any, table: str, definitions: Sequence[Any], covariates: Sequ
            f"where {where}), scored as (select level_of_care, {cov}, {keys}, {', '.join(ys)} from src) "
            f"select level_of_care, {', '.join(f'{chr(34)}{c}{chr(34)}' for c in covariates)}, "
            f"{'holdout' if reference else 'site_id, discharge_quarter'}, count(*)::bigint as n, {sums} "
-           f"from scored group by all")
+           # ordered: the same data give the same sums, fits and numbers to the last digit on every run
+           f"from scored group by all order by all")
     frame = con.sql(sql, params=[*params, *sql_params]).pl()
     import polars as pl
 
