@@ -21,8 +21,8 @@ Pooled:
   tau² and a prediction interval (``comparisons.csv``, ``pooling`` naming the pooling); a site
   without an estimate is listed in ``sites_not_estimable``, never dropped silently;
 * ``sites.csv``: each site's estimate beside the pooled one (the forest plot's rows);
-* ``network.json`` (the study and packages) and ``network.html`` (a forest plot by site, the
-  pooled estimates and heterogeneity, the pooled rates).
+* ``network.json`` (the study and packages), ``network.html`` (a forest plot by site, the
+  pooled estimates and heterogeneity, the pooled rates) and ``network.xlsx`` (the three tables).
 """
 
 from __future__ import annotations
@@ -264,7 +264,9 @@ def combine_packages(packages: Sequence[Package], out_dir: Path) -> dict[str, An
                          [f"the packages ran {len(codes)} different levelcare code versions (same specification)"]),
                "specification": spec}
     (out / "network.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    from pipelines.network.report import write_network_report
+    from pipelines.network.report import write_network_report, write_network_workbook
 
     write_network_report(out, summary, rates, comparisons, sites)
+    write_network_workbook(out, {"rates": (RATE_COLUMNS, rates), "comparisons": (COMPARISON_COLUMNS, comparisons),
+                                 "sites": (SITE_COLUMNS, sites)})
     return summary

@@ -63,7 +63,7 @@ def run_network(args: argparse.Namespace, settings: Any) -> int:
 
         summary = combine(args.packages, args.out)
     print(f"pooled {len(summary['packages'])} packages of study {summary['study']} into {args.out}: "
-          "rates.csv, comparisons.csv, sites.csv, network.json, network.html")
+          "rates.csv, comparisons.csv, sites.csv, network.json, network.html, network.xlsx")
     for note in summary["notes"]:
         print(f"  note: {note}")
     return 0

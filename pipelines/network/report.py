@@ -87,3 +87,24 @@ def write_network_report(out: Path, summary: Mapping[str, Any], rates: Sequence[
     path = Path(out) / "network.html"
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def write_network_workbook(out: Path, tables: Mapping[str, tuple[Sequence[str], Sequence[Mapping[str, Any]]]]) -> Path:
+    """``network.xlsx``: one sortable sheet per pooled table (rates, comparisons, sites), text
+    that a spreadsheet would read as a formula escaped."""
+    from openpyxl import Workbook
+
+    from pipelines.report.xlsx import safe_cell
+
+    wb = Workbook()
+    wb.remove(wb.active)
+    for name, (columns, rows) in tables.items():
+        ws = wb.create_sheet(name)
+        ws.append(list(columns))
+        for r in rows:
+            ws.append([safe_cell(r.get(c)) for c in columns])
+        ws.freeze_panes = "A2"
+        ws.auto_filter.ref = ws.dimensions
+    path = Path(out) / "network.xlsx"
+    wb.save(path)
+    return path

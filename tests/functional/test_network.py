@@ -100,6 +100,15 @@ def test_pooled_aipw_covers_the_truth_and_agrees_with_the_single_analysis(networ
     assert abs(float(fixed["estimate"]) - whole["estimate"]) < 2 * whole["se"]
     sites = [r for r in read_rows(root / "pooled" / "sites.csv") if r["method"] == "aipw"]
     assert sorted(r["site"] for r in sites) == sorted(GROUPS)
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(root / "pooled" / "network.xlsx")["comparisons"]
+    header = [c.value for c in sheet[1]]
+    hksj = next(r for r in sheet.iter_rows(min_row=2, values_only=True)
+                if r[header.index("method")] == "aipw" and r[header.index("pooling")] == "random_hksj")
+    assert hksj[header.index("estimate")] == pytest.approx(float(primary["estimate"]))
+    html_page = (root / "pooled" / "network.html").read_text(encoding="utf-8")
+    assert html_page.count("<svg") == 2 and "prediction interval" in html_page and "<script" not in html_page
     # crude: pooled from each site's Wald standard error, beside the pooled counts' own difference
     crude = next(r for r in read_rows(root / "pooled" / "comparisons.csv") if r["method"] == "crude" and r["primary"] == "True")
     assert int(crude["k"]) == 3
