@@ -27,7 +27,8 @@ warehouse, builds the pattern designs, applies disclosure control and writes the
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -70,7 +71,7 @@ def benchmark(
     """The :class:`~pipelines.results.model.Benchmark` of the program's native episodes
     (``where``: a condition on them) against the TEDS-D rows of ``years`` (all when None) in
     ``reference_table`` (this warehouse's mart, or an attached reference warehouse's:
-    :func:`attach_reference`). A definition TEDS-D cannot support is listed as not applicable;
+    :func:`reference_table`). A definition TEDS-D cannot support is listed as not applicable;
     none left is an error."""
     from pipelines import disclosure
     from pipelines.definitions.evaluate import not_applicable
@@ -151,11 +152,16 @@ def benchmark(
 REFERENCE_ALIAS = "levelcare_reference"
 
 
-def attach_reference(con: Any, path: Any, timeout_seconds: float = 30.0) -> str:
-    """Attach a reference warehouse (TEDS-D rows loaded with ``levelcare --warehouse PATH ingest``)
-    read-only to ``con``, its marts built first when they are missing or older than its TEDS-D
-    rows; returns the table to read. The program's warehouse then holds no national row, so its
-    own rates stay its own."""
+@contextmanager
+def reference_table(con: Any, path: Any, timeout_seconds: float = 30.0) -> Iterator[str]:
+    """The mart to read the TEDS-D rows from: this warehouse's (``path`` None), or the mart of the
+    reference warehouse at ``path`` (TEDS-D rows loaded with ``levelcare --warehouse PATH
+    ingest``), attached read-only for the block, its marts built first when they are missing or
+    older than its TEDS-D rows. The program's warehouse then holds no national row, so its own
+    rates stay its own."""
+    if path is None:
+        yield "mart_episodes"
+        return
     from pathlib import Path
 
     from pipelines import marts
@@ -171,11 +177,10 @@ def attach_reference(con: Any, path: Any, timeout_seconds: float = 30.0) -> str:
         with connect(path, timeout_seconds=timeout_seconds) as ref:
             marts.build(ref)
     con.execute(f"attach '{_sql_text(str(path.resolve()))}' as {REFERENCE_ALIAS} (read_only)")
-    return f"{REFERENCE_ALIAS}.main.mart_episodes"
-
-
-def detach_reference(con: Any) -> None:
-    con.execute(f"detach database if exists {REFERENCE_ALIAS}")
+    try:
+        yield f"{REFERENCE_ALIAS}.main.mart_episodes"
+    finally:
+        con.execute(f"detach database if exists {REFERENCE_ALIAS}")
 
 
 def _sql_text(text: str) -> str:
@@ -278,41 +283,48 @@ def _group_codes(prog: Any, groupings: Sequence[str]) -> tuple[dict[str, list[st
     return keys, codes
 
 
-def _design(frame: Any, covariates: Sequence[str], levels: dict[str, list[str]]) -> np.ndarray:
+def _level_codes(frame: Any, covariates: Sequence[str], levels: dict[str, list[str]]) -> list[np.ndarray]:
+    """Each covariate's code per pattern: 0 for the reference level (the first of ``levels``; a
+    rare or unseen value joins it), k for the k-th other level."""
     import polars as pl
 
-    p = 1 + sum(len(v) - 1 for v in levels.values())
-    X = np.zeros((frame.height, p))
-    X[:, 0] = 1.0
-    col = 1
-    rows = np.arange(frame.height)
+    return [frame.get_column(c).cast(pl.Utf8).replace_strict(
+        {v: i + 1 for i, v in enumerate(levels[c][1:])}, default=0, return_dtype=pl.Int32).to_numpy()
+        for c in covariates]
+
+
+def _columns(covariates: Sequence[str], levels: dict[str, list[str]]) -> list[list[int]]:
+    """Each covariate's design column per code (-1: the reference level, no column); column 0
+    is the intercept."""
+    out, col = [], 1
     for c in covariates:
-        keep = levels[c][1:]  # the first is the reference level
-        if keep:
-            codes = frame.get_column(c).cast(pl.Utf8).replace_strict(
-                {v: i for i, v in enumerate(keep)}, default=-1, return_dtype=pl.Int32).to_numpy()
-            hit = codes >= 0
-            X[rows[hit], col + codes[hit]] = 1.0
-        col += len(keep)
+        k = len(levels[c]) - 1
+        out.append([-1, *range(col, col + k)])
+        col += k
+    return out
+
+
+def _design(frame: Any, covariates: Sequence[str], levels: dict[str, list[str]]) -> np.ndarray:
+    """The main-effects design of ``frame``'s patterns as float64 (for the sparse products of
+    the scoring)."""
+    columns = _columns(covariates, levels)
+    X = np.zeros((frame.height, 1 + sum(len(c) - 1 for c in columns)))
+    X[:, 0] = 1.0
+    rows = np.arange(frame.height)
+    for codes, cols in zip(_level_codes(frame, covariates, levels), columns, strict=True):
+        hit = codes > 0
+        X[rows[hit], np.asarray(cols)[codes[hit]]] = 1.0
     return X
 
 
 def _compact_design(frame: Any, covariates: Sequence[str], levels: dict[str, list[str]]) -> Any:
-    """The same design as :func:`_design`, as category codes (:class:`~pipelines.stats.compact.
-    CompactMatrix`): the fits' X'WX comes from sums of the weights by code, not from the rows."""
-    import polars as pl
-
+    """The same design as category codes (:class:`~pipelines.stats.compact.CompactMatrix`):
+    the fits' X'WX comes from sums of the weights by code, not from the rows."""
     from pipelines.stats.compact import Codes, CompactMatrix
 
-    arrays, columns = [], []
-    col = 1
-    for c in covariates:
-        keep = levels[c][1:]
-        arrays.append(frame.get_column(c).cast(pl.Utf8).replace_strict(
-            {v: i + 1 for i, v in enumerate(keep)}, default=0, return_dtype=pl.Int32).to_numpy())
-        columns.append([-1, *range(col, col + len(keep))])
-        col += len(keep)
-    return CompactMatrix(frame.height, col, 0, Codes.packed(arrays, columns),
+    columns = _columns(covariates, levels)
+    p = 1 + sum(len(c) - 1 for c in columns)
+    return CompactMatrix(frame.height, p, 0, Codes.packed(_level_codes(frame, covariates, levels), columns),
                          np.empty((frame.height, 0), order="F"), np.empty(0, dtype=np.int64))
 
 
@@ -632,13 +644,9 @@ def run_benchmark(args: Any, settings: Any) -> int:
     with connect(settings.warehouse, timeout_seconds=settings.lock_timeout_seconds) as con:
         marts.build(con)
         where, params = ws.period_where(period)
-        table = ("mart_episodes" if not args.reference_warehouse else
-                 attach_reference(con, args.reference_warehouse, settings.lock_timeout_seconds))
-        try:
+        with reference_table(con, args.reference_warehouse, settings.lock_timeout_seconds) as table:
             bench = benchmark(con, definitions, years=years, by=by, shrink=args.shrink, where=where,
                               where_params=params, rule=args.disclosure, reference_table=table)
-        finally:
-            detach_reference(con)
     files = write_files(bench, args.out, args.disclosure)
     print(f"benchmark against {bench.reference}: {bench.n_program:,} of your episodes")
     for row in bench.rows:

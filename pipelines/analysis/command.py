@@ -404,13 +404,10 @@ def _benchmark(con: Any, definitions: Any, where: str, params: list[Any], rule: 
 
     wanted = [d for d in definitions if d.id in bm.DEFAULT_DEFINITIONS]
     if reference_warehouse is not None:
-        table = bm.attach_reference(con, reference_warehouse, timeout)
         progress.status("analyze", "benchmark against TEDS-D")
-        try:
+        with bm.reference_table(con, reference_warehouse, timeout) as table:
             return bm.benchmark(con, wanted or definitions, where=where, where_params=params, rule=rule,
                                 reference_table=table)
-        finally:
-            bm.detach_reference(con)
     sources = {x[0] for x in con.execute("select distinct source from mart_episodes").fetchall()}
     if not {"native", "teds-d"} <= sources or not wanted:
         return None

@@ -124,6 +124,7 @@ def _num(text: str) -> float | None:
 def pool_counts(packages: Sequence[Package]) -> list[dict[str, Any]]:
     """Exact sums per definition and level of care over the packages that show the cell."""
     from pipelines.stats.proportions import wilson
+    from pipelines.stats.results import Proportion
 
     cells: dict[tuple[str, str, str], dict[str, Any]] = {}
     for p in packages:
@@ -139,7 +140,7 @@ def pool_counts(packages: Sequence[Package]) -> list[dict[str, Any]]:
     out = []
     for (def_id, version, level), c in cells.items():
         ci = wilson(c["numerator"], c["denominator"]) if c["denominator"] else None
-        shown = ci is not None and hasattr(ci, "ci_low")
+        shown = isinstance(ci, Proportion)
         out.append({"definition_id": def_id, "definition_version": version, "level_of_care": level,
                     "numerator": c["numerator"], "denominator": c["denominator"],
                     "rate": c["numerator"] / c["denominator"] if c["denominator"] else None,
@@ -164,7 +165,7 @@ def pool_estimates(packages: Sequence[Package]) -> tuple[list[dict[str, Any]], l
     for key, members in groups.items():
         def_id, version, arm, reference, method, estimand = key
         usable = [(label, r) for label, r in members if _num(r["estimate"]) is not None and (_num(r["se"]) or 0) > 0]
-        left_out = [label for label, r in members if (label, r) not in usable]
+        left_out = [label for label, r in members if not any(r is u for _, u in usable)]
         base = {"definition_id": def_id, "definition_version": version, "arm": arm, "reference": reference,
                 "method": method, "estimand": estimand, "k": len(usable),
                 "sites_pooled": ";".join(label for label, _ in usable), "sites_not_estimable": ";".join(left_out)}

@@ -141,25 +141,30 @@ def _expected_at(s: Scored, delta: float) -> float:
     return float(s.counts @ expit(s.etas + delta))
 
 
-def offset(s: Scored) -> float:
-    """The log-odds shift ``delta`` with ``sum n expit(eta + delta) = O`` (O moved half a
-    success inward when it is 0 or n)."""
-    target = min(max(float(s.observed), 0.5), s.n - 0.5)
+def _shift(etas: np.ndarray, counts: np.ndarray, target: float) -> float:
+    """The ``d`` with ``sum counts expit(etas + d) = target`` (Newton kept inside a bracket):
+    the maximum-likelihood intercept of ``logit P(y) = d + eta`` with eta as offset."""
     lo, hi = -40.0, 40.0
     d = 0.0
-    for _ in range(60):  # Newton, kept inside a bracket
-        e = _expected_at(s, d)
+    for _ in range(60):
+        q = expit(etas + d)
+        e = float(counts @ q)
         if abs(e - target) < 1e-10 * max(1.0, target):
             break
         if e < target:
             lo = d
         else:
             hi = d
-        q = expit(s.etas + d)
-        slope = float(s.counts @ (q * (1 - q)))
+        slope = float(counts @ (q * (1 - q)))
         step = d + (target - e) / slope if slope > 0 else math.nan
         d = step if lo < step < hi else (lo + hi) / 2
     return d
+
+
+def offset(s: Scored) -> float:
+    """The log-odds shift ``delta`` with ``sum n expit(eta + delta) = O`` (O moved half a
+    success inward when it is 0 or n)."""
+    return _shift(s.etas, s.counts, min(max(float(s.observed), 0.5), s.n - 0.5))
 
 
 def offset_se(s: Scored, delta: float) -> float:
@@ -180,17 +185,17 @@ class Ratio:
     se: float
 
 
-def oe_ratio(s: Scored, confidence: float = 0.95, delta: float | None = None,
-             se: float | None = None) -> Ratio:
-    """O/E and its interval (module docstring); ``delta``/``se`` override the fitted offset
-    (shrinkage)."""
+def _ratio(s: Scored, delta: float, se: float, oe: float, confidence: float) -> Ratio:
+    """O/E with the interval of the offset ``delta +- z se`` mapped back through O/E(delta)."""
     z = float(norm.ppf(0.5 + confidence / 2))
-    fitted = offset(s) if delta is None or se is None else 0.0
-    d = fitted if delta is None else delta
-    sd = offset_se(s, fitted) if se is None else se
-    oe = s.observed / s.expected if delta is None else _expected_at(s, d) / s.expected
-    return Ratio(oe=oe, low=_expected_at(s, d - z * sd) / s.expected,
-                 high=_expected_at(s, d + z * sd) / s.expected, delta=d, se=sd)
+    return Ratio(oe=oe, low=_expected_at(s, delta - z * se) / s.expected,
+                 high=_expected_at(s, delta + z * se) / s.expected, delta=delta, se=se)
+
+
+def oe_ratio(s: Scored, confidence: float = 0.95) -> Ratio:
+    """O/E and its interval (module docstring)."""
+    d = offset(s)
+    return _ratio(s, d, offset_se(s, d), s.observed / s.expected, confidence)
 
 
 def shrink(groups: list[Scored], confidence: float = 0.95) -> list[Ratio]:
@@ -201,7 +206,7 @@ def shrink(groups: list[Scored], confidence: float = 0.95) -> list[Ratio]:
     out = []
     for s, d, se in zip(groups, deltas, ses, strict=True):
         b = tau2 / (tau2 + se**2)
-        out.append(oe_ratio(s, confidence, delta=b * d, se=math.sqrt(b) * se))
+        out.append(_ratio(s, b * d, math.sqrt(b) * se, _expected_at(s, b * d) / s.expected, confidence))
     return out
 
 
@@ -271,16 +276,7 @@ def calibration(eta: np.ndarray, successes: np.ndarray, trials: np.ndarray, bins
 
 
 def _offset_intercept(eta: np.ndarray, s: np.ndarray, t: np.ndarray) -> float | None:
-    """``a`` in ``logit P(y) = a + eta`` (maximum likelihood, Newton)."""
-    a = 0.0
-    for _ in range(50):
-        q = expit(eta + a)
-        score_ = float(s.sum() - t @ q)
-        info = float(t @ (q * (1 - q)))
-        if info <= 0:
-            return None
-        step = score_ / info
-        a += step
-        if abs(step) < 1e-12:
-            return a
-    return None
+    """``a`` in ``logit P(y) = a + eta`` (maximum likelihood; None when every row fails or
+    every row succeeds, where it does not exist)."""
+    total = float(s.sum())
+    return None if total in (0.0, float(t.sum())) else _shift(eta, t.astype(float), total)
