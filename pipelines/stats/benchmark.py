@@ -43,7 +43,7 @@ DerSimonian R, Laird N. Meta-analysis in clinical trials. Control Clin Trials 19
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.special import expit
@@ -193,9 +193,16 @@ def _ratio(s: Scored, delta: float, se: float, oe: float, confidence: float) -> 
 
 
 def oe_ratio(s: Scored, confidence: float = 0.95) -> Ratio:
-    """O/E and its interval (module docstring)."""
+    """O/E and its interval (module docstring). With no success observed the interval starts
+    at 0, and with every episode a success it ends at n / E: the continuity-corrected offset
+    gives the interval's width, never an interval that leaves out the estimate itself."""
     d = offset(s)
-    return _ratio(s, d, offset_se(s, d), s.observed / s.expected, confidence)
+    r = _ratio(s, d, offset_se(s, d), s.observed / s.expected, confidence)
+    if s.observed <= 0:
+        r = replace(r, low=0.0)
+    if s.observed >= s.n:
+        r = replace(r, high=s.n / s.expected)
+    return r
 
 
 def shrink(groups: list[Scored], confidence: float = 0.95) -> list[Ratio]:

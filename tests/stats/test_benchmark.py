@@ -73,7 +73,10 @@ def test_offset_solves_the_standardization_equation_and_half_corrects_extremes()
     none = bm.score(Xp, tp, np.zeros_like(sp), fit)
     assert float(tp @ expit(Xp @ fit.params + bm.offset(none))) == pytest.approx(0.5, rel=1e-6)
     r = bm.oe_ratio(none)
-    assert r.oe == 0 and 0 <= r.low < r.high
+    assert r.oe == 0 and r.low == 0 < r.high  # the estimate is inside its own interval
+    every = bm.score(Xp, tp, tp, fit)
+    r = bm.oe_ratio(every)
+    assert r.low < r.high == pytest.approx(tp.sum() / every.expected) and r.oe == r.high
 
 
 def test_c_statistic_equals_mann_whitney_on_the_rows():
