@@ -191,25 +191,55 @@ def test_a_study_asking_for_another_definition_version_is_refused(network, tmp_p
     assert code == 2 and "version 9" in err and not (tmp_path / "p").exists()
 
 
+def _to_object_storage(root: Path, prefix: str) -> list[str]:
+    """The packages put in object storage (fsspec's in-memory file system stands in for S3)."""
+    import fsspec
+
+    fs = fsspec.filesystem("memory")
+    for label in GROUPS:
+        for f in (root / "pkg" / label).iterdir():
+            fs.pipe(f"/{prefix}/{label}/{f.name}", f.read_bytes())
+    return [f"memory://{prefix}/{label}" for label in GROUPS]
+
+
+def test_packages_in_object_storage_combine_like_folders(network, tmp_path, capsys):
+    """From object storage: the same pooled files as from the folders; a package there with a
+    row-level file beside it is refused, naming its URL."""
+    import fsspec
+
+    root, _, _ = network
+    urls = _to_object_storage(root, "network-test")
+    try:
+        assert main(["network", "combine", *urls, "--out", str(tmp_path / "pooled")]) == 0
+        for name in ("rates.csv", "comparisons.csv", "sites.csv"):
+            assert (tmp_path / "pooled" / name).read_bytes() == (root / "pooled" / name).read_bytes(), name
+        fsspec.filesystem("memory").pipe("/network-test/west/rows.csv", b"episode_id\nE0000001\n")
+        capsys.readouterr()
+        assert main(["network", "combine", *urls, "--out", str(tmp_path / "again")]) == 2
+        err = capsys.readouterr().err
+        assert "memory://network-test/west: refused: unexpected file(s) rows.csv" in err
+        assert len(err.strip().splitlines()) == 1
+    finally:
+        fsspec.filesystem("memory").rm("/network-test", recursive=True)
+
+
+@pytest.mark.slow  # starts a temporary Prefect server in this process (~13 s) when none runs yet
 def test_packages_in_object_storage_combine_as_a_prefect_flow(network, tmp_path):
-    """The packages put in object storage (fsspec's in-memory file system stands in for S3 here),
-    combined by the Prefect flow: the same pooled files as from the folders; a package there
-    with a row-level file beside it is refused, naming its URL."""
+    """The Prefect flow (`combine --prefect`) gives the same pooled files, and refuses the same
+    package with the same line."""
     import fsspec
 
     from pipelines.errors import UserError
     from pipelines.network.flow import network_combine_flow
 
     root, _, _ = network
-    fs = fsspec.filesystem("memory")
-    for label in GROUPS:
-        for f in (root / "pkg" / label).iterdir():
-            fs.pipe(f"/network-test/{label}/{f.name}", f.read_bytes())
-    urls = [f"memory://network-test/{label}" for label in GROUPS]
-    network_combine_flow(urls, str(tmp_path / "pooled"))
-    for name in ("rates.csv", "comparisons.csv", "sites.csv"):
-        assert (tmp_path / "pooled" / name).read_bytes() == (root / "pooled" / name).read_bytes(), name
-    fs.pipe("/network-test/west/rows.csv", (root / "data" / "discharges.csv").read_bytes())
-    with pytest.raises(UserError, match=r"memory://network-test/west: refused: unexpected file\(s\) rows.csv"):
-        network_combine_flow(urls, str(tmp_path / "again"))
-    fs.rm("/network-test", recursive=True)
+    urls = _to_object_storage(root, "network-flow")
+    try:
+        network_combine_flow(urls, str(tmp_path / "pooled"))
+        for name in ("rates.csv", "comparisons.csv", "sites.csv"):
+            assert (tmp_path / "pooled" / name).read_bytes() == (root / "pooled" / name).read_bytes(), name
+        fsspec.filesystem("memory").pipe("/network-flow/west/rows.csv", b"episode_id\nE0000001\n")
+        with pytest.raises(UserError, match=r"memory://network-flow/west: refused: unexpected file\(s\) rows.csv"):
+            network_combine_flow(urls, str(tmp_path / "again"))
+    finally:
+        fsspec.filesystem("memory").rm("/network-flow", recursive=True)
