@@ -104,7 +104,7 @@ CASES = {c.name: c for c in (
     # slow the complementary-suppression audit down)
     Case("everything_suppressed", records=100, synth=(("sites", 10), ("quarters", 4))),
     # the data's last quarter: its discharges' follow-up and readmission windows have not ended
-    Case("zero_counts", shape="no_stepdown", quarter="2026Q3", base="no_stepdown"),
+    Case("zero_counts", shape="no_followups", quarter="2026Q3", base="no_followups"),
     Case("opensafely", shape="no_followups", rule="opensafely", base="no_followups"),
 )}
 # 207 discharges, 2026Q1..2026Q2: 28 people in the readmission analysis, 3 readmitted, all after IOP
