@@ -55,7 +55,7 @@ def parts(source: Path, work: Path) -> dict[str, float]:
     from pipelines import marts
     from pipelines.analysis import services as svc
     from pipelines.analysis.comparative import statistics_frame
-    from pipelines.analysis.comparisons import _arm_mask
+    from pipelines.analysis.comparison_plan import arm_mask
     from pipelines.definitions import registry
     from pipelines.stats.blas import single_blas_thread
     from pipelines.stats.design import DEFAULT_COVARIATES, build_design
@@ -75,8 +75,8 @@ def parts(source: Path, work: Path) -> dict[str, float]:
         svc.family_rates(con, "", [], "cms", [d for d in defs if d.id in svc.SERVICE_DEFINITIONS])
         out["family rates"] = time.perf_counter() - t
         frame = statistics_frame(con, defs, ["iop", "residential"])
-    in_arm = _arm_mask(frame, "iop")
-    in_ref = _arm_mask(frame, "residential") & ~in_arm
+    in_arm = arm_mask(frame, "iop")
+    in_ref = arm_mask(frame, "residential") & ~in_arm
     cols = [c for c in dict.fromkeys((*DEFAULT_COVARIATES, *svc.SERVICE_DEFINITIONS, *svc.SERVICE_COLUMNS))
             if c in frame.columns]
     sub = frame.select(cols).filter(pl.Series(in_arm | in_ref))

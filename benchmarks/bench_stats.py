@@ -49,19 +49,19 @@ def baseline(frame, definitions) -> tuple[float, int]:
     import polars as pl
     import statsmodels.api as sm
 
-    from pipelines.analysis.comparisons import _arm_mask, _key, _tasks
+    from pipelines.analysis.comparison_plan import arm_mask, mask_key, plan_tasks
     from pipelines.stats.design import DEFAULT_COVARIATES, build_design, subset, with_column
 
-    in_arm = _arm_mask(frame, "iop")
-    keep = in_arm | _arm_mask(frame, "residential")
+    in_arm = arm_mask(frame, "iop")
+    keep = in_arm | arm_mask(frame, "residential")
     sub = frame.filter(pl.Series(keep))
     a = in_arm[keep].astype(float)
     design = build_design(sub, DEFAULT_COVARIATES, compact=False)  # statsmodels takes dense float64
     t0 = time.perf_counter()
     fits = 0
     groups: dict[str, list] = {}
-    for t in _tasks(sub, definitions):
-        groups.setdefault(_key(t.mask), []).append(t)
+    for t in plan_tasks(sub, definitions):
+        groups.setdefault(mask_key(t.mask), []).append(t)
     for tasks in groups.values():
         mask = tasks[0].mask
         d = design if mask.all() else subset(design, mask)

@@ -234,11 +234,12 @@ def fit_baseline(frame, definitions, arm: str = "iop", reference: str = "residen
     import polars as pl
     import statsmodels.api as sm
 
-    from pipelines.analysis.comparisons import MIN_ARM, MIN_EVENTS, _arm_mask, _key, _tasks
+    from pipelines.analysis.comparison_plan import arm_mask, mask_key, plan_tasks
+    from pipelines.analysis.comparisons import MIN_ARM, MIN_EVENTS
     from pipelines.stats.design import DEFAULT_COVARIATES, build_design, subset, with_column
 
-    in_arm = _arm_mask(frame, arm)
-    keep = in_arm | (_arm_mask(frame, reference) & ~in_arm)
+    in_arm = arm_mask(frame, arm)
+    keep = in_arm | (arm_mask(frame, reference) & ~in_arm)
     sub = frame.filter(pl.Series(keep))
     a = in_arm[keep]
     # statsmodels takes the dense float64 matrix (levelcare's own designs are compact from
@@ -258,8 +259,8 @@ def fit_baseline(frame, definitions, arm: str = "iop", reference: str = "residen
     t0, c0 = time.perf_counter(), time.process_time()
     fits = 0
     groups: dict[str, list] = {}
-    for t in _tasks(sub, definitions):
-        groups.setdefault(_key(t.mask), []).append(t)
+    for t in plan_tasks(sub, definitions):
+        groups.setdefault(mask_key(t.mask), []).append(t)
     for tasks in groups.values():
         mask = tasks[0].mask
         am = a[mask]

@@ -157,22 +157,23 @@ def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: st
     4 GB are then free for the rest of the statistics)."""
     import polars as pl
 
-    from pipelines.analysis.comparisons import _arm_mask, compare, concurrently
+    from pipelines.analysis.comparison_plan import arm_mask, concurrently
+    from pipelines.analysis.comparisons import compare
     from pipelines.analysis.services import SERVICE_COLUMNS, SERVICE_DEFINITIONS, adjusted_services
     from pipelines.stats.design import DEFAULT_COVARIATES, build_design
     from pipelines.stats.propensity import fit_propensity
     from pipelines.stats.weighting import iptw_weights
 
     frame = holder.pop()
-    in_arm = _arm_mask(frame, arm)
-    in_ref = _arm_mask(frame, reference) & ~in_arm
+    in_arm = arm_mask(frame, arm)
+    in_ref = arm_mask(frame, reference) & ~in_arm
     out: dict[str, Any] = {"arm": arm, "reference": reference, "margin_pp": margin_pp,
                            "margin_ratio": margin_ratio, "margin_basis": margin_basis}
     if in_arm.sum() == 0 or in_ref.sum() == 0:
         missing = arm if in_arm.sum() == 0 else reference
         out["not_estimable"] = f"no episodes at level {missing!r} in the data"
         return out
-    available_arms = [a for a in (arms or ()) if _arm_mask(frame, a).any()]
+    available_arms = [a for a in (arms or ()) if arm_mask(frame, a).any()]
     # the columns of the design, the survival curves and the subgroups (compare() takes its own)
     side_columns = (*DEFAULT_COVARIATES, "days_observed", "days_to_readmission", *MODIFICATION_DEFINITIONS,
                     *SERVICE_DEFINITIONS, *SERVICE_COLUMNS)

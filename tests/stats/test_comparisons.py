@@ -213,14 +213,14 @@ def test_compare_survival_recovers_hazard_ratio():
 
 
 def test_cluster_label_ranks_are_numpy_s_codes_of_the_labels():
-    from pipelines.analysis.comparisons import _label_ranks
+    from pipelines.analysis.comparison_plan import label_ranks
 
     labels = ["site-b", None, "site-a", "Zürich", "site-b", "site-10", "Å", None]
     frame = pl.DataFrame({"site_id": labels}, schema={"site_id": pl.Categorical})
     expected = np.unique(np.array([x if x is not None else "(missing)" for x in labels], dtype=object),
                          return_inverse=True)[1]
-    np.testing.assert_array_equal(_label_ranks(frame, "site_id"), expected)
-    assert _label_ranks(frame, None) is None and _label_ranks(frame, "absent") is None
+    np.testing.assert_array_equal(label_ranks(frame, "site_id"), expected)
+    assert label_ranks(frame, None) is None and label_ranks(frame, "absent") is None
 
 
 def test_subgroup_labels_share_one_string_per_label():
@@ -238,14 +238,14 @@ def test_compare_lets_go_of_a_frame_it_was_handed_once_its_rows_are_read(monkeyp
     # populations and the multinomial job run: at national scale the frame is ~4 GB
     import weakref
 
-    from pipelines.analysis import comparisons
+    from pipelines.analysis import comparison_rows, comparisons
 
     box = [simulate.analysis_frame(4_000, 3, seed=9)]
     freed: list[bool] = []
     weakref.finalize(box[0], freed.append, True)
     seen: list[bool] = []
-    tables = comparisons._with_adjusted_p
-    monkeypatch.setattr(comparisons, "_with_adjusted_p", lambda df: seen.append(bool(freed)) or tables(df))
+    tables = comparison_rows.with_adjusted_p
+    monkeypatch.setattr(comparison_rows, "with_adjusted_p", lambda df: seen.append(bool(freed)) or tables(df))
     result = comparisons.compare(box.pop(), simulate.definitions(3), arms=("iop", "php", "residential"))
     assert seen == [True] and result.comparisons.height > 0
 
