@@ -841,6 +841,38 @@ def _as_number(v: Any) -> float | None:
     return None
 
 
+# --------------------------------------------------------------------------- balance
+#: a balance row's moments: hidden together (each arm's mean and SD before and after weighting)
+BALANCE_MOMENTS = ("mean_arm_before", "mean_reference_before", "sd_arm_before", "sd_reference_before",
+                   "mean_arm_after", "mean_reference_after", "sd_arm_after", "sd_reference_after")
+
+
+def apply_balance(rows: Iterable[Mapping[str, Any]], rule: str | Rule = "cms") -> list[dict[str, Any]]:
+    """Balance rows made safe to publish. The SMDs and variance ratios are shown as they are. An
+    arm's head count is one stand-alone count. A 0/1 column's mean times its arm's size is a
+    head count (people at that level, and the rest): the row's means and SDs are hidden when
+    either count is small in either arm, and always under a rule that rounds counts (the mean
+    would give the exact count back). A numeric column's moments are statistics over the arm."""
+    r = get_rule(rule)
+    out = []
+    for row in rows:
+        row = dict(row)
+        sizes = [_count(row.get(k)) for k in ("n_arm", "n_reference")]
+        means = [row.get("mean_arm_before"), row.get("mean_reference_before")]
+        if row.get("binary"):
+            counts = [None if n is None or m is None else round(n * m) for n, m in zip(sizes, means, strict=True)]
+            hide = r.round_to > 1 or any(c is None or r.is_small(c) or r.is_small(n - c)
+                                         for n, c in zip(sizes, counts, strict=True))
+        else:
+            hide = any(n is None or not r.stat_allowed(n) for n in sizes)
+        if hide:
+            row.update(dict.fromkeys(BALANCE_MOMENTS))
+        row["suppression"] = SMALL if hide else None
+        row["n_arm"], row["n_reference"] = (shown_count(n, r) for n in sizes)
+        out.append(row)
+    return out
+
+
 # --------------------------------------------------------------------------- analysis output
 def apply_comparative(
     comparative: Mapping[str, Any], rates: Sequence[Mapping[str, Any]], rule: str | Rule = "cms"
@@ -886,6 +918,7 @@ def apply_comparative(
         {**x, "n_arm": shown_count(x.get("n_arm"), r), "n_reference": shown_count(x.get("n_reference"), r)}
         for x in comparative.get("diagnostics") or []
     ]
+    out["balance"] = apply_balance(comparative.get("balance") or [], r)
     prop = comparative.get("propensity")
     if prop:
         arms = list(prop["counts"])

@@ -8,6 +8,7 @@ collects its rows after the caller's, so the tables' order never depends on the 
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from contextlib import contextmanager
 from typing import Any
@@ -199,9 +200,8 @@ class Fitter:
         for m, b in bal.items():
             for r in b.rows:
                 self.balance_rows.append(BalanceRow(
-                    population=pop_id, method=m, covariate=r.covariate, smd_before=r.smd_before,
-                    smd_after=r.smd_after, variance_ratio_before=r.variance_ratio_before,
-                    variance_ratio_after=r.variance_ratio_after,
+                    population=pop_id, method=m, n_arm=n1, n_reference=n0,
+                    **{f.name: getattr(r, f.name) for f in dataclasses.fields(r)},
                 ))
             w = pop.weights[m]
             self.diag_rows.append(DiagnosticRow(

@@ -47,7 +47,8 @@ class ComparisonRow:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BalanceRow:
-    """One covariate level's balance under one weighting of one population."""
+    """One covariate level's balance under one weighting of one population, and the moments it
+    is made of (:class:`pipelines.stats.results.BalanceRow`): what a network study pools."""
 
     population: str
     method: str
@@ -56,6 +57,19 @@ class BalanceRow:
     smd_after: float | None = None
     variance_ratio_before: float | None = None
     variance_ratio_after: float | None = None
+    n_arm: int | None = None
+    n_reference: int | None = None
+    binary: bool | None = None
+    mean_arm_before: float | None = None
+    mean_reference_before: float | None = None
+    sd_arm_before: float | None = None
+    sd_reference_before: float | None = None
+    mean_arm_after: float | None = None
+    mean_reference_after: float | None = None
+    sd_arm_after: float | None = None
+    sd_reference_after: float | None = None
+    weight_arm: float | None = None
+    weight_reference: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -145,6 +145,21 @@ class BalanceRow(_Model):
     smd_after: float | None
     variance_ratio_before: float | None
     variance_ratio_after: float | None
+    n_arm: int | None = Field(None, description="the arm's head count in the population (hidden when small)")
+    n_reference: int | None = Field(None, description="the reference's head count in the population")
+    binary: bool | None = Field(None, description="the covariate column holds only 0 and 1 (a level)")
+    mean_arm_before: float | None = Field(None, description="the arm's mean before weighting")
+    mean_reference_before: float | None = None
+    sd_arm_before: float | None = Field(None, description="the arm's SD before weighting (divisor n)")
+    sd_reference_before: float | None = None
+    mean_arm_after: float | None = Field(None, description="the arm's weighted mean")
+    mean_reference_after: float | None = None
+    sd_arm_after: float | None = Field(None, description="the arm's weighted SD (divisor the weight total)")
+    sd_reference_after: float | None = None
+    weight_arm: float | None = Field(None, description="the arm's total weight after weighting")
+    weight_reference: float | None = None
+    suppression: Reason = Field(None, description="why the means and SDs are hidden: a 0/1 covariate's "
+                                "mean times its arm's size is a head count")
 
 
 class DiagnosticRow(_Model):

@@ -55,6 +55,11 @@ def _rows(design: Design) -> list[tuple[str, int | None, tuple[int, ...]]]:
     return rows
 
 
+def _sd(variance: float) -> float:
+    """A standard deviation from a variance that rounding may have left a hair below 0."""
+    return float(np.sqrt(max(variance, 0.0)))
+
+
 def balance_tables(
     design: Design,
     treated: np.ndarray,
@@ -86,6 +91,9 @@ def balance_tables(
     var = s2 / tot - mean**2
     out: dict[str, Balance] = {}
     layout = _rows(design)
+    # a column of 0s and 1s has sum(x^2) == sum(x) in the whole population (an indicator, or a
+    # numeric covariate that only takes 0 and 1): its mean times the arm's size is a head count
+    zero_one = np.isclose(s2[:, 0] + s2[:, 1], s1[:, 0] + s1[:, 1], rtol=1e-12, atol=1e-9)
 
     def col_stats(j: int | None, idx: tuple[int, ...], k: int) -> tuple[float, float]:
         if j is None:  # reference level: 1 - sum of the other levels' dummies (a 0/1 column)
@@ -105,7 +113,12 @@ def balance_tables(
             smd_a = (m1a - m0a) / sd if sd > 0 else 0.0
             vr_b = v1b / v0b if v0b > 0 else float("nan")
             vr_a = v1a / v0a if v0a > 0 else float("nan")
-            rows.append(BalanceRow(label, float(smd_b), float(smd_a), float(vr_b), float(vr_a)))
+            binary = True if j is None else bool(zero_one[j])
+            rows.append(BalanceRow(
+                label, float(smd_b), float(smd_a), float(vr_b), float(vr_a), binary,
+                m1b, m0b, _sd(v1b), _sd(v0b), m1a, m0a, _sd(v1a), _sd(v0a),
+                float(tot[2 + 2 * m_i]), float(tot[3 + 2 * m_i]),
+            ))
         before = max((abs(r.smd_before) for r in rows), default=0.0)
         after = max((abs(r.smd_after) for r in rows), default=0.0)
         out[name] = Balance(tuple(rows), name, threshold, before, after, after <= threshold, int(a.size))

@@ -241,11 +241,27 @@ class Population:
 
 @dataclass(frozen=True, slots=True)
 class BalanceRow:
+    """One design column's balance, with the moments it is made of: each arm's mean and SD
+    (population SD, divisor the weight total) before weighting and after, and each arm's total
+    weight after (before, the total is the arm's head count). ``binary``: the column holds only
+    0 and 1 in this population, so a mean times its arm's size is a head count."""
+
     covariate: str
     smd_before: float
     smd_after: float
     variance_ratio_before: float
     variance_ratio_after: float
+    binary: bool = False
+    mean_arm_before: float | None = None
+    mean_reference_before: float | None = None
+    sd_arm_before: float | None = None
+    sd_reference_before: float | None = None
+    mean_arm_after: float | None = None
+    mean_reference_after: float | None = None
+    sd_arm_after: float | None = None
+    sd_reference_after: float | None = None
+    weight_arm: float | None = None
+    weight_reference: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

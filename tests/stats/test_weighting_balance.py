@@ -96,3 +96,46 @@ def test_overlap_weights_balance_exactly_and_pass():
     bal = balance_table(d, a, pop.weights["overlap"].weights, "overlap")
     assert bal.max_abs_smd_before > 0.3  # confounded before
     assert bal.max_abs_smd_after < 1e-8 and bal.passed  # Li et al. 2018: exact mean balance
+
+
+def test_balance_moments_by_hand():
+    # the same data as the SMD test: the moments the SMDs are made of, per arm, before and after
+    frame = pl.DataFrame({"x": [1.0, 2.0, 3.0, 4.0, 2.0, 6.0], "g": ["a", "a", "b", "a", "b", "b"],
+                          "z": [0.0, 1.0, 1.0, 0.0, 0.0, 1.0]})
+    d = build_design(frame, ("x", "g", "z"))
+    a = np.array([1, 1, 1, 0, 0, 0], bool)
+    w = np.array([1.0, 1.0, 2.0, 1.0, 1.0, 1.0])
+    b = {r.covariate: r for r in balance_table(d, a, w, "test").rows}
+    x = b["x"]
+    assert (x.mean_arm_before, x.mean_reference_before) == (pytest.approx(2.0), pytest.approx(4.0))
+    assert x.sd_arm_before == pytest.approx(np.sqrt(2 / 3)) and x.sd_reference_before == pytest.approx(np.sqrt(8 / 3))
+    assert x.mean_arm_after == pytest.approx(9 / 4) and x.mean_reference_after == pytest.approx(4.0)
+    assert x.sd_arm_after == pytest.approx(np.sqrt(23 / 4 - (9 / 4) ** 2))
+    assert (x.weight_arm, x.weight_reference) == (pytest.approx(4.0), pytest.approx(3.0))
+    assert not x.binary and b["z"].binary and b["g=a"].binary and b["g=b"].binary
+    # g=a: arm a,a,b (2/3), reference a,b,b (1/3); weighted arm (1 + 1 + 0)/4; the reference level too
+    assert b["g=a"].mean_arm_before == pytest.approx(2 / 3) and b["g=a"].mean_reference_before == pytest.approx(1 / 3)
+    assert b["g=a"].mean_arm_after == pytest.approx(2 / 4) and b["g=b"].mean_arm_after == pytest.approx(2 / 4)
+    assert b["g=b"].sd_arm_before == pytest.approx(np.sqrt(1 / 3 * 2 / 3))
+    # z: arm 0,1,1 weighted (0 + 1 + 2)/4
+    assert b["z"].mean_arm_after == pytest.approx(3 / 4) and b["z"].sd_arm_after == pytest.approx(np.sqrt(3 / 16))
+
+
+def test_balance_moments_agree_between_dense_and_compact_designs():
+    rng = np.random.default_rng(8)
+    n = 3000
+    frame = pl.DataFrame({"x": rng.normal(size=n), "g": rng.choice(["a", "b", "c"], n),
+                          "k": rng.integers(0, 2, n).astype(float)})
+    a = rng.random(n) < 0.4
+    w = rng.uniform(0.5, 3.0, n)
+    dense = {r.covariate: r for r in balance_table(build_design(frame, ("x", "g", "k"), compact=False), a, w, "t").rows}
+    compact = {r.covariate: r for r in balance_table(build_design(frame, ("x", "g", "k"), compact=True), a, w, "t").rows}
+    for name, r in dense.items():
+        # and against numpy's weighted average on the raw column
+        col = (frame["g"] == name[2:]).to_numpy().astype(float) if name.startswith("g=") else frame[name].to_numpy()
+        assert r.mean_arm_after == pytest.approx(np.average(col[a], weights=w[a]))
+        assert r.sd_reference_after == pytest.approx(np.sqrt(np.cov(col[~a], aweights=w[~a], ddof=0)))
+        assert r.mean_reference_before == pytest.approx(col[~a].mean())
+        assert r.binary == (name != "x")
+        for f in ("mean_arm_before", "sd_arm_before", "mean_reference_after", "sd_arm_after", "weight_arm"):
+            assert getattr(compact[name], f) == pytest.approx(getattr(r, f), rel=1e-9), (name, f)
