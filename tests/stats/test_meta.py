@@ -339,3 +339,52 @@ def test_hksj_covers_and_dersimonian_laird_under_covers():
     assert dl < hksj and dl < 0.94
     assert fixed < dl
     assert modified >= hksj
+
+
+# Agresti A. Categorical Data Analysis, 3rd ed. (2013), p. 226: eight centres, drug against
+# control (successes, total); p. 231 gives the Mantel-Haenszel risk difference 0.130 with the
+# Sato standard error 0.050 (R cardx's ci_prop_diff_mh_strata prints the interval 0.0313 to 0.2284)
+AGRESTI_DRUG = [(11, 36), (16, 20), (14, 19), (2, 16), (6, 17), (1, 11), (1, 5), (4, 6)]
+AGRESTI_CONTROL = [(10, 37), (22, 32), (7, 19), (1, 17), (0, 12), (0, 10), (1, 9), (6, 7)]
+
+
+def test_mantel_haenszel_risk_difference_matches_agresti():
+    from pipelines.stats.meta import mantel_haenszel_rd
+
+    r = mantel_haenszel_rd(*zip(*AGRESTI_DRUG), *zip(*AGRESTI_CONTROL))
+    assert round(r.estimate, 3) == 0.130 and round(r.se, 3) == 0.050
+    assert round(r.ci_low, 4) == 0.0313 and round(r.ci_high, 4) == 0.2284
+    # the estimate by the weighted-average form: sum W_k d_k / sum W_k, W_k = n1 n0 / N
+    w = [n1 * n0 / (n1 + n0) for (_, n1), (_, n0) in zip(AGRESTI_DRUG, AGRESTI_CONTROL, strict=True)]
+    d = [a / n1 - c / n0 for (a, n1), (c, n0) in zip(AGRESTI_DRUG, AGRESTI_CONTROL, strict=True)]
+    assert r.estimate == pytest.approx(sum(x * y for x, y in zip(w, d, strict=True)) / sum(w), rel=1e-12)
+
+
+def test_mantel_haenszel_edge_cases():
+    from pipelines.stats.meta import mantel_haenszel_rd
+    from pipelines.stats.results import NotEstimable
+
+    # a stratum with nobody in one group adds nothing
+    with_empty = mantel_haenszel_rd([11, 0], [36, 0], [10, 4], [37, 20])
+    alone = mantel_haenszel_rd([11], [36], [10], [37])
+    assert with_empty.estimate == pytest.approx(alone.estimate) and with_empty.se == pytest.approx(alone.se)
+    assert isinstance(mantel_haenszel_rd([0], [0], [1], [5]), NotEstimable)
+    with pytest.raises(ValueError):
+        mantel_haenszel_rd([6], [5], [1], [5])
+
+
+def test_mantel_haenszel_interval_covers_a_common_difference():
+    # six sites of different sizes and base rates, a common risk difference of -0.08
+    from pipelines.stats.meta import mantel_haenszel_rd
+
+    rng = np.random.default_rng(12)
+    n1 = np.array([40, 80, 150, 300, 60, 500])
+    n0 = np.array([70, 50, 200, 250, 90, 400])
+    p0 = np.array([0.55, 0.45, 0.6, 0.5, 0.7, 0.52])
+    hits = 0
+    reps = 2000
+    for _ in range(reps):
+        a, c = rng.binomial(n1, p0 - 0.08), rng.binomial(n0, p0)
+        r = mantel_haenszel_rd(a, n1, c, n0)
+        hits += r.ci_low <= -0.08 <= r.ci_high
+    assert abs(hits / reps - 0.95) < 0.015, hits / reps
