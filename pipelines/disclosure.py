@@ -847,28 +847,43 @@ BALANCE_MOMENTS = ("mean_arm_before", "mean_reference_before", "sd_arm_before", 
                    "mean_arm_after", "mean_reference_after", "sd_arm_after", "sd_reference_after")
 
 
-def apply_balance(rows: Iterable[Mapping[str, Any]], rule: str | Rule = "cms") -> list[dict[str, Any]]:
-    """Balance rows made safe to publish. The SMDs and variance ratios are shown as they are. An
-    arm's head count is one stand-alone count. A 0/1 column's mean times its arm's size is a
-    head count (people at that level, and the rest): the row's means and SDs are hidden when
-    either count is small in either arm, and always under a rule that rounds counts (the mean
-    would give the exact count back). A numeric column's moments are statistics over the arm."""
+def apply_balance(rows: Iterable[Mapping[str, Any]], rule: str | Rule = "cms", *,
+                  published: Iterable[str] = (), size_shown: Any = None) -> list[dict[str, Any]]:
+    """Balance rows made safe to publish. The SMDs and variance ratios are shown as they are.
+
+    * A 0/1 column's mean times its arm's size is a head count (people at that level, and the
+      rest): the row's means and SDs are hidden (``small``) when either count is small in either
+      arm, and always under a rule that rounds counts (the mean would give the exact count back).
+    * A 0/1 column of a covariate in ``published`` (the rates' groupings, such as ``site_id``)
+      counts people of a cell the rates table shows or withholds: its means and SDs are hidden
+      (``complementary``), so that no withheld cell can be worked out from them.
+    * A numeric column's moments are statistics over its arm, shown when the rule allows.
+    * An arm's head count is shown where ``size_shown(row, key, n)`` allows (``key``: ``n_arm`` or
+      ``n_reference``; default: always), as a stand-alone count.
+    """
     r = get_rule(rule)
+    published = set(published)
     out = []
     for row in rows:
         row = dict(row)
         sizes = [_count(row.get(k)) for k in ("n_arm", "n_reference")]
         means = [row.get("mean_arm_before"), row.get("mean_reference_before")]
+        covariate = str(row.get("covariate") or "").split("=")[0].removesuffix("__missing")
+        why = None
         if row.get("binary"):
             counts = [None if n is None or m is None else round(n * m) for n, m in zip(sizes, means, strict=True)]
-            hide = r.round_to > 1 or any(c is None or r.is_small(c) or r.is_small(n - c)
-                                         for n, c in zip(sizes, counts, strict=True))
-        else:
-            hide = any(n is None or not r.stat_allowed(n) for n in sizes)
-        if hide:
+            if r.round_to > 1 or any(c is None or r.is_small(c) or r.is_small(n - c)
+                                     for n, c in zip(sizes, counts, strict=True)):
+                why = SMALL
+            elif covariate in published:
+                why = COMPLEMENTARY
+        elif any(n is None or not r.stat_allowed(n) for n in sizes):
+            why = SMALL
+        if why:
             row.update(dict.fromkeys(BALANCE_MOMENTS))
-        row["suppression"] = SMALL if hide else None
-        row["n_arm"], row["n_reference"] = (shown_count(n, r) for n in sizes)
+        row["suppression"] = why
+        for key, n in zip(("n_arm", "n_reference"), sizes, strict=True):
+            row[key] = shown_count(n, r) if size_shown is None or size_shown(row, key, n) else None
         out.append(row)
     return out
 
@@ -918,7 +933,19 @@ def apply_comparative(
         {**x, "n_arm": shown_count(x.get("n_arm"), r), "n_reference": shown_count(x.get("n_reference"), r)}
         for x in comparative.get("diagnostics") or []
     ]
-    out["balance"] = apply_balance(comparative.get("balance") or [], r)
+    # a population's size is a definition's rate denominator for the arm (or the reference): as
+    # for the comparisons, shown only where the rates show that denominator
+    in_population: dict[Any, set[tuple[str, str, str]]] = {}
+    for row in rows:
+        in_population.setdefault(row.get("population"), set()).add(
+            (str(row.get("definition_id")), str(row.get("arm")), str(row.get("reference"))))
+
+    def size_shown(row: Mapping[str, Any], key: str, n: int | None) -> bool:
+        side = 1 if key == "n_arm" else 2
+        return n is not None and any(dens.get((m[0], m[side])) == n for m in in_population.get(row.get("population"), ()))
+
+    grouped = {c.strip() for x in rates for c in str(x.get("group_by") or "").split(",")}
+    out["balance"] = apply_balance(comparative.get("balance") or [], r, published=grouped, size_shown=size_shown)
     prop = comparative.get("propensity")
     if prop:
         arms = list(prop["counts"])

@@ -40,6 +40,12 @@ def interview_column(d: DefinitionLike) -> str | None:
     return f"fu{d.window_days}_reached"
 
 
+def missing_data_policy(d: DefinitionLike) -> str:
+    """A follow-up-interview definition's own missing-data policy, as its comparison rows name it
+    in ``missing_data``: ``itt`` (unreached people count as failures) or ``cc`` (complete case)."""
+    return "itt" if (d.missing or "failure") == "failure" else "cc"
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     """One definition's outcome on one population: ``kind`` "standard" (the definition's own
@@ -129,7 +135,7 @@ def plan_tasks(frame: pl.DataFrame, definitions: Iterable[DefinitionLike], follo
         if fu_col is None or fu_col not in frame.columns:
             out.append(Task(d, "standard", has, y, None))
             continue
-        policy = "itt" if (d.missing or "failure") == "failure" else "cc"
+        policy = missing_data_policy(d)
         out.append(Task(d, "standard", has, y, policy))
         if not followup:
             continue

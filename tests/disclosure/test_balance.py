@@ -47,3 +47,23 @@ def test_numeric_covariates_show_their_moments_and_rounding_rules_hide_binary_me
     assert (safe[0]["n_arm"], safe[0]["n_reference"]) == (100, 80)
     small_arm = apply_balance([_row(8, 80, 4, 30)], "cms")[0]
     assert small_arm["n_arm"] is None and small_arm["mean_arm_before"] is None
+
+
+def test_levels_of_a_covariate_the_rates_are_grouped_by_are_withheld():
+    # 40 people of clinic-a in the arm: no small count, but the rates by site show (or withhold)
+    # clinic-a's cells, and a withheld one could be worked out from these means
+    site = {**_row(100, 80, 40, 30), "covariate": "site_id=clinic-a"}
+    missing = {**_row(100, 80, 40, 30), "covariate": "payer__missing"}
+    out = apply_balance([site, missing, _row(100, 80, 40, 30)], "cms", published={"site_id", "payer", "quarter"})
+    assert [x["suppression"] for x in out] == ["complementary", "complementary", None]
+    assert out[0]["mean_arm_before"] is None and out[1]["sd_reference_after"] is None
+    assert out[2]["mean_arm_before"] == pytest.approx(0.4)
+    assert out[0]["smd_before"] == 0.12  # the SMD stays
+
+
+def test_arm_sizes_follow_the_rule_given():
+    rows = [_row(100, 80, 40, 30)]
+    out = apply_balance(rows, "cms", size_shown=lambda row, key, n: key == "n_reference")[0]
+    assert out["n_arm"] is None and out["n_reference"] == 80
+    # the means are judged on the true sizes, whether or not the sizes are shown
+    assert out["suppression"] is None and out["mean_arm_before"] == pytest.approx(0.4)
