@@ -5,7 +5,7 @@ the raw tables, the great-expectations suite specs (built into GE objects lazily
 ``pipelines.validation``), the row-level check SQL used by ingestion, and the Markdown record
 spec (``docs/records.md`` = ``data_contracts/DICTIONARY.md``: formats, level-of-care table,
 field and check tables with examples, the TEDS-D mapping). Only the standard library and PyYAML
-are imported here.
+are imported here. The marts' contracts (``data_contracts/marts/``) are :mod:`pipelines.contracts.marts`.
 """
 
 from __future__ import annotations
@@ -220,6 +220,12 @@ def all_contracts() -> list[Contract]:
     return [load(k) for k in KINDS]
 
 
+def followup_windows() -> tuple[int, ...]:
+    """The follow-up windows, in days: the values of the followups contract's ``window_days``
+    (the SQL models' and the mart contracts' per-window columns are repeated for each)."""
+    return tuple(int(w) for w in load("followups").field("window_days").values or ())
+
+
 @cache
 def teds_codes() -> dict[str, Any]:
     """The TEDS-D era and code tables (data_contracts/teds_d_codes.yaml)."""
@@ -393,8 +399,8 @@ def _levels_section() -> list[str]:
     # the group is the levels named residential* (int_episodes.sql: level_of_care like 'residential%')
     residential = [r["level_of_care"] for r in rows if r["level_of_care"].startswith("residential")]
     no_teds = [r["level_of_care"] for r in rows if r["services_d"] == "—"]
-    out += ["", f"Group `residential` (shown as {level_labels().get('residential', 'residential')}) = "
-            f"{' + '.join(f'`{x}`' for x in residential)}.", "",
+    out += ["", (f"Group `residential` (shown as {level_labels().get('residential', 'residential')}) = "
+                 f"{' + '.join(f'`{x}`' for x in residential)}."), "",
             ("A file may give `asam_level` instead of `level_of_care` (when both are given, `level_of_care` is "
              f"used): {_asam_sentence(d)}. Trailing zeros and case do not matter (`3.50` is `3.5`, "
              "`3.7-WM` is `3.7-wm`).")]

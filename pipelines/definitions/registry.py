@@ -89,12 +89,12 @@ class Definition:
 
 
 def mart_schema() -> dict[str, str]:
-    """``mart_episodes`` column -> coarse type, from the SQL models themselves.
+    """``mart_episodes`` column -> coarse type, from its contract
+    (``data_contracts/marts/mart_episodes.yaml``; a test holds the SQL models to it), so
+    checking a definition's names and types needs no warehouse and no build."""
+    from pipelines.contracts import marts
 
-    The models are built over probe rows in an in-memory database (:mod:`.domains`), so
-    checking a definition needs no warehouse and can never disagree with the SQL.
-    """
-    return domains.mart_domains().types
+    return {c.name: expression.sql_type_class(c.type) for c in marts.load("mart_episodes").columns}
 
 
 def mart_values() -> dict[str, tuple[str, ...]]:

@@ -1,13 +1,14 @@
--- The best contact attempt per episode and follow-up window (30, 90, 180, 365 days):
--- reached beats deceased beats refused beats unreachable; ties go to the latest contact, then
--- to the highest followup_id. Measurements are kept only when the person was reached.
--- Windows without any attempt have no row here (mart_followups fills the grid). Keyed by
--- episode_row (stg_discharges); attempts of no discharge have no episode and are left out.
+-- The best contact attempt per episode and follow-up window (each window_days value of the
+-- followups contract): reached beats deceased beats refused beats unreachable; ties go to the
+-- latest contact, then to the highest followup_id. Measurements are kept only when the person
+-- was reached. Windows without any attempt have no row here (mart_episodes fills them in).
+-- Keyed by episode_row (stg_discharges); attempts of no discharge have no episode and are left
+-- out.
 with
 
 followups as (
-    select * from stg_followups
-    where window_days in (30, 90, 180, 365) and episode_row is not null
+    select * from int_followups
+    where window_days in ({followup_windows}) and episode_row is not null
 ),
 
 ranked as (

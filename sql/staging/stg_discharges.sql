@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per native discharge (raw_discharges), typed and keyed; no business logic.
 with
 

@@ -1,4 +1,3 @@
--- materialized: view
 -- One row per TEDS-D discharge (raw_teds_d, already harmonised to native words by ingestion).
 -- LOS stays the TEDS ordinal code: above 30 it is a band, never a number of days.
 with

@@ -49,6 +49,19 @@ def test_every_builtin_loads_with_its_fixed_id_and_references():
         assert set(d.requires) <= set(registry.mart_schema())
 
 
+def test_the_mart_schema_is_read_from_the_contract_without_building(monkeypatch):
+    from pipelines import marts
+    from pipelines.contracts import marts as mart_contracts
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the schema needs no build")
+
+    monkeypatch.setattr(marts, "build", no_build)
+    schema = registry.mart_schema()
+    assert list(schema) == [c.name for c in mart_contracts.load("mart_episodes").columns]
+    assert (schema["source"], schema["fu365_reached"], schema["episode_cost"]) == ("text", "boolean", "number")
+
+
 def test_missing_policies_of_the_paired_abstinence_definitions():
     defs = registry.load_registry(None)
     for w in (30, 90, 180, 365):

@@ -1,4 +1,4 @@
-"""Staging models: one-to-one with raw tables; follow-up contact dates resolved."""
+"""Staging models: one-to-one with raw tables; follow-up contact dates resolved (int_followups)."""
 
 from __future__ import annotations
 
@@ -31,13 +31,13 @@ def test_build_on_an_empty_warehouse_gives_empty_marts():
     assert con.execute("select view_name from duckdb_views() where temporary and not internal").fetchall() == []
 
 
-def test_staging_models_and_int_episodes_are_temporary_views_the_other_intermediate_ones_tables():
+def test_staging_models_int_episodes_and_int_followups_are_temporary_views_the_other_intermediate_ones_tables():
     con = duckdb.connect()
     marts.build(con, keep_temporary=True)
     views = {v for (v,) in con.execute("select view_name from duckdb_views() where temporary and not internal")
              .fetchall()}
     tables = {t for (t,) in con.execute("select table_name from duckdb_tables() where temporary").fetchall()}
-    assert views == {"stg_discharges", "stg_followups", "stg_teds_d", "int_episodes"}
+    assert views == {"stg_discharges", "stg_followups", "stg_teds_d", "int_episodes", "int_followups"}
     assert tables == {"int_followup_best", "int_pathways"}
 
 
@@ -65,7 +65,7 @@ def test_stg_discharges_one_row_per_raw_row_with_key_and_lower_case_enums():
         "iop", "completed", "female")
 
 
-def test_stg_followups_resolves_contact_date_and_days_after_discharge():
+def test_int_followups_resolves_contact_date_and_days_after_discharge():
     con = new_warehouse()
     insert(con, "raw_discharges", [discharge("e1", "p1", "iop", 0, 10)])
     insert(con, "raw_followups", [
@@ -75,7 +75,7 @@ def test_stg_followups_resolves_contact_date_and_days_after_discharge():
          "contact_date": day(10 + 95), "days_after_discharge": None},
     ])
     marts.build(con, keep_temporary=True)
-    stg = {r["followup_id"]: r for r in rows(con, "select * from stg_followups")}
+    stg = {r["followup_id"]: r for r in rows(con, "select * from int_followups")}
     assert stg["f1"]["contact_date"] == day(10 + 28)
     assert stg["f1"]["days_after_discharge"] == 28
     assert stg["f2"]["contact_date"] == day(10 + 95)
