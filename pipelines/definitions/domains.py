@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 MART = "mart_episodes"
 # Two worlds: the same categorical values, different texts and dates (their quarters differ).
 WORLDS = {"a": dt.date(2001, 1, 1), "b": dt.date(2031, 7, 1)}
-# The fields of a follow-up attempt that name the discharge it follows up (stg_followups joins on them).
+# The fields of a follow-up attempt that name the discharge it follows up (int_followups joins on them).
 FOLLOWUP_LINK = ("site_id", "episode_id")
 MAX_RANGE = 1000  # an integer range wider than this is probed at its ends and middle
 _PREFIX = "probe-"  # every probe text: the prefix, the world's letter, "-", the row number
