@@ -77,7 +77,7 @@ def flow_parameters(args: argparse.Namespace, settings: Settings) -> dict[str, A
 def _any_record_file(folder: Path) -> bool:
     """Whether ``folder`` holds a file that may be a record file (its header is read by the
     ingest, after the mapping: a folder of only such files that are not is refused there)."""
-    from pipelines.ingest.core import RECORD_SUFFIXES
+    from pipelines.ingest.steps import RECORD_SUFFIXES
 
     return any(f.is_file() and f.suffix.lower() in RECORD_SUFFIXES and not f.name.startswith(".")
                for f in folder.rglob("*"))

@@ -116,7 +116,8 @@ def ingest_flow(warehouse: str, input_dir: str, run_id: str, kind: str | None = 
     opts = resolve_options(Settings(warehouse=Path(warehouse)), kind, site, mapping, sheet)
     if not parallel:
         return ingest_task(warehouse, [input_dir], run_id, opts.kind, opts)
-    from pipelines.ingest.staged import loaded_sha256s, plan_files
+    from pipelines.ingest.staged import loaded_sha256s
+    from pipelines.ingest.steps import plan_files
 
     skipped: list[str] = []
     files = plan_files([input_dir], opts.kind, opts.mapping, skipped)

@@ -1,15 +1,21 @@
-"""Ingestion split in two, for running the per-file work on other processes (Dask workers).
+"""The staged ingest driver: the steps split in two, so the per-file work runs on other
+processes (Dask workers; the Prefect flow ``ingest`` with ``parallel``, pipelines.flows).
 
-``prepare_file(path, ...)`` does everything that needs only the file — sha256, reading, the
-identifier gate, the typed batch, the row checks and great-expectations validation — in an
-in-memory DuckDB of its own, and returns a :class:`PreparedFile`: counts, the refusal if any,
-and the typed batch and its row failures as Parquet bytes. It never opens the warehouse.
+It drives the steps of :mod:`pipelines.ingest.steps`, as the one-process driver
+:func:`pipelines.ingest.core.ingest_paths` does.
 
-``load_prepared(settings, prepared, ...)`` is the writer's part, in one process holding the
+``prepare_file(path, ...)`` takes the file-only steps — sha256, reading, the identifier gate,
+the typed batch, the row checks and great-expectations validation — in an in-memory DuckDB of
+its own, and returns a :class:`PreparedFile`: counts, the refusal if any, and the typed batch
+and its row failures as Parquet bytes. It never opens the warehouse.
+
+``load_prepared(settings, prepared, ...)`` takes the writer's steps, in one process holding the
 warehouse write lock: duplicate check, cross-record checks against what is already loaded,
 the validation verdict and the load, one transaction per file, in the order given. Given the
-files in :func:`plan_files` order it leaves the warehouse exactly as
-:func:`pipelines.ingest.core.ingest_paths` does (the same functions make every decision).
+files in :func:`pipelines.ingest.steps.plan_files` order it leaves the warehouse as
+``ingest_paths`` does (the same functions make every decision), but for one thing: the
+quarantine rows of a file refused while it was prepared have no ``source_line``, the file's
+source being on the worker, not at hand where the rows are written.
 
 A PreparedFile carries a person's values only inside its Parquet bytes, which are never
 logged or printed; its other fields are names, hashes, counts and check ids.
@@ -21,33 +27,30 @@ import dataclasses
 import datetime as dt
 import logging
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipelines import contracts
 from pipelines.ingest.batch import BATCH, FAILURES
-from pipelines.ingest.core import (
+from pipelines.ingest.core import docs_root_of, write_each
+from pipelines.ingest.readers import ReadRefused, file_facts, quote_lit
+from pipelines.ingest.steps import (
+    Clock,
     LedgerRow,
     Options,
+    Parsed,
     Refused,
-    _abandon,
-    _already_loaded,
-    _Clock,
-    _drop_work_tables,
-    _duplicate,
-    _finish,
-    _order,
-    _parse_and_check,
-    _Parsed,
-    _refuse,
-    _validated,
-    docs_root_of,
-    expand_paths,
-    write_each,
+    abandon_validation,
+    already_loaded,
+    await_validation,
+    drop_work_tables,
+    duplicate_row,
+    finish,
+    parse_and_check,
+    refuse,
 )
-from pipelines.ingest.readers import ReadRefused, file_facts, quote_lit
 from pipelines.warehouse import duckdb_config
 
 if TYPE_CHECKING:
@@ -77,13 +80,6 @@ class PreparedFile:
     warnings: tuple[str, ...] = ()
     sheet: str | None = None
     mapping_sha256: str | None = None  # the mapping applied to it
-
-
-def plan_files(paths: Sequence[str | Path], kind: str | None = None, mapping=None,
-               skipped: list[str] | None = None) -> list[Path]:
-    """The files ``ingest_paths`` would ingest, in its order (discharges before follow-ups,
-    then by path): the order in which ``load_prepared`` must be given them."""
-    return _order(expand_paths(paths, skipped, mapping), kind, mapping)
 
 
 def loaded_sha256s(settings: Settings) -> set[str]:
@@ -125,15 +121,15 @@ def prepare_file(path: str, kind: str | None = None, site: str | None = None,
         return PreparedFile(path, p.name, "", kind, "refused", refusal=(str(exc), "", exc.check_id))
     if facts.sha256 in set(skip):
         return PreparedFile(path, p.name, facts.sha256, kind, "duplicate")
-    parsed = _Parsed(kind, _Clock())
+    parsed = Parsed(kind, Clock())
     con = duckdb.connect(config=duckdb_config())
     try:
         with tempfile.TemporaryDirectory(prefix="levelcare-prepare-") as tmp:
             folder = Path(tmp)
             try:
                 docs_dir = folder / "docs" if docs else None
-                _parse_and_check(con, p, facts, opts, parsed, docs_dir)
-                report = _validated(parsed)
+                parse_and_check(con, p, facts, opts, parsed, docs_dir)
+                report = await_validation(parsed)
             except (ReadRefused, Refused) as exc:
                 return PreparedFile(path, p.name, facts.sha256, parsed.kind, "refused", parsed.rows_read,
                                     parsed.version, (str(exc), getattr(exc, "field", ""),
@@ -149,7 +145,7 @@ def prepare_file(path: str, kind: str | None = None, site: str | None = None,
                                 report, files, dict(parsed.clock.laps), warnings=tuple(parsed.warnings),
                                 sheet=parsed.sheet, mapping_sha256=parsed.mapping_sha256)
     finally:
-        _abandon(parsed)
+        abandon_validation(parsed)
         con.close()
 
 
@@ -173,19 +169,19 @@ def _load_one(con, item: PreparedFile, opts: Options, *, run_id, today, docs_roo
               docs: bool) -> LedgerRow:
     if not item.sha256:  # unreadable: reported, not recorded (as ingest_file does)
         return LedgerRow(item.name, "", opts.kind, "refused", 0, 0, 0, item.refusal[0])
-    if item.status == "duplicate" or _already_loaded(con, item.sha256, seen):
-        return _duplicate(con, item.name, item.sha256, opts.kind)
+    if item.status == "duplicate" or already_loaded(con, item.sha256, seen):
+        return duplicate_row(con, item.name, item.sha256, opts.kind)
     contract = contracts.load(item.kind) if item.kind else None
     if item.status == "refused":
         message, fld, check_id = item.refusal
-        parsed = _Parsed(item.kind, _Clock(), item.rows_read, contract, warnings=list(item.warnings),
-                         sheet=item.sheet, mapping_sha256=item.mapping_sha256)
-        return _refuse(con, item.name, item.sha256, parsed, Refused(message, fld, check_id, item.problems),
-                       run_id, opts)
-    clock = _Clock(item.name)
+        parsed = Parsed(item.kind, Clock(), item.rows_read, contract, warnings=list(item.warnings),
+                        sheet=item.sheet, mapping_sha256=item.mapping_sha256)
+        return refuse(con, item.name, item.sha256, parsed, Refused(message, fld, check_id, item.problems),
+                      run_id, opts)
+    clock = Clock(item.name)
     clock.laps.update(item.seconds)
-    parsed = _Parsed(item.kind, clock, item.rows_read, contract, warnings=list(item.warnings), sheet=item.sheet,
-                     mapping_sha256=item.mapping_sha256)
+    parsed = Parsed(item.kind, clock, item.rows_read, contract, warnings=list(item.warnings), sheet=item.sheet,
+                    mapping_sha256=item.mapping_sha256)
     report = item.report
     docs_dir = docs_root / item.sha256[:16]
     if docs and item.docs:
@@ -201,6 +197,6 @@ def _load_one(con, item: PreparedFile, opts: Options, *, run_id, today, docs_roo
                 staged.write_bytes(data)
                 con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM read_parquet("
                             f"{quote_lit(str(staged))})")
-        return _finish(con, item.name, item.sha256, parsed, opts, run_id, today, docs_root, docs, report)
+        return finish(con, item.name, item.sha256, parsed, opts, run_id, today, docs_root, report)
     finally:
-        _drop_work_tables(con)
+        drop_work_tables(con)

@@ -59,12 +59,12 @@ def test_refused_file_can_be_sent_again(tmp_path):
 
 
 def test_crash_mid_load_leaves_no_trace(tmp_path, monkeypatch):
-    from pipelines.ingest import core
+    from pipelines.ingest import steps
 
     def boom(*args, **kwargs):
         raise RuntimeError("simulated crash after the raw rows were inserted")
 
-    monkeypatch.setattr(core, "_insert_ledger", boom)
+    monkeypatch.setattr(steps, "insert_ledger", boom)
     path = write(tmp_path / "d.csv", csv_text([discharge("e1"), discharge("e2", sex="?")]))
     with pytest.raises(RuntimeError):
         ingest(tmp_path, path)
