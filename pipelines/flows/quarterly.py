@@ -120,7 +120,7 @@ def ingest_flow(warehouse: str, input_dir: str, run_id: str, kind: str | None = 
     from pipelines.ingest.steps import plan_files
 
     skipped: list[str] = []
-    files = plan_files([input_dir], opts.kind, opts.mapping, skipped)
+    files = plan_files([input_dir], opts.kind, opts.mapping, skipped, opts.sheet)
     for note in skipped:
         progress("ingest", note)
     skip = sorted(loaded_sha256s(Settings(warehouse=Path(warehouse))))

@@ -79,7 +79,7 @@ def _src(columns: set[str], name: str) -> str:
     return trimmed(quote_ident(name)) if name in columns else "CAST(NULL AS VARCHAR)"
 
 
-def _generic_checks(contract: Contract, present: set[str], skip_required: set[str],
+def generic_checks(contract: Contract, present: set[str], skip_required: set[str],
                     date_formats: dict[str, str] | None = None) -> list[RowCheck]:
     """type / allowed_values / range / required checks for every field that declares them
     (``date_formats``: a mapping's format per date field, named in the type failure's reason)."""
@@ -144,7 +144,7 @@ def build_native(con: duckdb.DuckDBPyConnection, contract: Contract, columns: li
 
     final: list[str] = ["_row_number", "_line"]
     names = {f.name for f in contract.fields}
-    # the text itself is kept only where a check reads it: an alternative's (see _generic_checks)
+    # the text itself is kept only where a check reads it: an alternative's (see generic_checks)
     alternatives = {f.alternative for f in contract.fields if f.alternative}
     for f in contract.fields:
         value = f"_t_{f.name}"
@@ -171,7 +171,7 @@ def build_native(con: duckdb.DuckDBPyConnection, contract: Contract, columns: li
     skip_required = set()
     if site is not None:
         skip_required.add("site_id")
-    checks = _generic_checks(contract, present, skip_required, date_formats)
+    checks = generic_checks(contract, present, skip_required, date_formats)
     if contract.has_check("asam_unmapped") and "asam_level" in names:
         c = contract.check("asam_unmapped")
         checks.append(RowCheck(c.id, "level_of_care", c.severity, c.category,

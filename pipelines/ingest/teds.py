@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from pipelines.contracts import Contract, teds_codes
-from pipelines.ingest.batch import BATCH, RowCheck, _generic_checks, literal
+from pipelines.ingest.batch import BATCH, RowCheck, generic_checks, literal
 from pipelines.ingest.readers import SRC_TABLE, SRC_VIEW, ReadRefused, quote_ident, quote_lit, trimmed
 
 if TYPE_CHECKING:
@@ -170,5 +170,5 @@ def build_teds(con: duckdb.DuckDBPyConnection, contract: Contract, columns: list
         f"CREATE OR REPLACE TEMP TABLE {BATCH} AS SELECT {', '.join(outer)} "
         f"FROM (SELECT {', '.join(inner)} FROM {SRC_VIEW})"
     )
-    checks += _generic_checks(contract, set(), set())
+    checks += generic_checks(contract, set(), set())
     return checks
