@@ -465,18 +465,12 @@ def _round_rate_counts(row: dict[str, Any], r: Rule) -> dict[str, Any]:
         row.update(numerator=None, denominator=den_r, suppressed=True, **dict.fromkeys(RATE_STAT_COLS))
         return row
     # The exact rate would give the exact counts back: recompute from the rounded counts.
-    lo, hi = wilson(num_r, den_r)
-    row.update(numerator=num_r, denominator=den_r, rate=num_r / den_r, ci_low=lo, ci_high=hi,
+    from pipelines.stats.proportions import wilson_interval
+
+    lo, hi = wilson_interval(num_r, den_r)
+    row.update(numerator=num_r, denominator=den_r, rate=num_r / den_r, ci_low=float(lo), ci_high=float(hi),
                ci_method="wilson (rounded counts)")
     return row
-
-
-def wilson(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
-    """Wilson score interval (Wilson 1927) for k successes out of n."""
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # --------------------------------------------------------------------------- cross-tables

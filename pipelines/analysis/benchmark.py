@@ -565,7 +565,7 @@ def write_files(bench: Any, out_dir: Any, rule: str) -> list[Any]:
     from pathlib import Path
 
     from pipelines import disclosure
-    from pipelines.analysis.command import _write_csv
+    from pipelines.writers import write_csv
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -576,7 +576,7 @@ def write_files(bench: Any, out_dir: Any, rule: str) -> list[Any]:
                                ("benchmark_calibration.csv", "calibration", CALIBRATION_COLUMNS)):
         rows = [{**x, "shrunk": str(x["shrunk"]).lower()} if "shrunk" in x else x for x in data[key]]
         disclosure.check_artifact(rows, rule=rule, name=name)
-        _write_csv(out / name, rows, columns)
+        write_csv(out / name, rows, columns)
         files.append(out / name)
     path = out / "benchmark.json"
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -372,6 +372,7 @@ def write_outputs(results: Any, out_dir: Path) -> None:
     """results.json and the CSVs, each passing the last disclosure guard before it is written."""
     from pipelines import disclosure
     from pipelines.results.model import write_results
+    from pipelines.writers import write_csv
 
     out_dir.mkdir(parents=True, exist_ok=True)
     rule = results.disclosure.rule
@@ -379,15 +380,15 @@ def write_outputs(results: Any, out_dir: Path) -> None:
     for name, key in (("rates.csv", "rates"), ("trends.csv", "trends")):
         disclosure.check_artifact(data[key], rule=rule, name=name)  # the last guard comes before the file
         # booleans as true/false, as rates.csv has always written them
-        _write_csv(out_dir / name, [{**x, "suppressed": str(x["suppressed"]).lower()} for x in data[key]],
-                   RATE_CSV_COLUMNS)
-    _write_csv(out_dir / "comparisons.csv", data["comparisons"], COMPARISON_COLUMNS)
-    _write_csv(out_dir / "balance.csv", data["balance"], BALANCE_COLUMNS)
+        write_csv(out_dir / name, [{**x, "suppressed": str(x["suppressed"]).lower()} for x in data[key]],
+                  RATE_CSV_COLUMNS)
+    write_csv(out_dir / "comparisons.csv", data["comparisons"], COMPARISON_COLUMNS)
+    write_csv(out_dir / "balance.csv", data["balance"], BALANCE_COLUMNS)
     from pipelines.analysis.services import csv_tables
 
     for name, (rows, leading) in csv_tables(data["services"]).items():
         disclosure.check_artifact(rows, rule=rule, name=name)
-        _write_csv(out_dir / name, rows, leading)
+        write_csv(out_dir / name, rows, leading)
     if results.benchmark is not None:
         from pipelines.analysis.benchmark import write_files
 
@@ -507,19 +508,6 @@ BALANCE_COLUMNS = ("covariate", "smd_before", "smd_after", "variance_ratio_after
 # rates.csv and trends.csv: the rates' columns with the reason a row is hidden before the note
 RATE_CSV_COLUMNS = ("definition_id", "definition_version", "group_by", "group", "numerator", "denominator",
                     "rate", "ci_low", "ci_high", "ci_method", "suppressed", "suppression", "note")
-
-
-def _write_csv(path: Path, rows: list[dict[str, Any]], leading: Sequence[str]) -> None:
-    import csv
-
-    from pipelines.report.xlsx import safe_cell
-
-    extra = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in leading]
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=[*leading, *extra], extrasaction="ignore")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: ("" if v is None else safe_cell(v)) for k, v in row.items()})
 
 
 def _quarter(day: dt.date | None) -> str | None:

@@ -42,20 +42,6 @@ WILSON, EXACT = "wilson", "clopper-pearson"
 EXACT_BELOW_N, EXACT_BELOW_CELL = 30, 5
 
 
-def wilson_interval(x: np.ndarray, n: np.ndarray, confidence: float = CONFIDENCE) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval (Newcombe 1998, method 3), vectorized; n must be > 0."""
-    import numpy as np
-    from scipy.stats import norm
-
-    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
-    z = norm.ppf(1 - (1 - confidence) / 2)
-    p = x / n
-    denom = 1 + z**2 / n
-    center = (p + z**2 / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    return np.clip(center - half, 0, 1), np.clip(center + half, 0, 1)
-
-
 def clopper_pearson_interval(
     x: np.ndarray, n: np.ndarray, confidence: float = CONFIDENCE
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -82,11 +68,13 @@ def intervals(x: Sequence[int], n: Sequence[int]) -> tuple[list, list, list, lis
     """(rate, ci_low, ci_high, ci_method) lists; None where the denominator is 0."""
     import numpy as np
 
+    from pipelines.stats.proportions import wilson_interval
+
     x_arr, n_arr = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
     ok = n_arr > 0
     safe_n = np.where(ok, n_arr, 1.0)
     exact = uses_exact(x_arr, n_arr)
-    w_lo, w_hi = wilson_interval(x_arr, safe_n)
+    w_lo, w_hi = wilson_interval(x_arr, safe_n, CONFIDENCE)
     e_lo, e_hi = clopper_pearson_interval(x_arr, safe_n)
     lo, hi = np.where(exact, e_lo, w_lo), np.where(exact, e_hi, w_hi)
     rate = x_arr / safe_n

@@ -65,9 +65,7 @@ def _wilson(k: int | None, n: int | None) -> tuple[float | None, float | None, f
     if k is None or not n:
         return None, None, None
     p = wilson(int(k), int(n))
-    # (Wilson's bounds at 0 and n can come out 1e-19 off the end)
-    return (k / n, min(max(p.ci_low, 0.0), 1.0), min(max(p.ci_high, 0.0), 1.0)) if hasattr(p, "ci_low") \
-        else (k / n, None, None)
+    return (k / n, p.ci_low, p.ci_high) if hasattr(p, "ci_low") else (k / n, None, None)
 
 
 def service_tables(con: duckdb.DuckDBPyConnection, where: str, params: Sequence[Any], rule: Any,

@@ -16,7 +16,6 @@ objective and a target, not that every programme use the same numbers.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import subprocess
 import uuid
 from collections.abc import Mapping, Sequence
@@ -27,6 +26,7 @@ from pipelines import __version__
 from pipelines.errors import UserError
 from pipelines.report import tables
 from pipelines.report.model import Table
+from pipelines.writers import file_sha256
 
 DOMAINS = ("effectiveness", "efficiency", "service access", "satisfaction/experience")
 STANDARDS = ("carf", "joint-commission")
@@ -175,14 +175,6 @@ def joint_commission_tables(instruments: Sequence[Mapping[str, Any]], shown_rate
     else:
         missing.append("response/remission rates: not available: no PHQ-9/GAD-7 definitions in the results")
     return out, missing
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def code_commit() -> str | None:

@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.report.model import Report, Section, Table
+from pipelines.writers import safe_cell
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _BAD_SHEET = re.compile(r"[\[\]\*\?/\\:]")
 SHEET_MAX = 31  # Excel's limit on a sheet name
 CONTENTS = "Contents"
@@ -113,14 +113,6 @@ _BALANCE_DESCRIPTION = "Standardized mean difference of each covariate before an
 NUMBER_RULE = ("Numbers: rates, shares and their 95% interval bounds are shown as percentages; differences "
                "between rates are shown signed (+5.0% = 5 percentage points higher); p-values below 0.001 "
                "are shown as < 0.001; each cell keeps its full-precision number.")
-
-
-def safe_cell(v: Any) -> Any:
-    """Text that a spreadsheet would read as a formula gets a leading apostrophe (OWASP CSV
-    injection); numbers stay numbers."""
-    if isinstance(v, str) and v.startswith(FORMULA_START):
-        return "'" + v
-    return v
 
 
 def table_rows(t: Table, marker: str, *, headings: bool = True) -> tuple[list[str], list[list[Any]]]:

@@ -31,10 +31,15 @@ Haldane JBS. Ann Hum Genet 1956;20:309–311.
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
+import numpy as np
 from scipy import stats
 
 from pipelines.stats.results import Estimate, NotEstimable, Proportion, TestResult
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
 
 
 def _z(confidence: float) -> float:
@@ -49,13 +54,21 @@ def wilson(events: int, n: int, confidence: float = 0.95) -> Proportion | NotEst
     return Proportion(events / n, lo, hi, n, events, "wilson", confidence)
 
 
-def _wilson_bounds(events: int, n: int, confidence: float) -> tuple[float, float]:
+def wilson_interval(events: ArrayLike, n: ArrayLike, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson's score interval (Newcombe 1998, method 3) of ``events / n``, element by element;
+    every n must be > 0."""
     z = _z(confidence)
-    p = events / n
+    x, n = np.asarray(events, dtype=float), np.asarray(n, dtype=float)
+    p = x / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
+
+
+def _wilson_bounds(events: int, n: int, confidence: float) -> tuple[float, float]:
+    lo, hi = wilson_interval(events, n, confidence)
+    return float(lo), float(hi)
 
 
 def clopper_pearson(events: int, n: int, confidence: float = 0.95) -> Proportion | NotEstimable:

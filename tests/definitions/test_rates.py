@@ -17,15 +17,16 @@ from pipelines.cli import main
 from pipelines.definitions import registry
 from pipelines.definitions.evaluate import evaluate
 from pipelines.settings import Settings
+from pipelines.stats.proportions import wilson_interval
 
 
 def test_wilson_matches_newcombe_1998_and_scipy():
     # Newcombe (1998) Stat Med 17:857, example 81/263: Wilson score interval 0.2553 to 0.3662
-    low, high = rates_mod.wilson_interval(np.array([81]), np.array([263]))
+    low, high = wilson_interval(np.array([81]), np.array([263]))
     assert (round(low[0], 4), round(high[0], 4)) == (0.2553, 0.3662)
     for x, n in [(81, 263), (15, 148), (0, 20), (20, 20), (1, 29), (50, 100)]:
         ref = binomtest(x, n).proportion_ci(confidence_level=0.95, method="wilson")
-        lo, hi = rates_mod.wilson_interval(np.array([x]), np.array([n]))
+        lo, hi = wilson_interval(np.array([x]), np.array([n]))
         assert lo[0] == pytest.approx(ref.low, abs=1e-12) and hi[0] == pytest.approx(ref.high, abs=1e-12)
 
 
