@@ -2,8 +2,8 @@
 
 Refused, with one line naming the package and the problem, before anything is pooled:
 
-* a folder holding any file but ``study.json``, ``counts.csv``, ``estimates.csv`` and
-  ``manifest.json`` (a row-level extract slipped in), or lacking one of them;
+* a folder holding any file but ``study.json``, ``counts.csv``, ``estimates.csv``,
+  ``balance.csv`` and ``manifest.json`` (a row-level extract slipped in), or lacking one of them;
 * a file whose SHA-256 is not the manifest's (changed after packaging), or a manifest or
   study whose specification hash does not match the specification it carries;
 * a table whose columns are not a package's, or holding a count the disclosure rule forbids
@@ -12,17 +12,31 @@ Refused, with one line naming the package and the problem, before anything is po
 
 Pooled:
 
-* crude counts, exactly: successes and episodes added per definition and level of care over the
-  packages that show the cell (``rates.csv``: the pooled rate with a Wilson interval;
-  ``sites_hidden`` names the packages whose cell was hidden, so a pooled count that leaves one
-  out says so);
+* crude counts, exactly: successes and episodes added per definition and group (all, each level
+  of care, each level group) over the packages that show the cell (``rates.csv``: the pooled
+  rate with a Wilson interval; ``sites_hidden`` names the packages whose cell was hidden, so a
+  pooled count that leaves one out says so; a cell hidden at every site has no pooled count);
 * adjusted estimates by meta-analysis (:mod:`pipelines.stats.meta`): per definition and method,
   fixed effect, DerSimonian-Laird and Hartung-Knapp-Sidik-Jonkman (the primary), with Q, I²,
   tau² and a prediction interval (``comparisons.csv``, ``pooling`` naming the pooling); a site
   without an estimate is listed in ``sites_not_estimable``, never dropped silently;
+* the crude comparison also in one shot from the sites' counts (``pooling`` ``mantel_haenszel``):
+  the Mantel-Haenszel risk difference stratified by site, from each site's successes and
+  episodes in the arm and the reference (its level-group counts), with the Sato variance;
 * ``sites.csv``: each site's estimate beside the pooled one (the forest plot's rows);
+* covariate balance (``balance.csv``), per definition, weighting and covariate level: each arm's
+  mean and SD before and after weighting pooled from the sites' moments (means weighted by the
+  arm's size before weighting and by its total weight after; variances as within-site plus
+  between-site parts), and the SMDs and variance ratios recomputed from them exactly as a
+  single-site run computes them from its rows (:mod:`pipelines.stats.balance`); before
+  weighting, a 0/1 level's pooled moments are exactly one warehouse's of all the sites' people
+  (a numeric covariate's missing values are filled with each site's own mean). A site whose
+  row is hidden is named in ``sites_hidden``; a site without the level but with other levels of
+  its covariate has no one at that level and counts with a mean of 0; a site without the
+  covariate at all is named in ``sites_without``;
 * ``network.json`` (the study and packages), ``network.html`` (a forest plot by site, the
-  pooled estimates and heterogeneity, the pooled rates) and ``network.xlsx`` (the three tables).
+  pooled estimates and heterogeneity, the pooled rates, the pooled balance), ``network.pdf`` (the
+  same, for printing) and ``network.xlsx`` (the four tables).
 """
 
 from __future__ import annotations
@@ -34,6 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipelines.disclosure import BALANCE_MOMENTS
 from pipelines.errors import UserError
 from pipelines.network import package as pk
 from pipelines.network import study as st
@@ -46,6 +61,7 @@ class Package:
     info: dict[str, Any]
     counts: list[dict[str, str]]
     estimates: list[dict[str, str]]
+    balance: list[dict[str, str]]
 
 
 def _refuse(where: str | Path, why: str) -> UserError:
@@ -65,7 +81,7 @@ def read_package(path: Path, shown: str | None = None) -> Package:
     """One package, checked (module docstring); ``shown``: how errors name it (its URL when it
     was fetched from object storage)."""
     from pipelines import disclosure
-    from pipelines.export.accreditation import file_sha256
+    from pipelines.writers import file_sha256
 
     path = Path(path)
     where = shown or str(path)
@@ -97,14 +113,15 @@ def read_package(path: Path, shown: str | None = None) -> Package:
         raise _refuse(where, "the specification in study.json does not match its hash")
     counts = _read_csv(path / "counts.csv", pk.COUNT_COLUMNS, where)
     estimates = _read_csv(path / "estimates.csv", pk.ESTIMATE_COLUMNS, where)
+    balance = _read_csv(path / "balance.csv", pk.BALANCE_COLUMNS, where)
     rule = info.get("disclosure_rule") or "cms"
-    for name, rows in (("counts.csv", counts), ("estimates.csv", estimates)):
+    for name, rows in (("counts.csv", counts), ("estimates.csv", estimates), ("balance.csv", balance)):
         try:
             disclosure.check_artifact(rows, rule=rule, name=name)
         except disclosure.DisclosureError as exc:
             raise _refuse(where, str(exc)) from None
     return Package(location=where, label=str(info.get("label") or path.name), info=info, counts=counts,
-                   estimates=estimates)
+                   estimates=estimates, balance=balance)
 
 
 def same_study(packages: Sequence[Package]) -> dict[str, Any]:
@@ -122,14 +139,15 @@ def _num(text: str) -> float | None:
 
 
 def pool_counts(packages: Sequence[Package]) -> list[dict[str, Any]]:
-    """Exact sums per definition and level of care over the packages that show the cell."""
+    """Exact sums per definition and group (all, a level of care, a level group) over the
+    packages that show the cell; a cell no package shows has no pooled count (never a 0)."""
     from pipelines.stats.proportions import wilson
     from pipelines.stats.results import Proportion
 
-    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+    cells: dict[tuple[str, str, str, str], dict[str, Any]] = {}
     for p in packages:
         for row in p.counts:
-            key = (row["definition_id"], row["definition_version"], row["level_of_care"])
+            key = (row["definition_id"], row["definition_version"], row["group_by"], row["group"])
             cell = cells.setdefault(key, {"numerator": 0, "denominator": 0, "sites": 0, "hidden": []})
             if row["numerator"] == "" or row["denominator"] == "":
                 cell["hidden"].append(p.label)
@@ -138,16 +156,61 @@ def pool_counts(packages: Sequence[Package]) -> list[dict[str, Any]]:
             cell["denominator"] += int(row["denominator"])
             cell["sites"] += 1
     out = []
-    for (def_id, version, level), c in cells.items():
+    for (def_id, version, group_by, group), c in cells.items():
+        base = {"definition_id": def_id, "definition_version": version, "group_by": group_by, "group": group,
+                "sites_pooled": c["sites"], "sites_hidden": ";".join(c["hidden"])}
+        if not c["sites"]:
+            out.append({**base, "numerator": None, "denominator": None, "rate": None,
+                        "note": "hidden at every site"})
+            continue
         ci = wilson(c["numerator"], c["denominator"]) if c["denominator"] else None
         shown = isinstance(ci, Proportion)
-        out.append({"definition_id": def_id, "definition_version": version, "level_of_care": level,
-                    "numerator": c["numerator"], "denominator": c["denominator"],
+        out.append({**base, "numerator": c["numerator"], "denominator": c["denominator"],
                     "rate": c["numerator"] / c["denominator"] if c["denominator"] else None,
                     "ci_low": ci.ci_low if shown else None, "ci_high": ci.ci_high if shown else None,
-                    "ci_method": "wilson" if shown else None, "sites_pooled": c["sites"],
-                    "sites_hidden": ";".join(c["hidden"])})
+                    "ci_method": "wilson" if shown else None, "note": None})
     return out
+
+
+def _two_by_two(p: Package, def_id: str, version: str, arm: str, reference: str) -> tuple[int, ...] | None:
+    """A site's successes and episodes in the arm and the reference (its level-group rows, or its
+    level-of-care rows for an arm that is one level), or None when a cell is hidden or absent."""
+    found = {}
+    for row in p.counts:
+        if (row["definition_id"], row["definition_version"]) == (def_id, version) and \
+                row["group_by"] in ("level_group", "level_of_care") and row["group"] in (arm, reference):
+            found.setdefault(row["group"], row)  # level_group rows come first where a name is both
+    if set(found) != {arm, reference} or any(r["numerator"] == "" or r["denominator"] == "" for r in found.values()):
+        return None
+    return tuple(int(found[g][k]) for g in (arm, reference) for k in ("numerator", "denominator"))
+
+
+def pool_mantel_haenszel(packages: Sequence[Package], key: tuple[str, ...]) -> dict[str, Any]:
+    """The crude comparison pooled in one shot from each site's 2x2 table: the Mantel-Haenszel
+    risk difference stratified by site (:func:`pipelines.stats.meta.mantel_haenszel_rd`)."""
+    from pipelines.stats import meta
+    from pipelines.stats.results import NotEstimable
+
+    def_id, version, arm, reference, method, estimand = key
+    tables, used, left_out = [], [], []
+    for p in packages:
+        t = _two_by_two(p, def_id, version, arm, reference)
+        if t is None:
+            left_out.append(p.label)
+        else:
+            tables.append(t)
+            used.append(p.label)
+    base = {"definition_id": def_id, "definition_version": version, "arm": arm, "reference": reference,
+            "method": method, "estimand": estimand, "pooling": "mantel_haenszel", "primary": False, "k": len(used),
+            "sites_pooled": ";".join(used), "sites_not_estimable": ";".join(left_out)}
+    if not tables:
+        return {**base, "estimate": None, "note": "no site shows both groups' successes and episodes"}
+    result = meta.mantel_haenszel_rd(*zip(*tables, strict=True))
+    if isinstance(result, NotEstimable):
+        return {**base, "estimate": None, "note": result.reason}
+    return {**base, "estimate": result.estimate, "se": result.se, "ci_low": result.ci_low, "ci_high": result.ci_high,
+            "p_value": result.p_value,
+            "note": "one-shot: stratified by site, from each site's successes and episodes (Sato variance)"}
 
 
 def pool_estimates(packages: Sequence[Package]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -188,14 +251,99 @@ def pool_estimates(packages: Sequence[Package]) -> tuple[list[dict[str, Any]], l
             pooled.append({**base, "pooling": pooling, "primary": est is result.primary, "estimate": est.estimate,
                            "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high, "p_value": est.p_value,
                            **common, "note": None})
+        if method == "crude" and estimand == "rd":
+            pooled.append(pool_mantel_haenszel(packages, key))
     return pooled, sites
 
 
-RATE_COLUMNS = ["definition_id", "definition_version", "level_of_care", "numerator", "denominator", "rate",
-                "ci_low", "ci_high", "ci_method", "sites_pooled", "sites_hidden"]
+def _covariate(label: str) -> str:
+    """The covariate of a balance row's label (``sex=female``, ``phq9_admit__missing``)."""
+    return label.split("=")[0].removesuffix("__missing")
+
+
+def _pooled_moments(parts: Sequence[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """(total weight, mean, variance) of groups given as (weight, mean, SD): the variance is the
+    groups' within part plus their between part, with divisor the total weight."""
+    total = sum(w for w, _, _ in parts)
+    mean = sum(w * m for w, m, _ in parts) / total
+    second = sum(w * (sd * sd + m * m) for w, m, sd in parts) / total
+    return total, mean, max(second - mean * mean, 0.0)
+
+
+#: what a site's balance row must show to be pooled
+_POOLED_FROM = ("n_arm", "n_reference", "weight_arm", "weight_reference", *BALANCE_MOMENTS)
+
+
+def pool_balance(packages: Sequence[Package]) -> list[dict[str, Any]]:
+    """Pooled covariate balance per definition, weighting and covariate level (module docstring)."""
+    import math
+
+    keys: dict[tuple[str, str, str, str], None] = {}
+    have: dict[tuple[str, str, str, str], dict[str, dict[str, str]]] = {}
+    groups: dict[tuple[str, str, str, str], set[str]] = {}  # (definition, version, method, site) -> covariates
+    for p in packages:
+        for row in p.balance:
+            key = (row["definition_id"], row["definition_version"], row["method"], row["covariate"])
+            keys.setdefault(key)
+            have.setdefault(key, {})[p.label] = row
+            groups.setdefault((*key[:3], p.label), set()).add(_covariate(row["covariate"]))
+    out = []
+    for key in keys:
+        def_id, version, method, label = key
+        parts: dict[str, list[tuple[float, float, float]]] = {k: [] for k in ("b1", "b0", "a1", "a0")}
+        pooled, hidden, without = [], [], []
+        binary = False
+        for p in packages:
+            row = have[key].get(p.label)
+            if row is None:
+                others = [r for r in p.balance if (r["definition_id"], r["definition_version"], r["method"]) == key[:3]]
+                if not others or _covariate(label) not in groups.get((*key[:3], p.label), set()):
+                    without.append(p.label)
+                    continue
+                # the site has the covariate but nobody at this level: mean 0, SD 0
+                row = {**others[0], **dict.fromkeys(BALANCE_MOMENTS, "0"), "suppression": "", "binary": "True"}
+            values = {k: _num(row[k]) for k in _POOLED_FROM}
+            if row["suppression"] or any(v is None for v in values.values()):
+                hidden.append(p.label)
+                continue
+            binary = binary or row["binary"] == "True"
+            pooled.append(p.label)
+            for side, n, w in (("1", "n_arm", "weight_arm"), ("0", "n_reference", "weight_reference")):
+                arm = "arm" if side == "1" else "reference"
+                parts["b" + side].append((values[n], values[f"mean_{arm}_before"], values[f"sd_{arm}_before"]))
+                parts["a" + side].append((values[w], values[f"mean_{arm}_after"], values[f"sd_{arm}_after"]))
+        base = {"definition_id": def_id, "definition_version": version, "method": method, "covariate": label,
+                "binary": binary, "k": len(pooled), "sites_pooled": ";".join(pooled),
+                "sites_hidden": ";".join(hidden), "sites_without": ";".join(without)}
+        if not pooled:
+            out.append(base)
+            continue
+        (n1, m1, v1), (n0, m0, v0) = _pooled_moments(parts["b1"]), _pooled_moments(parts["b0"])
+        (w1, m1a, v1a), (w0, m0a, v0a) = _pooled_moments(parts["a1"]), _pooled_moments(parts["a0"])
+        sd = math.sqrt((v1 + v0) / 2)
+        out.append({**base, "n_arm": round(n1), "n_reference": round(n0), "mean_arm_before": m1,
+                    "mean_reference_before": m0, "sd_arm_before": math.sqrt(v1), "sd_reference_before": math.sqrt(v0),
+                    "weight_arm": w1, "weight_reference": w0, "mean_arm_after": m1a, "mean_reference_after": m0a,
+                    "sd_arm_after": math.sqrt(v1a), "sd_reference_after": math.sqrt(v0a),
+                    "smd_before": (m1 - m0) / sd if sd > 0 else 0.0, "smd_after": (m1a - m0a) / sd if sd > 0 else 0.0,
+                    "variance_ratio_before": v1 / v0 if v0 > 0 else None,
+                    "variance_ratio_after": v1a / v0a if v0a > 0 else None})
+    return out
+
+
+#: the files ``combine`` writes
+OUTPUTS = ("rates.csv", "comparisons.csv", "sites.csv", "balance.csv", "network.json", "network.html", "network.pdf",
+           "network.xlsx")
+RATE_COLUMNS = ["definition_id", "definition_version", "group_by", "group", "numerator", "denominator", "rate",
+                "ci_low", "ci_high", "ci_method", "sites_pooled", "sites_hidden", "note"]
 COMPARISON_COLUMNS = ["definition_id", "definition_version", "arm", "reference", "method", "estimand", "pooling",
                       "primary", "estimate", "se", "ci_low", "ci_high", "p_value", "k", "q", "q_p_value", "i2",
                       "tau2", "prediction_low", "prediction_high", "sites_pooled", "sites_not_estimable", "note"]
+BALANCE_COLUMNS = ["definition_id", "definition_version", "method", "covariate", "binary", "k", "n_arm",
+                   "n_reference", "mean_arm_before", "mean_reference_before", "sd_arm_before", "sd_reference_before",
+                   "weight_arm", "weight_reference", "mean_arm_after", "mean_reference_after", "sd_arm_after",
+                   "sd_reference_after", "smd_before", "smd_after", "variance_ratio_before", "variance_ratio_after",
+                   "sites_pooled", "sites_hidden", "sites_without"]
 SITE_COLUMNS = ["definition_id", "definition_version", "arm", "reference", "method", "estimand", "site", "estimate",
                 "se", "ci_low", "ci_high", "note"]
 
@@ -241,7 +389,7 @@ def combine(paths: Sequence[str | Path], out_dir: Path) -> dict[str, Any]:
 def combine_packages(packages: Sequence[Package], out_dir: Path) -> dict[str, Any]:
     """Pool checked packages (:func:`read_package`) and write the network's files."""
     from pipelines import disclosure
-    from pipelines.analysis.command import _write_csv
+    from pipelines.writers import write_csv
 
     labels = [p.label for p in packages]
     if len(set(labels)) != len(labels):
@@ -249,13 +397,16 @@ def combine_packages(packages: Sequence[Package], out_dir: Path) -> dict[str, An
     spec = same_study(packages)
     rates = pool_counts(packages)
     comparisons, sites = pool_estimates(packages)
+    balance = pool_balance(packages)
     rule = packages[0].info.get("disclosure_rule") or "cms"
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     disclosure.check_artifact(rates, rule=rule, name="rates.csv")
-    _write_csv(out / "rates.csv", rates, RATE_COLUMNS)
-    _write_csv(out / "comparisons.csv", comparisons, COMPARISON_COLUMNS)
-    _write_csv(out / "sites.csv", sites, SITE_COLUMNS)
+    disclosure.check_artifact(balance, rule=rule, name="balance.csv")
+    write_csv(out / "rates.csv", rates, RATE_COLUMNS)
+    write_csv(out / "balance.csv", balance, BALANCE_COLUMNS)
+    write_csv(out / "comparisons.csv", comparisons, COMPARISON_COLUMNS)
+    write_csv(out / "sites.csv", sites, SITE_COLUMNS)
     codes = sorted({p.info.get("code_sha256") for p in packages})
     summary = {"study": spec["study"], "title": spec.get("title"), "spec_sha256": packages[0].info["spec_sha256"],
                "packages": [{"label": p.label, "levelcare": p.info.get("levelcare"),
@@ -267,7 +418,7 @@ def combine_packages(packages: Sequence[Package], out_dir: Path) -> dict[str, An
     (out / "network.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     from pipelines.network.report import write_network_report, write_network_workbook
 
-    write_network_report(out, summary, rates, comparisons, sites)
+    write_network_report(out, summary, rates, comparisons, sites, rule, balance)
     write_network_workbook(out, {"rates": (RATE_COLUMNS, rates), "comparisons": (COMPARISON_COLUMNS, comparisons),
-                                 "sites": (SITE_COLUMNS, sites)})
+                                 "sites": (SITE_COLUMNS, sites), "balance": (BALANCE_COLUMNS, balance)})
     return summary

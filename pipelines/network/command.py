@@ -62,8 +62,10 @@ def run_network(args: argparse.Namespace, settings: Any) -> int:
         from pipelines.network.combine import combine
 
         summary = combine(args.packages, args.out)
+    from pipelines.network.combine import OUTPUTS
+
     print(f"pooled {len(summary['packages'])} packages of study {summary['study']} into {args.out}: "
-          "rates.csv, comparisons.csv, sites.csv, network.json, network.html, network.xlsx")
+          + ", ".join(OUTPUTS))
     for note in summary["notes"]:
         print(f"  note: {note}")
     return 0

@@ -459,7 +459,8 @@ def site_forest(sites: Sequence[Mapping[str, Any]], pooled: Sequence[Mapping[str
                                                           [None if hi is None else 100 * hi]),
                     fmt="s", ms=5, color=PALETTE[0], capsize=2, lw=1)
     names = {"fixed": "pooled, fixed effect", "random_dl": "pooled, random (DerSimonian-Laird)",
-             "random_hksj": "pooled, random (HKSJ)", "random_hksj_modified": "pooled, random (HKSJ, modified)"}
+             "random_hksj": "pooled, random (HKSJ)", "random_hksj_modified": "pooled, random (HKSJ, modified)",
+             "mantel_haenszel": "pooled, Mantel-Haenszel (one shot)"}
     for j, p in enumerate(pools):
         y = len(shown) + j
         est, lo, hi = 100 * p["estimate"], 100 * p["ci_low"], 100 * p["ci_high"]

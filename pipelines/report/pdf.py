@@ -221,7 +221,7 @@ class Styles:
         return self._cells[key]
 
 
-def _p(text: str, style: ParagraphStyle, **kw) -> Paragraph:
+def paragraph(text: str, style: ParagraphStyle, **kw) -> Paragraph:
     return Paragraph(escape(str(text)), style, **kw)
 
 
@@ -379,9 +379,9 @@ def _table(t: Table, report: Report, st: Styles, lay: Layout) -> list[Flowable]:
             narrow = TwoUp(make(half), TWO_UP_GAP)
             if narrow.balanced()[0] < TWO_UP_GAIN * body.wrap(lay.frame_width, 1e9)[1]:
                 body = narrow
-    out: list[Flowable] = [_p(t.title, st.h3), body]
+    out: list[Flowable] = [paragraph(t.title, st.h3), body]
     if t.note:
-        out.append(_p(t.note, st.small))
+        out.append(paragraph(t.note, st.small))
     return out
 
 
@@ -404,8 +404,8 @@ def _badges(badges: Sequence[Badge], st: Styles, lay: Layout) -> Flowable:
         ("BOX", (0, 0), (0, -1), 0.4, colors.HexColor("#7a7a7a")),
     ]
     for k, (b, (word, fill, ink)) in enumerate(zip(badges, words, strict=True)):
-        data.append([_p(word, st.cell(size, bold=True, color=ink)), _p(b.name, st.cell(size, bold=True)),
-                     _p(b.detail, style)])
+        data.append([paragraph(word, st.cell(size, bold=True, color=ink)),
+                     paragraph(b.name, st.cell(size, bold=True)), paragraph(b.detail, style)])
         cmds.append(("BACKGROUND", (0, k), (0, k), colors.HexColor(fill)))
     tbl = LongTable(data, colWidths=widths, hAlign="LEFT")
     tbl.setStyle(TableStyle(cmds))
@@ -459,7 +459,7 @@ class Figure(Flowable):
 
 def _chart(c: Chart, st: Styles, lay: Layout) -> list[Flowable]:
     """A chart and its caption, as one flowable."""
-    caption = _p(f"{c.title}. {c.caption}" if c.caption else c.title, st.small)
+    caption = paragraph(f"{c.title}. {c.caption}" if c.caption else c.title, st.small)
     room = caption.wrap(lay.frame_width, lay.frame_height)[1] + caption.getSpaceAfter() + HEADING_ROOM
     w, h = chart_size(ImageReader(io.BytesIO(c.png)).getSize(), lay, room)
     return [Figure(c.png, w, h, caption, space=0.15 * cm)]
@@ -490,14 +490,14 @@ def section_story(report: Report, s: Section, st: Styles, lay: Layout, level: in
     """The flowables of one section, for the report and the brief alike: heading, text, badges,
     charts, the compact tables (full ones are named, not printed), then its sub-sections. The
     heading is kept with whatever comes first."""
-    head = _p(s.title, st.h1 if level == 1 else st.h2)
+    head = paragraph(s.title, st.h1 if level == 1 else st.h2)
     head.outline = (s.title, level - 1)  # an entry in the PDF's outline (see _Doc)
     blocks: list[tuple[list[Flowable], str]] = []
-    blocks += [([_p(x, st.body)], "flow") for x in s.paragraphs]
-    blocks += [([_p(x, st.bullet, bulletText="•")], "flow") for x in s.bullets]
-    blocks += [([_p(x, st.warn)], "flow") for x in s.unavailable]
+    blocks += [([paragraph(x, st.body)], "flow") for x in s.paragraphs]
+    blocks += [([paragraph(x, st.bullet, bulletText="•")], "flow") for x in s.bullets]
+    blocks += [([paragraph(x, st.warn)], "flow") for x in s.unavailable]
     if lay.links:
-        blocks += [([_p(f"{text}: {href}", st.small)], "flow") for text, href in s.links]
+        blocks += [([paragraph(f"{text}: {href}", st.small)], "flow") for text, href in s.links]
     if s.badges:
         blocks.append(([_badges(s.badges, st, lay), Spacer(1, 0.2 * cm)], "start"))
     blocks += [(_chart(c, st, lay), "start") for c in s.charts]
@@ -505,7 +505,7 @@ def section_story(report: Report, s: Section, st: Styles, lay: Layout, level: in
         if not t.detail and t.frame.shape[0] and t.frame.shape[1]:  # no empty tables
             blocks.append((_table(t, report, st, lay), "start"))
     if any(t.detail for t in s.tables):
-        blocks.append(([_p(DETAIL_POINTER, st.small)], "flow"))
+        blocks.append(([paragraph(DETAIL_POINTER, st.small)], "flow"))
     out: list[Flowable] = []
     if blocks:
         first, kind = blocks[0]
@@ -539,8 +539,10 @@ class _Doc(SimpleDocTemplate):
             self.canv.addOutlineEntry(title, key, level=level)
 
 
-def _build(report: Report, target: Path | io.BytesIO, lay: Layout, story: list[Flowable], title: str) -> int:
-    """Write the story; returns the number of pages."""
+def build_pdf(report: Report, target: Path | io.BytesIO, lay: Layout, story: list[Flowable],
+              title: str) -> int:
+    """Write the story (with the footer, the metadata and the outline); returns the number of
+    pages."""
     footer = f"{title} · {report.period}"
 
     def on_page(canv, doc) -> None:
@@ -564,16 +566,16 @@ def write_pdf(report: Report, path: Path) -> Path:
     lay = REPORT_LAYOUT
     st = Styles(lay.body_size)
     story: list[Flowable] = [
-        _p(report.title, st.title),
-        _p(f"Period: {report.period} · results run {report.run_id or '–'} · created {report.created_at or '–'} · "
-           f"disclosure rule {report.rule_name}", st.small),
-        _p(report.disclosure_note, st.small),
+        paragraph(report.title, st.title),
+        paragraph(f"Period: {report.period} · results run {report.run_id or '–'} · "
+                  f"created {report.created_at or '–'} · disclosure rule {report.rule_name}", st.small),
+        paragraph(report.disclosure_note, st.small),
     ]
     for k, s in enumerate(report.sections):
         if s.id == APPENDIX and k:
             story.append(PageBreak())
         story += section_story(report, s, st, lay)
-    _build(report, path, lay, story, report.title)
+    build_pdf(report, path, lay, story, report.title)
     return path
 
 
@@ -600,13 +602,13 @@ def write_brief_pdf(report: Report, path: Path, section_id: str = "summary", kin
         lay = replace(BRIEF_LAYOUT, body_size=body, chart_height=BRIEF_LAYOUT.frame_height * share, cell_sizes=cells)
         st = Styles(lay.body_size)
         story: list[Flowable] = [
-            _p(title, st.title),
-            _p(f"Period: {report.period} · results run {report.run_id or '–'}", st.small),
-            _p(report.disclosure_note, st.small),
+            paragraph(title, st.title),
+            paragraph(f"Period: {report.period} · results run {report.run_id or '–'}", st.small),
+            paragraph(report.disclosure_note, st.small),
         ]
         story += section_story(report, section, st, lay)
         buf = io.BytesIO()
-        pages, data = _build(report, buf, lay, story, title), buf.getvalue()
+        pages, data = build_pdf(report, buf, lay, story, title), buf.getvalue()
         if pages <= most:
             log.debug("brief: %d page(s) at %.1f pt, charts up to %.0f%% of the page", pages, body, 100 * share)
             break

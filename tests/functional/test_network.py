@@ -53,7 +53,8 @@ def network(tmp_path_factory):
         assert main(["--warehouse", str(folder / "w.duckdb"), "network", "package", "--out", str(root / "pkg" / label),
                      "--study", str(root / "study.yaml"), "--label", label]) == 0
     ingest(root / "all.duckdb", data / "discharges.csv")
-    single = analyze(Settings(warehouse=root / "all.duckdb"), root / "single", ["completion"], ["level_of_care"])
+    single = analyze(Settings(warehouse=root / "all.duckdb"), root / "single", ["completion"],
+                     ["level_of_care", "level_group"])
     assert main(["network", "combine", *[str(root / "pkg" / g) for g in GROUPS], "--out", str(root / "pooled")]) == 0
     return root, truth, single
 
@@ -62,7 +63,8 @@ def test_packages_hold_aggregates_only(network):
     root, _, _ = network
     for label in GROUPS:
         folder = root / "pkg" / label
-        assert sorted(p.name for p in folder.iterdir()) == ["counts.csv", "estimates.csv", "manifest.json", "study.json"]
+        assert sorted(p.name for p in folder.iterdir()) == ["balance.csv", "counts.csv", "estimates.csv", "manifest.json",
+                                                            "study.json"]
         text = "".join(p.read_text(encoding="utf-8") for p in folder.iterdir())
         assert "E0" not in text and "P0" not in text  # no episode or person id
         assert re.search(r"(19|20)\d\d-\d\d-\d\d", text) is None  # no date finer than a quarter
@@ -73,12 +75,11 @@ def test_packages_hold_aggregates_only(network):
 
 def test_pooled_counts_equal_the_single_warehouse_counts(network):
     root, _, single = network
-    pooled = {(r["level_of_care"]): r for r in read_rows(root / "pooled" / "rates.csv")}
+    pooled = {(r["group_by"], r["group"]): r for r in read_rows(root / "pooled" / "rates.csv")}
     for row in single["rates"]:
-        if row["group_by"] not in ("all", "level_of_care"):
+        if row["group_by"] not in ("all", "level_of_care", "level_group"):
             continue
-        level = "all" if row["group_by"] == "all" else row["group"]
-        p = pooled[level]
+        p = pooled[(row["group_by"], "all" if row["group_by"] == "all" else row["group"])]
         if p["sites_hidden"]:  # a package hid this cell: the pooled count leaves it out, and says so
             assert int(p["denominator"]) < row["denominator"]
             continue
@@ -115,6 +116,77 @@ def test_pooled_aipw_covers_the_truth_and_agrees_with_the_single_analysis(networ
     whole_crude = next(r for r in single["comparisons"] if r["definition_id"] == "completion"
                        and r["method"] == "crude" and r["estimand"] == "rd")
     assert abs(float(crude["estimate"]) - whole_crude["estimate"]) < 0.02
+
+
+def test_the_one_shot_mantel_haenszel_estimate_comes_from_the_sites_counts(network):
+    root, truth, single = network
+    mh = next(r for r in read_rows(root / "pooled" / "comparisons.csv") if r["pooling"] == "mantel_haenszel")
+    assert mh["method"] == "crude" and mh["primary"] == "False" and int(mh["k"]) == 3
+    # the weighted-average form, from each package's level-group counts: sum W d / sum W
+    num = den = 0.0
+    for g in GROUPS:
+        rows = {r["group"]: r for r in read_rows(root / "pkg" / g / "counts.csv") if r["group_by"] == "level_group"}
+        a, n1 = int(rows["iop"]["numerator"]), int(rows["iop"]["denominator"])
+        c, n0 = int(rows["residential"]["numerator"]), int(rows["residential"]["denominator"])
+        w = n1 * n0 / (n1 + n0)
+        num += w * (a / n1 - c / n0)
+        den += w
+    assert float(mh["estimate"]) == pytest.approx(num / den, rel=1e-12)
+    whole = next(r for r in single["comparisons"] if r["definition_id"] == "completion" and r["method"] == "crude"
+                 and r["estimand"] == "rd")
+    assert float(mh["ci_low"]) <= whole["estimate"] <= float(mh["ci_high"])
+    assert 0.5 < float(mh["se"]) / whole["se"] < 2 if whole.get("se") else float(mh["se"]) > 0
+
+
+def test_a_cell_hidden_at_every_site_has_no_pooled_count():
+    from pipelines.network.combine import Package, pool_counts
+
+    def package(label: str, shown: bool) -> Package:
+        cells = {"numerator": "40", "denominator": "90"} if shown else {"numerator": "", "denominator": ""}
+        counts = [{"definition_id": "completion", "definition_version": "1", "group_by": "level_of_care",
+                   "group": "detox", **cells, "suppression": "" if shown else "small"}]
+        return Package(label, label, {}, counts, [], [])
+
+    hidden = pool_counts([package("a", False), package("b", False)])[0]
+    assert hidden["numerator"] is None and hidden["denominator"] is None and hidden["rate"] is None
+    assert hidden["sites_hidden"] == "a;b" and hidden["note"] == "hidden at every site"
+    one = pool_counts([package("a", True), package("b", False)])[0]
+    assert (one["numerator"], one["denominator"], one["sites_hidden"]) == (40, 90, "b")
+
+
+def test_pooled_balance_before_weighting_is_the_single_warehouse_balance(network):
+    # before weighting, the split warehouses hold the single warehouse's people: each arm's mean
+    # and SD pooled from the packages' moments are the whole population's, and so is the SMD
+    root, _, single = network
+    pooled = {(r["method"], r["covariate"]): r for r in read_rows(root / "pooled" / "balance.csv")
+              if r["definition_id"] == "completion"}
+    population = next(r["population"] for r in single["comparisons"] if r["definition_id"] == "completion")
+    whole = [r for r in single["balance"] if r["population"] == population and r["method"] == "iptw_ate"]
+    assert len(whole) > 20 and {m for m, _ in pooled} == {"iptw_ate", "iptw_att", "overlap"}
+    compared = 0
+    for w in whole:
+        p = pooled[("iptw_ate", w["covariate"])]
+        # a numeric covariate's missing values are filled with the mean of the warehouse's own
+        # population, so only 0/1 levels are the same people counted the same way
+        if p["sites_hidden"] or p["sites_without"] or w["mean_arm_before"] is None or not w["binary"]:
+            continue
+        compared += 1
+        assert int(p["k"]) == 3 and int(p["n_arm"]) == w["n_arm"] and int(p["n_reference"]) == w["n_reference"]
+        for k in ("mean_arm_before", "mean_reference_before", "sd_arm_before", "sd_reference_before", "smd_before",
+                  "variance_ratio_before"):
+            assert float(p[k]) == pytest.approx(w[k], rel=1e-9, abs=1e-12), (w["covariate"], k)
+    assert compared >= 15, compared
+    # after weighting each site weighs its own people: the pooled weighted mean is the sites'
+    # weighted means weighted by their total weights (recomputed here from the packages)
+    sites = {g: {r["covariate"]: r for r in read_rows(root / "pkg" / g / "balance.csv") if r["method"] == "overlap"}
+             for g in GROUPS}
+    label = next(c for (m, c), r in pooled.items() if m == "overlap" and c.startswith("sex=") and r["k"] == "3")
+    parts = [(float(sites[g][label]["weight_arm"]), float(sites[g][label]["mean_arm_after"])) for g in GROUPS]
+    expected = sum(w * m for w, m in parts) / sum(w for w, _ in parts)
+    assert float(pooled[("overlap", label)]["mean_arm_after"]) == pytest.approx(expected, rel=1e-12)
+    hidden = [r for r in read_rows(root / "pooled" / "balance.csv") if r["sites_hidden"]]
+    for r in hidden:  # a site's hidden row is left out of the pool, and named
+        assert set(r["sites_hidden"].split(";")) <= set(GROUPS) and int(r["k"]) < 3
 
 
 def _repackage(folder: Path) -> None:
@@ -243,3 +315,88 @@ def test_packages_in_object_storage_combine_as_a_prefect_flow(network, tmp_path)
             network_combine_flow(urls, str(tmp_path / "again"))
     finally:
         fsspec.filesystem("memory").rm("/network-flow", recursive=True)
+
+
+def _pdf_lines(path: Path) -> list[str]:
+    """The PDF's text as poppler's pdftotext reads it (layout kept), one line each, white space
+    collapsed: a table's row is one line."""
+    import subprocess
+
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    text = subprocess.run(["pdftotext", "-layout", str(path), "-"], capture_output=True, text=True, check=True,
+                          timeout=60).stdout
+    return [" ".join(line.split()) for line in text.splitlines()]
+
+
+def _pct(x: str) -> str:
+    return f"{100 * float(x):.1f}%"
+
+
+def _pp(x: str) -> str:
+    return f"{100 * float(x):+.1f}"
+
+
+def _rate_line(r: dict[str, str]) -> str:
+    """A rates.csv row as the reports show it: percentages with one decimal, counts as they are
+    (a dash for a cell hidden at every site), a level group named so."""
+    group = f"{r['group']} (level group)" if r["group_by"] == "level_group" else r["group"]
+    if not r["denominator"]:
+        return f"{r['definition_id']} {group} – – – (– to –) {r['sites_pooled']} {r['sites_hidden'].replace(';', ', ')}"
+    return (f"{r['definition_id']} {group} {r['numerator']} {r['denominator']} {_pct(r['rate'])} "
+            f"({_pct(r['ci_low'])} to {_pct(r['ci_high'])}) {r['sites_pooled']} "
+            f"{r['sites_hidden'].replace(';', ', ') or '–'}")
+
+
+def test_the_network_pdf_shows_what_the_html_shows(network):
+    root, _, _ = network
+    path = root / "pooled" / "network.pdf"
+    assert path.read_bytes().startswith(b"%PDF-") and path.read_bytes().rstrip().endswith(b"%%EOF")
+    lines = _pdf_lines(path)
+    text = "\n".join(lines)
+    assert "IOP against residential, completion" in text and "disclosure rule cms" in text
+    spec_sha256 = json.loads((root / "pooled" / "network.json").read_text(encoding="utf-8"))["spec_sha256"]
+    assert f"specification SHA-256 {spec_sha256[:16]}" in text
+    html_page = (root / "pooled" / "network.html").read_text(encoding="utf-8")
+    for r in read_rows(root / "pooled" / "rates.csv"):
+        assert _rate_line(r) in lines, _rate_line(r)
+        assert all(r[k] == "" or int(r[k]) == 0 or int(r[k]) > 10 for k in ("numerator", "denominator"))
+    primaries = 0
+    for r in read_rows(root / "pooled" / "comparisons.csv"):
+        if not r["estimate"]:
+            continue
+        row = (f"{r['pooling']}{' (primary)' if r['primary'] == 'True' else ''} "
+               f"{_pp(r['estimate'])} ({_pp(r['ci_low'])} to {_pp(r['ci_high'])}) {r['k']}")
+        assert row in lines, row
+        if r["primary"] == "True":
+            primaries += 1
+            i2 = f"I² {100 * float(r['i2']):.0f}%"
+            assert i2 in text and i2 in html_page
+            assert f"between {_pp(r['prediction_low'])} and {_pp(r['prediction_high'])} percentage points" in text
+    assert primaries == 2
+    for site in {r["site"] for r in read_rows(root / "pooled" / "sites.csv")}:
+        assert any(line.split(" ")[0] == site for line in lines), site  # a row of the packages' table
+
+
+def test_a_cell_a_site_hid_reads_alike_in_the_pdf_and_the_html(network, tmp_path):
+    """A cell hidden in one package: both reports show the sum over the sites that show it and
+    name the site that hid it."""
+    root, _, _ = network
+    for label in GROUPS:
+        shutil.copytree(root / "pkg" / label, tmp_path / label)
+    rows = read_rows(tmp_path / "west" / "counts.csv")
+    next(r for r in rows if r["group"] == "residential_hospital").update(numerator="", denominator="",
+                                                                                  suppression="small")
+    write_rows(tmp_path / "west" / "counts.csv", rows)
+    _repackage(tmp_path / "west")
+    assert main(["network", "combine", *[str(tmp_path / g) for g in GROUPS], "--out", str(tmp_path / "pooled")]) == 0
+    pooled = next(r for r in read_rows(tmp_path / "pooled" / "rates.csv") if r["group"] == "residential_hospital")
+    shown = [next(r for r in read_rows(tmp_path / g / "counts.csv") if r["group"] == "residential_hospital")
+             for g in ("north", "south")]
+    for k in ("numerator", "denominator"):
+        assert int(pooled[k]) == sum(int(r[k]) for r in shown) > 10
+    line = _rate_line(pooled)
+    assert line.endswith(" 2 west") and line in _pdf_lines(tmp_path / "pooled" / "network.pdf")
+    html_page = (tmp_path / "pooled" / "network.html").read_text(encoding="utf-8")
+    cells = re.search(r"<tr><td>completion</td><td>residential_hospital</td>(.*?)</tr>", html_page).group(1)
+    assert " ".join(["completion", "residential_hospital", *re.findall(r"<td[^>]*>([^<]*)</td>", cells)]) == line
