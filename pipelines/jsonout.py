@@ -60,14 +60,12 @@ def _flush_c_stdio() -> None:
 
 def file_entries(paths: Iterable[Path]) -> list[dict[str, Any]]:
     """``{name, path, bytes, sha256}`` of each file, as read back from disk."""
-    import hashlib
+    from pipelines.writers import file_sha256
 
     out = []
     for p in paths:
         p = Path(p).absolute()
-        with p.open("rb") as fh:
-            digest = hashlib.file_digest(fh, "sha256").hexdigest()
-        out.append({"name": p.name, "path": str(p), "bytes": p.stat().st_size, "sha256": digest})
+        out.append({"name": p.name, "path": str(p), "bytes": p.stat().st_size, "sha256": file_sha256(p)})
     return out
 
 

@@ -42,21 +42,6 @@ WILSON, EXACT = "wilson", "clopper-pearson"
 EXACT_BELOW_N, EXACT_BELOW_CELL = 30, 5
 
 
-def clopper_pearson_interval(
-    x: np.ndarray, n: np.ndarray, confidence: float = CONFIDENCE
-) -> tuple[np.ndarray, np.ndarray]:
-    """Clopper-Pearson exact interval from beta quantiles, vectorized; n must be > 0."""
-    import numpy as np
-    from scipy.stats import beta
-
-    x, n = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
-    alpha = 1 - confidence
-    with np.errstate(invalid="ignore"):
-        low = np.where(x > 0, beta.ppf(alpha / 2, np.maximum(x, 1), n - x + 1), 0.0)
-        high = np.where(x < n, beta.ppf(1 - alpha / 2, x + 1, np.maximum(n - x, 1)), 1.0)
-    return low, high
-
-
 def uses_exact(x: np.ndarray, n: np.ndarray) -> np.ndarray:
     import numpy as np
 
@@ -68,14 +53,14 @@ def intervals(x: Sequence[int], n: Sequence[int]) -> tuple[list, list, list, lis
     """(rate, ci_low, ci_high, ci_method) lists; None where the denominator is 0."""
     import numpy as np
 
-    from pipelines.stats.proportions import wilson_interval
+    from pipelines.stats.proportions import clopper_pearson_interval, wilson_interval
 
     x_arr, n_arr = np.asarray(x, dtype=float), np.asarray(n, dtype=float)
     ok = n_arr > 0
     safe_n = np.where(ok, n_arr, 1.0)
     exact = uses_exact(x_arr, n_arr)
     w_lo, w_hi = wilson_interval(x_arr, safe_n, CONFIDENCE)
-    e_lo, e_hi = clopper_pearson_interval(x_arr, safe_n)
+    e_lo, e_hi = clopper_pearson_interval(x_arr, safe_n, CONFIDENCE)
     lo, hi = np.where(exact, e_lo, w_lo), np.where(exact, e_hi, w_hi)
     rate = x_arr / safe_n
     method = np.where(exact, EXACT, WILSON)

@@ -75,10 +75,20 @@ def clopper_pearson(events: int, n: int, confidence: float = 0.95) -> Proportion
     """Rate ``events / n`` with the Clopper–Pearson (beta quantile) interval."""
     if n <= 0:
         return NotEstimable("no people", "clopper-pearson", 0)
+    lo, hi = clopper_pearson_interval(events, n, confidence)
+    return Proportion(events / n, float(lo), float(hi), n, events, "clopper-pearson", confidence)
+
+
+def clopper_pearson_interval(events: ArrayLike, n: ArrayLike,
+                             confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """The Clopper–Pearson exact interval of ``events / n`` from beta quantiles, element by
+    element (0 below no events, 1 above all); every n must be > 0."""
+    x, n = np.asarray(events, dtype=float), np.asarray(n, dtype=float)
     alpha = 1 - confidence
-    lo = 0.0 if events == 0 else float(stats.beta.ppf(alpha / 2, events, n - events + 1))
-    hi = 1.0 if events == n else float(stats.beta.ppf(1 - alpha / 2, events + 1, n - events))
-    return Proportion(events / n, lo, hi, n, events, "clopper-pearson", confidence)
+    with np.errstate(invalid="ignore"):
+        low = np.where(x > 0, stats.beta.ppf(alpha / 2, np.maximum(x, 1), n - x + 1), 0.0)
+        high = np.where(x < n, stats.beta.ppf(1 - alpha / 2, x + 1, np.maximum(n - x, 1)), 1.0)
+    return low, high
 
 
 def test_2x2(e1: int, n1: int, e0: int, n0: int) -> TestResult | NotEstimable:

@@ -17,7 +17,7 @@ from pipelines.cli import main
 from pipelines.definitions import registry
 from pipelines.definitions.evaluate import evaluate
 from pipelines.settings import Settings
-from pipelines.stats.proportions import wilson_interval
+from pipelines.stats.proportions import clopper_pearson_interval, wilson_interval
 
 
 def test_wilson_matches_newcombe_1998_and_scipy():
@@ -31,15 +31,15 @@ def test_wilson_matches_newcombe_1998_and_scipy():
 
 
 def test_clopper_pearson_matches_newcombe_1998_closed_forms_and_scipy():
-    low, high = rates_mod.clopper_pearson_interval(np.array([81]), np.array([263]))
+    low, high = clopper_pearson_interval(np.array([81]), np.array([263]))
     assert (round(low[0], 4), round(high[0], 4)) == (0.2527, 0.3676)  # Newcombe 1998, method 5
     # 0 of 10: upper bound 1 - 0.025^(1/10); 10 of 10: lower bound 0.025^(1/10)
-    low, high = rates_mod.clopper_pearson_interval(np.array([0, 10]), np.array([10, 10]))
+    low, high = clopper_pearson_interval(np.array([0, 10]), np.array([10, 10]))
     assert (low[0], high[0]) == (0.0, pytest.approx(1 - 0.025 ** (1 / 10)))
     assert (low[1], high[1]) == (pytest.approx(0.025 ** (1 / 10)), 1.0)
     for x, n in [(3, 7), (1, 29), (28, 29), (5, 40)]:
         ref = binomtest(x, n).proportion_ci(confidence_level=0.95, method="exact")
-        lo, hi = rates_mod.clopper_pearson_interval(np.array([x]), np.array([n]))
+        lo, hi = clopper_pearson_interval(np.array([x]), np.array([n]))
         assert lo[0] == pytest.approx(ref.low, abs=1e-10) and hi[0] == pytest.approx(ref.high, abs=1e-10)
 
 
