@@ -81,6 +81,9 @@ def benchmark(
         if g not in GROUPINGS:
             raise UserError(f"--by {g}: choose from {', '.join(GROUPINGS)}")
     r = disclosure.get_rule(rule)
+    if r.round_to > 1:
+        raise UserError(f"benchmark: not available under the {r.name} disclosure rule: it rounds counts, and an "
+                        "O/E ratio times its expected count gives the exact observed count back (use --disclosure cms)")
     ref_where, ref_params = _reference_where(years)
     n_ref, ref_years = _reference_span(con, reference_table, ref_where, ref_params)
     if n_ref == 0:
