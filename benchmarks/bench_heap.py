@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipelines import heap
 
-heap.configure()  # as the levelcare command does, before any thread (no longer at import pipelines)
+heap.configure()  # as the levelcare command does, before any thread (importing pipelines does not)
 GIB = 2**30
 
 

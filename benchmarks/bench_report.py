@@ -4,7 +4,7 @@ export from a real analysis at production size (a script, not a test).
 The results come from a real ``analyze`` of synthetic episodes (synth -> ingest -> analyze;
 ``--cache DIR`` keeps the warehouse and results between runs, ``--results DIR`` uses an
 existing analysis). The documents read only results.json, so the timings are of the documents
-alone. Targets at 1.7 million episodes: report, brief and workbook together < 30 s (issue 30);
+alone. Targets at 1.7 million episodes: report, brief and workbook together < 30 s;
 report + export < 60 s; HTML < 5 MB; the PDF at most 20 pages and the brief at most 2.
 
     uv run --frozen python benchmarks/bench_report.py [--episodes 1700000] [--cache DIR] [--results DIR]

@@ -1,6 +1,6 @@
 """What dose, length of stay, cost, cost-effectiveness, family and aftercare add to an analysis.
 
-Target (issue 31): all of it adds under 30 s at 1.7 million episodes. Measured two ways on
+Target: all of it adds under 30 s at 1.7 million episodes. Measured two ways on
 copies of one warehouse:
 
 * end to end: ``levelcare analyze`` and ``levelcare report`` of this checkout against a baseline

@@ -31,7 +31,7 @@ if __name__ == "__main__":  # must precede the numpy import
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipelines import heap
 
-heap.configure()  # as the levelcare command does, before any thread (no longer at import pipelines)
+heap.configure()  # as the levelcare command does, before any thread (importing pipelines does not)
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def baseline(frame, definitions) -> tuple[float, int]:
             if t.kind == "followup":
                 sm.Logit(t.reached[mask].astype(float), Xa).fit(disp=0)
                 fits += 1
-            else:  # one outcome model per arm (g-computation and AIPW since issue 27)
+            else:  # one outcome model per arm (g-computation and AIPW)
                 on = am.astype(bool)
                 for rows in (on, ~on):
                     sm.Logit(y[rows], d.matrix[rows]).fit(disp=0)

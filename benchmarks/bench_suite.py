@@ -1,12 +1,12 @@
-"""Benchmark suite (issue 8): every stage of levelcare against the DuckDB floor and a pandas peer.
+"""Benchmark suite: every stage of levelcare against the DuckDB floor and a pandas peer.
 
     uv run --frozen python benchmarks/bench_suite.py [--records 200000] [--seed 1]
         [--cache DIR] [--results PATH] [--skip run,demo,peer,baseline] [--keep DIR]
 
 Data: ``levelcare synth --records N --seed S`` (native discharges.csv + followups.csv, about
 1.65 follow-up attempts per episode), reused from ``--cache`` (default
-``~/.cache/levelcare-bench``) when already written. ``--records 1700000`` is the target scale
-of issue 8.
+``~/.cache/levelcare-bench``) when already written. ``--records 1700000`` is the scale of the
+performance targets.
 
 Each stage runs in a fresh process (``benchmarks/suite_children.py``); the parent samples the
 resident memory of the child's whole process tree (psutil) and takes its CPU seconds from

@@ -1,4 +1,4 @@
-"""Coverage, bias and standard errors of the comparison estimators against known truth (issue 27).
+"""Coverage, bias and standard errors of the comparison estimators against known truth.
 
     uv run --frozen python benchmarks/coverage_stats.py --scenario all --reps 500 --n 2000 --n 20000
         [--seed 1] [--workers 1] [--min-clusters G] [--json PATH]
@@ -8,7 +8,7 @@ Each replicate draws a data set from a scenario of tests/stats/simulate.py and r
 as a covariate and as the cluster column when there is one); the rows' own estimate, ci_low,
 ci_high and se are read, never recomputed. Scenarios:
 
-* ``confounded``: the small confounded data set of the earlier study (simulate.confounded).
+* ``confounded``: a small, strongly confounded data set (simulate.confounded).
 * ``severity``: the IOP effect changes sign with severity (helps mild, harms severe), true ATE
   about -2.2 pp, confounded by severity.
 * ``sites``: 8 sites of 40% to 1% of admissions, site differences in case mix, IOP share,
@@ -23,7 +23,7 @@ ci_high and se are read, never recomputed. Scenarios:
   g-computation / AIPW over the three arms, held to the same ATE), and each pair's adjusted
   estimators (on that pair's people: ATE, ATT and ATO of the pair).
 
-Targets (issue 27, for >= 500 replicates at n = 2,000 and 20,000), for every adjusted
+Targets (for >= 500 replicates at n = 2,000 and 20,000), for every adjusted
 estimator: coverage of the 95% interval in [93%, 97%], |mean bias| < 0.5 pp, mean reported SE
 within 10% of the empirical SD of the estimates. Crude rows are shown, never held.
 """

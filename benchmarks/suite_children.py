@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipelines import heap
 
-heap.configure()  # as the levelcare command does, before any thread (no longer at import pipelines)
+heap.configure()  # as the levelcare command does, before any thread (importing pipelines does not)
 
 # The groupings levelcare run's analyze step uses (pipelines.flows.quarterly.DEFAULT_BY,
 # repeated here so that the child does not import Prefect).

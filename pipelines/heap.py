@@ -5,8 +5,8 @@ numpy takes every array from the C allocator. glibc maps each block above its mm
 other than the main one draws from its own arena, whose heaps hold at most 64 MiB: a larger
 block is always mapped afresh. The statistics at national scale create and free 100+ MiB
 vectors (one float64 per row of a 14 M-row population) thousands of times, on two threads, so
-every one of them is page-faulted in again, the kernel zeroing each page. Measured at 25 M
-episodes: 945 s of system time beside 4,269 s of user time, 2,802 s wall (benchmarks/README.md).
+every one of them is page-faulted in again, the kernel zeroing each page: at national scale a
+large share of the statistics' CPU time (benchmarks/README.md, Measurements: pipelines/heap.py).
 
 ``configure()``, run once by the command line's entry point (``pipelines.cli.entrypoint``:
 ``levelcare`` and ``python -m pipelines``) before any thread allocates, asks glibc for one
@@ -14,8 +14,8 @@ arena (every thread draws from the main heap, where a freed block is reused as i
 blocks up to ``MMAP_THRESHOLD`` from that heap, and to give the top of the heap back to the
 kernel only beyond ``TRIM_THRESHOLD`` free. ``release()`` hands the free memory back after the
 statistics; ``trimmed()`` does so while they run, whenever more than ``TRIM_FREE_LIMIT`` is
-free: the holes between live blocks are reused but stay resident, and at 25 M episodes they
-reached 9.4 GiB (peak 15.3 GiB; with trimmed() 10.8 GiB in the same time).
+free: the holes between live blocks are reused but stay resident, and at national scale they
+add gigabytes to the statistics' peak.
 DuckDB and polars bring their own allocator (jemalloc); they are not affected. A user's own
 glibc settings (``MALLOC_ARENA_MAX``, ``MALLOC_MMAP_THRESHOLD_``, ``MALLOC_TRIM_THRESHOLD_``,
 ``GLIBC_TUNABLES``) win: then nothing is changed (``trimmed()`` included). Importing ``pipelines``
@@ -101,12 +101,12 @@ def trimmed(limit: int = TRIM_FREE_LIMIT, every: float = TRIM_EVERY) -> Iterator
     more than ``limit`` bytes of it are free (looked at every ``every`` seconds).
 
     The heap reuses freed blocks, but blocks of many sizes freed in another order than they
-    were taken leave holes between live ones, which stay resident. In the statistics at 25 M
-    episodes the heap held up to 9.4 GiB free beside 4-8 GiB in use, and the process peaked at
-    15.3 GiB; trimmed, at 10.8 GiB, in the same time (848 and 839 s; benchmarks/README.md). At
-    5 M: 3.2 -> 2.8 GiB. A hole handed back is faulted in again when it is reused (system time
-    54 -> 156 s at 25 M), so nothing is done below ``limit``: at 1.7 M episodes the heap holds
-    at most 0.57 GiB free. Results do not depend on it (byte-identical at 25 M). ``malloc_trim``
+    were taken leave holes between live ones, which stay resident. In the statistics at
+    national scale the heap can hold more free than in use, and handing the holes back lowers the
+    process's peak by gigabytes in the same wall time (benchmarks/README.md, Measurements:
+    pipelines/heap.py). A hole handed back is faulted in again when it is reused (more system
+    time), so nothing is done below ``limit``, which is above what the heap holds free at 1.7 M
+    episodes. Results do not depend on it (byte-identical with and without). ``malloc_trim``
     leaves the holes free in the heap (``free_bytes`` does not fall); it takes their pages out
     of memory.
     """

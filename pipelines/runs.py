@@ -301,9 +301,9 @@ def rerun(settings: Any, run_id: str, out_dir: Path) -> dict:
 
         period = parse_period(params.get("period"))
         with staged_outputs(Path(out_dir), new_id) as work:
-            # runs recorded before periods existed had a report quarter only, and counted all
-            # data; the validation reports of the run's files stay beside the warehouse they
-            # were loaded into
+            # a manifest without a period is of a run that counted all data (it had a report
+            # quarter only); the validation reports of the run's files stay beside the warehouse
+            # they were loaded into
             reference = params.get("reference_warehouse")
             analyze(scratch, work, [d["id"] for d in manifest["definitions"]], params.get("by"),
                     run_id=new_id, period=period, docs_root=docs_root_of(settings),

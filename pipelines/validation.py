@@ -1,6 +1,6 @@
 """great-expectations validation of an ingest batch: the validation report and Data Docs.
 
-Design (measured with benchmarks/bench_ingest.py, see its figures in the ingest report):
+Design (measured with benchmarks/bench_ingest.py):
 
 * Row-level decisions (which rows are quarantined, and why) are made by vectorised SQL in
   DuckDB (``pipelines.ingest.batch``), generated from the same contract as the suites here.

@@ -47,7 +47,6 @@ RARE = 30
 HOLDOUT = 5
 OVERLAP_WARNING = 0.10
 MISSING = "(missing)"
-UNKNOWN_WORDS = ("unknown",)
 METHOD = (
     "Indirect standardization: per definition and TEDS-D setting, a main-effects logistic model "
     "fitted on the TEDS-D rows (4 in 5; the fifth held out for discrimination and calibration) "

@@ -501,7 +501,8 @@ def comparative_from_marts(marts: bytes, definitions: Sequence[Any], options: di
             con.close()
 
 
-# comparisons.csv and balance.csv lead with the columns of issue 5's contract, then the rest.
+# comparisons.csv and balance.csv lead with their core columns (the estimate, its interval and
+# the group sizes; a covariate's SMDs), then the rest.
 COMPARISON_COLUMNS = ("definition_id", "arm", "reference", "estimand", "method", "estimate", "ci_low",
                       "ci_high", "p_value", "n_arm", "n_reference", "note")
 BALANCE_COLUMNS = ("covariate", "smd_before", "smd_after", "variance_ratio_after")

@@ -70,7 +70,7 @@ def analysis_frame(con: duckdb.DuckDBPyConnection, definitions: Sequence[Any]) -
     """The analysis frame plus the follow-up and pathway columns the comparisons use."""
     from pipelines.definitions.evaluate import evaluate
 
-    # one query: a join of the extra columns afterwards copied the whole frame (25 M rows: 4 GB)
+    # one query: a join of the extra columns afterwards would copy the whole frame
     return evaluate(con, definitions, extra=_extra_columns(con))
 
 
@@ -85,8 +85,9 @@ def statistics_frame(
     the mart's key order (``evaluate.FRAME_ORDER``: the same numbers however the marts were built).
 
     Read in batches of FRAME_BATCH_ROWS, each batch's text made Categorical before the next:
-    DuckDB's text handed to polars whole held ~460 bytes a row at the peak (25 M rows: 12.8
-    GiB for a 4.3 GB frame), most of it the allocators' and not given back."""
+    DuckDB's text handed to polars whole holds several times the frame's size at the peak, most
+    of it the allocators' and not given back (benchmarks/README.md, Measurements:
+    pipelines/analysis/comparative.py)."""
     import polars as pl
 
     from pipelines.definitions.evaluate import frame_sql, not_applicable
@@ -153,8 +154,8 @@ def _comparative(holder: list[pl.DataFrame], definitions: Sequence[Any], arm: st
                  margin_basis: str = "auto", min_clusters: int = 30,
                  multiarm_outcomes: bool = False) -> dict[str, Any]:
     """The tables of comparative_results from the frame in ``holder`` (a list of one, emptied
-    here: compare() lets go of the frame once it has what it reads, and at 25 M the frame's
-    4 GB are then free for the rest of the statistics)."""
+    here: compare() lets go of the frame once it has what it reads, and the frame's memory,
+    gigabytes at national scale, is then free for the rest of the statistics)."""
     import polars as pl
 
     from pipelines.analysis.comparison_plan import arm_mask, concurrently
@@ -287,7 +288,8 @@ def _survival(sub: pl.DataFrame, treated: np.ndarray, weights: np.ndarray | None
 
 def _shared_labels(values: pl.Series) -> np.ndarray:
     """``values`` as text in an object array (None for null) whose rows share one string per
-    label: polars' to_numpy makes a string per row (~70 bytes a row, 1 GB at 14 M rows)."""
+    label: polars' to_numpy makes a string object per row (benchmarks/README.md, Measurements:
+    pipelines/analysis/comparative.py)."""
     import polars as pl
 
     text = values.cast(pl.String)

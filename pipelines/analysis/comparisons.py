@@ -121,8 +121,9 @@ def compare(
     ``arms`` (e.g. ``("iop", "php", "residential")``) adds multinomial-propensity IPTW-ATE
     rows (method ``iptw_ate_multinomial``) for each listed arm against ``reference``, and with
     ``multiarm_outcomes`` also ``gcomp_multiarm`` and ``aipw_multinomial`` (one outcome model per
-    arm over all of them: three more fits a definition; at 1.7 M episodes the statistics take
-    ~1.9 times as long, hence not by default).
+    arm over all of them: three more fits a definition, which makes the statistics markedly
+    longer, hence not by default; benchmarks/README.md, Measurements:
+    pipelines/analysis/comparisons.py).
     ``primary`` is the adjusted method whose RD and RR intervals decide non-inferiority: against
     ``margin_pp`` percentage points (absolute) and a risk-ratio margin ``margin_ratio``
     (relative), both reported; ``margin_basis`` (``auto``: relative when the reference rate is
@@ -163,8 +164,8 @@ def compare(
         with ctx.timed("design"):
             in_arm = arm_mask(frame, arm)
             in_ref = arm_mask(frame, reference) & ~in_arm
-            # the columns read from here on only (a copy of every column of the frame's rows was
-            # the largest allocation of the statistics at national scale)
+            # the columns read from here on only (a copy of every column of the frame's rows
+            # would be the largest allocation of the statistics at national scale)
             read = read_columns(frame, definitions, cluster, *(covariates if design is None else ()))
             sub = frame.select(read).filter(pl.Series(in_arm | in_ref))
             treated = in_arm[in_arm | in_ref]

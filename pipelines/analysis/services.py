@@ -253,7 +253,8 @@ def _by_level(con, where: str, params: Sequence[Any], definitions: Sequence[Any]
               with_cost: bool = False) -> tuple[list[Any], dict[tuple, dict[str, tuple]]]:
     """Per native level of care and value of ``flag`` (an SQL expression of the mart's ``column``),
     for each applicable definition: (episodes in its population, successes[, their total cost]).
-    One GROUP BY with plain aggregates (FILTER clauses cost ten times as much at 1.7 M rows)."""
+    One GROUP BY with plain aggregates (FILTER clauses cost many times as much:
+    benchmarks/README.md, Measurements: pipelines/analysis/services.py)."""
     from pipelines.definitions.evaluate import frame_sql, not_applicable
 
     inapplicable = not_applicable(con, definitions, where=where, where_params=params)

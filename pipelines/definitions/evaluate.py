@@ -35,8 +35,9 @@ BASELINE_COLUMNS: tuple[str, ...] = (
 # The frame's row order: the mart's key (unique per source; the source breaks a tie between a
 # native and a TEDS-D episode of one site and id). A build of the marts on several threads
 # does not keep one row order, and the statistics' sums, starting values and subgroup order
-# follow the frame's: ordered, the same data give the same numbers to the last digit.
-# 25 M episodes: 22.8 s to read the statistics' 15.5 M rows ordered against 14.3 s unordered.
+# follow the frame's: ordered, the same data give the same numbers to the last digit. The sort
+# makes the read longer at national scale, a small part of the statistics' time
+# (benchmarks/README.md, Measurements: pipelines/definitions/evaluate.py).
 FRAME_ORDER = "episode_key, source"
 
 

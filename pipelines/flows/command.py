@@ -150,9 +150,10 @@ def start_embedded_server() -> None:
     """Start Prefect's temporary server before the flow asks for it, and meanwhile import
     great-expectations and build its context on a second thread.
 
-    The server is a subprocess that takes ~5 s to answer, during which this process only
-    waits; importing great-expectations costs ~3.5 s of this process's time. One after the
-    other they cost every run and demo ~9 s, side by side ~5 s. The flow then finds the
+    The server is a subprocess that takes seconds to answer, during which this process only
+    waits; importing great-expectations takes seconds of this process's own time. Side by side
+    every run and demo waits for the longer of the two only (benchmarks/README.md,
+    Measurements: pipelines/flows/command.py). The flow then finds the
     server running (Prefect keeps one per process) and the context built. Nothing starts
     when PREFECT_API_URL names a server or the temporary server is switched off.
     """

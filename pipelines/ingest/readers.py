@@ -16,7 +16,7 @@ CSV: UTF-8 (BOM or not) or Latin-1 (chosen by trying UTF-8 over the whole file),
 delimiter sniffed from the header line among , ; tab |, double-quoted fields. The dialect is
 passed to DuckDB explicitly with strict parsing, so a short row or an unterminated quote
 refuses the file instead of shifting values between columns. DuckDB skips blank lines between
-records (a file of one column excepted: there a blank line is a row of NULL, as it always was),
+records (a file of one column excepted: there a blank line is a row of NULL),
 so a data row's line is its ordinal plus the lines above the first row only when the file has no
 blank lines and no line breaks inside quoted fields; :func:`file_facts` counts the file's line
 feeds to tell, and only the other files are scanned once more (in Python) for the exact lines.
@@ -108,12 +108,13 @@ def quote_lit(text: str) -> str:
 
 def trimmed(expr: str) -> str:
     """SQL: the text ``expr`` without leading and trailing spaces, NULL when nothing is left;
-    the same as ``NULLIF(trim(expr), '')``, at less than half its cost.
+    the same as ``NULLIF(trim(expr), '')``, at less cost.
 
     DuckDB's ``trim`` strips the Unicode space separators (category Zs): of ASCII only ' ', the
     rest are multi-byte. A value with no ' ' whose bytes are all ASCII (``strlen = length``)
-    has nothing to strip and is taken as it is; ``trim`` runs on the others only. On a 1.7 M-row
-    discharge file (37 columns) trim on every value took 2.3 s of the typed batch's ~4.5."""
+    has nothing to strip and is taken as it is; ``trim`` runs on the others only. ``trim`` on
+    every value is a large part of the typed batch's time (benchmarks/README.md, Measurements:
+    pipelines/ingest/readers.py)."""
     return (f"NULLIF(CASE WHEN contains({expr}, ' ') OR strlen({expr}) <> length({expr}) "
             f"THEN trim({expr}) ELSE {expr} END, '')")
 

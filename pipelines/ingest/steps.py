@@ -536,10 +536,10 @@ def start_validation(con, contract, rows_read: int, docs_dir: Path | None) -> Fu
     The sample is read here, on the caller's connection; the validation itself runs in one
     thread of its own (the thread never touches DuckDB, and one worker means validations never
     overlap: they share one GE context). GE on pandas is Python, one core, while the row and
-    cross-record checks that follow it run in DuckDB, which lets go of the GIL. At 1.7 M
-    episodes on 2 cores the two files' 3.7-4.1 s of GE leave 0.5-0.75 s of waiting, the checks
-    beside them take ~2.8 s longer (the cores are shared): ingest 36.9-37.2 -> 35.4-36.0 s.
-    With more cores the checks would not slow down.
+    cross-record checks that follow it run in DuckDB, which lets go of the GIL. On 2 cores the
+    checks beside GE run slower (the cores are shared), yet the ingest is shorter than with GE
+    after them (benchmarks/README.md, Measurements: pipelines/ingest/steps.py). With more cores
+    the checks would not slow down.
     """
     # pandas imported here, not by DuckDB's .df(): DuckDB reports a Ctrl-C during its own
     # import of pandas as "pandas is not installed"
@@ -703,8 +703,8 @@ def load_batch(con, name: str, sha: str, parsed: Parsed, opts: Options, run_id: 
         # rows land in file order, in full row groups. The batch is in file order already, but
         # in the uneven row groups of its parallel build, which an unordered INSERT copies; when
         # neighbours fit in fewer, DuckDB's checkpoint at close rewrites (vacuums) the table's
-        # row groups (a 1.7 M-row file: seconds, and a file twice the size). The sort's ordered
-        # output fills whole row groups, so nothing is left to vacuum.
+        # row groups (costly on a large file, and the database file ends up larger). The sort's
+        # ordered output fills whole row groups, so nothing is left to vacuum.
         keep = "ORDER BY _row_number" if not q_rows else (
             f"WHERE NOT EXISTS (SELECT 1 FROM {FAILURES} AS x WHERE x._row_number = b._row_number "
             "AND x.severity = 'error') ORDER BY _row_number")

@@ -19,7 +19,7 @@ from typing import Any
 from pipelines.report import charts, numbers, tables
 from pipelines.report.model import Badge, Section
 
-BRIEF_HEADLINES = 6  # at most this many outcomes in the brief (the issue's 4-6)
+BRIEF_HEADLINES = 6  # at most this many outcomes in the brief: four to six fit a board's two pages
 SMD_PASS, SMD_FAIL = 0.1, 0.2  # |SMD| after weighting: OHDSI's 0.1; twice that is a failure
 EQUIPOISE_MIN = 0.2  # OHDSI CohortMethod: at least 20% of people in equipoise
 FOLLOWUP_PASS, FOLLOWUP_FAIL = 0.80, 0.50  # GPRA's 80% follow-up target; below half, a failure
@@ -29,16 +29,16 @@ TERMS = ("How to read this: a rate is successes out of the discharges counted (n
          "compared after weighting for who is sent where (AIPW: augmented inverse probability weighting, "
          "which also models the outcome); the margin is the largest loss against residential still judged "
          "acceptable. [id] names the definition of success, listed in the appendix.")
-VERDICTS = ("better", "no different", "worse", "inconclusive")
 ADJUSTED_PREFERENCE = ("aipw", "gcomp", "iptw_ate", "overlap")  # the headline adjusted method, in order
 
 
 def verdict(x: Mapping[str, Any]) -> str | None:
-    """A non-inferiority row's verdict in one of VERDICTS, on its own margin basis, in the same
-    order of tests as its written conclusion (:mod:`pipelines.stats.noninferiority`): equivalent
-    or non-inferior with an interval touching no difference -> "no different"; non-inferior and
-    wholly above no difference -> "better"; wholly beyond the margin -> "worse"; else
-    "inconclusive". None when the row has no interval (not estimable or not shown)."""
+    """A non-inferiority row's verdict ("better", "no different", "worse" or "inconclusive"),
+    on its own margin basis, in the same order of tests as its written conclusion
+    (:mod:`pipelines.stats.noninferiority`): equivalent or non-inferior with an interval
+    touching no difference -> "no different"; non-inferior and wholly above no difference ->
+    "better"; wholly beyond the margin -> "worse"; else "inconclusive". None when the row has no
+    interval (not estimable or not shown)."""
     if x.get("margin_basis") == "relative":
         eq, ni = x.get("equivalent_relative"), x.get("noninferior_relative")
         lo, hi, null, bound = x.get("rr_ci95_low"), x.get("rr_ci95_high"), 1.0, x.get("margin_ratio")

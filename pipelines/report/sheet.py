@@ -459,8 +459,8 @@ def success_sheet_from_results(results: Mapping[str, Any], headlines: Sequence[s
     default HEADLINE, with a shown overall rate); the table of every definition's overall rate,
     HEADLINE first, whose note is the small-numbers rule and where the full numbers are.
 
-    With ``fit`` the page is printed once to check it (about 50 ms, in a report titled
-    ``title``); should the table run over, its last rows are left out and named in its note."""
+    With ``fit`` the page is printed once to check it (in a report titled ``title``); should
+    the table run over, its last rows are left out and named in its note."""
     sh = _Sheet(results)
     heads = _headlines(sh, headlines)
     ids = _order(sh, heads)

@@ -79,7 +79,7 @@ def balance_tables(
 
     if isinstance(design.matrix, CompactMatrix):
         # one weight column at a time: the (rows x 8) matrix of them, twice for two populations
-        # on two threads, was the statistics' peak at national scale
+        # on two threads, would be the statistics' peak at national scale
         s1, s2, tot = design.matrix.moments(column, len(given))
     else:
         W = np.empty((a.size, len(given)), order="F")

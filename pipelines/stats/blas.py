@@ -2,9 +2,9 @@
 
 The models' heavy products are X'WX of a tall, narrow design (n x ~40): OpenBLAS gains at
 most the number of cores from threads there, but its threads spin-wait for each other, and on
-a machine whose cores are shared (a flow worker, a server running other jobs) that made the
-products 10-12 times slower in wall time and CPU time than one thread (400,000 x 45, load
-average 6 on 2 cores: 45.7 s vs 4.4 s wall for ten products). One thread is also what
+a machine whose cores are shared (a flow worker, a server running other jobs) that makes the
+products many times slower, in wall time and CPU time, than one thread (benchmarks/README.md,
+Measurements: pipelines/stats/blas.py). One thread is also what
 ``OPENBLAS_NUM_THREADS=1`` gives, so results do not depend on it.
 
 :func:`single_blas_thread` limits every BLAS library loaded in the process (numpy's and

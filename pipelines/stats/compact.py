@@ -15,13 +15,13 @@ rounding (sums are formed in another order):
 
 * ``X @ b`` adds up, for each group, a table of its combinations' contributions and gathers it
   by code (one gather a group); ``r @ X`` and ``X.T @ r`` sum ``r`` by combination (one
-  ``np.bincount`` a group), each covariate's sums then coming from the small table. Measured
-  at a million rows and 13 covariates: 20 ms and 7 ms, against 58 ms and 40 ms one covariate
-  at a time (and ~40 ms for the dense float64 product);
+  ``np.bincount`` a group), each covariate's sums then coming from the small table: fewer
+  passes over the rows than one covariate at a time, and no slower than the dense float64
+  product (benchmarks/README.md, Measurements: pipelines/stats/compact.py);
 * X'WX (:func:`pipelines.stats.logistic.xtwx`) is formed from sums of the weights by code
-  (:meth:`CompactMatrix.weighted_gram`), at a million rows 65-90 ms against ~300 ms for the rows
-  expanded to float64 block by block (as it was until 2026-11-30), and the balance moments
-  likewise (:meth:`CompactMatrix.moments`): no row is expanded;
+  (:meth:`CompactMatrix.weighted_gram`), at a fraction of the time of the rows expanded to
+  float64 block by block, and the balance moments likewise (:meth:`CompactMatrix.moments`): no
+  row is expanded;
 * rows and columns are selected (a column selection shares the codes), a column appended (a
   0/1 column as the last digit of the smallest group when it has room).
 
@@ -259,9 +259,9 @@ class CompactMatrix:
         intercept's row); summed by the pair (combination of a group, code of a later group's
         member, or of a later group when the two groups' table is small) the cross block of
         the two; ``w`` times each numeric column summed by combination the numeric columns'
-        cross blocks. At a million rows and 51 columns that is ~20 ``np.bincount`` of a few
-        milliseconds each (65-90 ms) instead of every row expanded to float64 and multiplied
-        (~300 ms). Equal to the dense product to rounding. Rows are summed GRAM_ROWS at a time:
+        cross blocks. At 51 columns that is ~20 ``np.bincount`` over the rows instead of every
+        row expanded to float64 and multiplied, at a fraction of the time. Equal to the dense
+        product to rounding. Rows are summed GRAM_ROWS at a time:
         beside the rows it holds a few vectors of that many numbers, whatever the rows."""
         w = np.asarray(w, dtype=float)
         n, p = self.shape

@@ -37,9 +37,9 @@ Notes
   resamples people, not clusters. Replicates in which an estimator is not estimable (an arm
   model that does not converge) are left out of that estimator's intervals and counted in its
   note.
-* Run time: the three influence-function estimators take a few seconds at a million rows and
-  ~40 design columns (one propensity fit, two logistic and two Gamma arm models, no loop over
-  rows); a bootstrap refits all of them B times, so it is for small populations or small B.
+* Run time: the three influence-function estimators cost a handful of model fits (one
+  propensity fit, two logistic and two Gamma arm models, no loop over rows); a bootstrap
+  refits all of them B times, so it is for small populations or small B.
 * ICER = ΔC / ΔE (dollars per extra success) whatever its interval; when the success
   difference's interval includes 0 the ratio is unstable (its sign and size swing with small
   changes of ΔE) and ``icer_note`` says so: read the NMB and the acceptability curve instead.

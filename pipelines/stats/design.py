@@ -58,7 +58,8 @@ MISSING_LEVEL = "(missing)"
 #: A design whose dense float64 matrix would take more than this is kept as a CompactMatrix
 #: (categorical covariates as shared codes): 200,000 episodes stay dense, 1.7 M (957 k IOP /
 #: residential rows x 51 columns, 372 MB) and national scale do not. At 1.7 M the statistics
-#: take as long either way (138 s compact, 136 s dense) and peak at 1.3 GiB instead of 3.3.
+#: take as long with the compact design and peak at well under half the memory
+#: (benchmarks/README.md, Measurements: pipelines/stats/design.py).
 DENSE_LIMIT_BYTES = 64 << 20
 
 
@@ -200,8 +201,8 @@ def _independent_columns(G: np.ndarray, tol: float = 1e-9) -> list[int]:
 def _rows(X: np.ndarray, rows: np.ndarray, cols: list[int]) -> np.ndarray:
     """X[rows][:, cols] as one Fortran-ordered copy, column by column.
 
-    The mask becomes row indices once: masking every column again scanned the whole mask per
-    column (four times slower at 200,000 rows x 45 columns).
+    The mask becomes row indices once: masking every column again would scan the whole mask
+    per column.
     """
     if isinstance(X, CompactMatrix):
         return X.take_columns(cols).take_rows(rows)

@@ -5,8 +5,8 @@ effects); each person's risk is predicted under every arm's model, and the predi
 averaged over the whole comparison population (the ATE). This is regression adjustment as in
 statsmodels ``TreatmentEffect.ra`` and Stata's ``teffects ra``: equivalent to one model with
 every covariate interacted with the arm, so the arm's effect may differ with severity or any
-other covariate. (Until 2026-12 levelcare fitted one model with shared slopes and the arm as one
-more term; on data whose IOP effect changes sign with severity that was biased for the ATE.)
+other covariate. (One model with shared slopes and the arm as one more term would be biased for
+the ATE on data whose IOP effect changes sign with severity.)
 
 Notes
 -----

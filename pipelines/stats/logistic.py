@@ -109,8 +109,8 @@ def _subsample_start(n: int, fit) -> np.ndarray | None:
 
 def _every(X, k: int):
     """Every k-th row of ``X``: a CompactMatrix stays compact (its X'WX by code sums is several
-    times faster than the dense product of the same rows: at 100,000 x 68 ~0.02 s against 0.11 s),
-    a dense array becomes a Fortran-ordered copy."""
+    times faster than the dense product of the same rows), a dense array becomes a
+    Fortran-ordered copy."""
     if isinstance(X, CompactMatrix):
         return X.take_rows(slice(None, None, k))
     return np.asfortranarray(X[::k])
@@ -155,8 +155,7 @@ def xtwx(X: np.ndarray, w: np.ndarray) -> np.ndarray:
 def _binary_deviance(y: np.ndarray, eta: np.ndarray, f: np.ndarray | None) -> float:
     # y log p + (1 - y) log(1 - p) = y * eta - log(1 + e^eta): one softplus per row instead
     # of two log-sigmoids (y may be fractional: the identity holds for any y). The softplus as
-    # max(eta, 0) + log1p(e^-|eta|), in place: a quarter of np.logaddexp's time (8 vs 31 ms a
-    # million rows), the same to rounding.
+    # max(eta, 0) + log1p(e^-|eta|), in place: cheaper than np.logaddexp, the same to rounding.
     sp = np.abs(eta)
     np.negative(sp, out=sp)
     np.exp(sp, out=sp)
@@ -189,8 +188,8 @@ def fit_logistic(
     free = np.setdiff1d(np.arange(p), held)
     if start is None and not isinstance(X, CompactMatrix):
         # (a CompactMatrix's X'WX has a fixed cost per call that a subsample does not shrink: on a
-        # per-arm outcome model of 500,000 rows the subsample's iterations cost more than the one
-        # full iteration they save, 1.29 against 1.13 s a pair of arm models)
+        # per-arm outcome model the subsample's iterations cost more than the one full iteration
+        # they save)
         start = _subsample_start(n, lambda k: fit_logistic(
             _every(X, k), y[::k], freq_weights=None if f is None else f[::k], max_iter=max_iter,
             tol=1e-6,
@@ -302,11 +301,11 @@ def fit_multinomial(
 
     def probs(B: np.ndarray) -> tuple[np.ndarray, float]:
         # one category's column at a time (Fortran order): numpy's reductions across the K
-        # numbers of a row took twice as long
+        # numbers of a row are slower
         eta = np.empty((n, K), order="F")
         eta[:, 0] = 0.0
         eta[:, 1:] = X @ B.T
-        # log-sum-exp by hand (scipy's also handles infinities and signs, at twice the cost)
+        # log-sum-exp by hand (scipy's also handles infinities and signs, at a higher cost)
         top = eta[:, 0].copy()
         for k in range(1, K):
             np.maximum(top, eta[:, k], out=top)

@@ -42,9 +42,9 @@ def c_statistic(score: np.ndarray, treated: np.ndarray) -> float:
 
     Counted from the two groups' sorted scores: for each treated score, the untreated scores
     below it and equal to it (``searchsorted`` left and right). The same number as the
-    Mann-Whitney mid-rank formula (every term is an integer or a half: exact in float64), at a
-    third of the time of ranking all scores (0.07 against 0.22 s a million rows); it runs once
-    per propensity model.
+    Mann-Whitney mid-rank formula (every term is an integer or a half: exact in float64), at
+    less cost than ranking all scores (benchmarks/README.md, Measurements:
+    pipelines/stats/propensity.py); it runs once per propensity model.
     """
     score = np.asarray(score, dtype=float)
     treated = np.asarray(treated, dtype=bool)

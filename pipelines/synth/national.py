@@ -182,11 +182,6 @@ def coefficient(term: str, value: Any) -> float:
     return COEFFICIENTS[term][level_key(term, value)]
 
 
-def eta_of_mart_row(row: dict[str, Any]) -> float:
-    """The national log-odds of one mart_episodes row (columns of TERM_COLUMN)."""
-    return sum(coefficient(term, row[col]) for term, col in TERM_COLUMN.items())
-
-
 def _expit(x):
     from scipy.special import expit
 

@@ -9,7 +9,7 @@ episodes as (
 ),
 
 -- read once per window below: not materialized, or DuckDB copies the whole table
--- first (at 25 M episodes 29 M rows, 35 of the model's 166 s)
+-- first (benchmarks/README.md, Measurements: sql/)
 followup_best as not materialized (
     select * from int_followup_best
 ),

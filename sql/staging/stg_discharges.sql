@@ -10,9 +10,8 @@ final as (
         -- '\' and ':' in site_id escaped ('\\', '\:'): site 'a:b' with episode 'c' is not site 'a'
         -- with episode 'b:c' (docs/interfaces.md)
         replace(replace(site_id, '\', '\\'), ':', '\:') || ':' || episode_id as episode_key,
-        -- the raw row's rowid: the build's own joins and windows key on this integer, not on the
-        -- text (int_followup_best 82.7 -> 56.5 s and int_pathways 66.5 -> 55.2 s at 25 M
-        -- episodes); the marts keep episode_key
+        -- the raw row's rowid: the build's own joins and windows key on this integer, cheaper
+        -- than the text (benchmarks/README.md, Measurements: sql/); the marts keep episode_key
         episode_row,
         episode_id,
         person_id,
