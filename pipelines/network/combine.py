@@ -3,7 +3,8 @@
 Refused, with one line naming the package and the problem, before anything is pooled:
 
 * a folder holding any file but ``study.json``, ``counts.csv``, ``estimates.csv``,
-  ``balance.csv`` and ``manifest.json`` (a row-level extract slipped in), or lacking one of them;
+  ``balance.csv``, ``strata.csv`` and ``manifest.json`` (a row-level extract slipped in), or
+  lacking one of them;
 * a file whose SHA-256 is not the manifest's (changed after packaging), or a manifest or
   study whose specification hash does not match the specification it carries;
 * a table whose columns are not a package's, or holding a count the disclosure rule forbids
@@ -23,6 +24,10 @@ Pooled:
 * the crude comparison also in one shot from the sites' counts (``pooling`` ``mantel_haenszel``):
   the Mantel-Haenszel risk difference stratified by site, from each site's successes and
   episodes in the arm and the reference (its level-group counts), with the Sato variance;
+* with the method ``ps_stratified``, an adjusted comparison in one shot: the Mantel-Haenszel
+  risk difference over every site's propensity-score strata (``strata.csv``,
+  :mod:`pipelines.network.strata`; the primary of this method), beside each site's own
+  stratified estimate (``sites.csv``) and their meta-analysis;
 * ``sites.csv``: each site's estimate beside the pooled one (the forest plot's rows);
 * covariate balance (``balance.csv``), per definition, weighting and covariate level: each arm's
   mean and SD before and after weighting pooled from the sites' moments (means weighted by the
@@ -62,6 +67,7 @@ class Package:
     counts: list[dict[str, str]]
     estimates: list[dict[str, str]]
     balance: list[dict[str, str]]
+    strata: list[dict[str, str]]
 
 
 def _refuse(where: str | Path, why: str) -> UserError:
@@ -114,14 +120,16 @@ def read_package(path: Path, shown: str | None = None) -> Package:
     counts = _read_csv(path / "counts.csv", pk.COUNT_COLUMNS, where)
     estimates = _read_csv(path / "estimates.csv", pk.ESTIMATE_COLUMNS, where)
     balance = _read_csv(path / "balance.csv", pk.BALANCE_COLUMNS, where)
+    strata = _read_csv(path / "strata.csv", pk.STRATA_COLUMNS, where)
     rule = info.get("disclosure_rule") or "cms"
-    for name, rows in (("counts.csv", counts), ("estimates.csv", estimates), ("balance.csv", balance)):
+    for name, rows in (("counts.csv", counts), ("estimates.csv", estimates), ("balance.csv", balance),
+                       ("strata.csv", strata)):
         try:
             disclosure.check_artifact(rows, rule=rule, name=name)
         except disclosure.DisclosureError as exc:
             raise _refuse(where, str(exc)) from None
     return Package(location=where, label=str(info.get("label") or path.name), info=info, counts=counts,
-                   estimates=estimates, balance=balance)
+                   estimates=estimates, balance=balance, strata=strata)
 
 
 def same_study(packages: Sequence[Package]) -> dict[str, Any]:
@@ -213,6 +221,67 @@ def pool_mantel_haenszel(packages: Sequence[Package], key: tuple[str, ...]) -> d
             "note": "one-shot: stratified by site, from each site's successes and episodes (Sato variance)"}
 
 
+def _strata_estimates(p: Package, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """A site's own propensity-stratified estimate of each definition (the Mantel-Haenszel risk
+    difference over its strata), shaped as an ``estimates.csv`` row; a definition without strata
+    at the site is a row without an estimate, saying why."""
+    from pipelines.network.strata import mantel_haenszel
+    from pipelines.stats.results import NotEstimable
+
+    if st.PS_STRATIFIED not in spec.get("methods", ()):
+        return []
+    out = []
+    for d in spec["definitions"]:
+        version = str(d["version"])
+        mine = [x for x in p.strata if (x["definition_id"], x["definition_version"]) == (d["id"], version)]
+        row = {"definition_id": d["id"], "definition_version": version, "arm": spec["arm"],
+               "reference": spec["reference"], "method": st.PS_STRATIFIED, "estimand": "rd", "estimate": "",
+               "se": "", "ci_low": "", "ci_high": "", "note": "no strata: too few people, or the arm's or the "
+               "reference's total hidden at the site"}
+        result = mantel_haenszel(mine) if mine else None
+        if result is not None and not isinstance(result, NotEstimable):
+            row.update(estimate=result.estimate, se=result.se, ci_low=result.ci_low, ci_high=result.ci_high,
+                       note=f"{len(mine)} propensity-score strata")
+        out.append(row)
+    return out
+
+
+def pool_strata(packages: Sequence[Package], key: tuple[str, ...]) -> dict[str, Any]:
+    """The propensity-stratified comparison in one shot: the Mantel-Haenszel risk difference over
+    every site's strata (stratified by site and stratum)."""
+    from pipelines.network.strata import mantel_haenszel
+    from pipelines.stats.results import NotEstimable
+
+    def_id, version, arm, reference, method, estimand = key
+    used = [p for p in packages if any((x["definition_id"], x["definition_version"]) == (def_id, version)
+                                       for x in p.strata)]
+    rows = [x for p in used for x in p.strata if (x["definition_id"], x["definition_version"]) == (def_id, version)]
+    base = {"definition_id": def_id, "definition_version": version, "arm": arm, "reference": reference,
+            "method": method, "estimand": estimand, "pooling": "mantel_haenszel", "primary": True, "k": len(used),
+            "sites_pooled": ";".join(p.label for p in used),
+            "sites_not_estimable": ";".join(p.label for p in packages if p not in used)}
+    result = mantel_haenszel(rows) if rows else NotEstimable("no site has propensity-score strata", method, 0)
+    if isinstance(result, NotEstimable):
+        return {**base, "estimate": None, "note": result.reason}
+    return {**base, "estimate": result.estimate, "se": result.se, "ci_low": result.ci_low, "ci_high": result.ci_high,
+            "p_value": result.p_value, "note": f"one-shot: {len(rows)} strata of {len(used)} sites (Sato variance)"}
+
+
+def _meta_rows(base: dict[str, Any], result: Any, one_shot: bool) -> list[dict[str, Any]]:
+    """The meta-analysis's rows (fixed, DerSimonian-Laird, HKSJ, modified HKSJ) with the
+    heterogeneity; HKSJ is the primary unless the method's one-shot estimate is (``one_shot``)."""
+    het = result.heterogeneity
+    common = {"q": het.q if het else None, "q_p_value": het.p_value if het else None,
+              "i2": het.i2 if het else None, "tau2": result.tau2,
+              "prediction_low": result.prediction.low if result.prediction else None,
+              "prediction_high": result.prediction.high if result.prediction else None}
+    return [{**base, "pooling": pooling, "primary": est is result.primary and not one_shot, "estimate": est.estimate,
+             "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high, "p_value": est.p_value, **common,
+             "note": None}
+            for pooling, est in (("fixed", result.fixed), ("random_dl", result.random), ("random_hksj", result.hksj),
+                                 ("random_hksj_modified", result.hksj_modified)) if est is not None]
+
+
 def pool_estimates(packages: Sequence[Package]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Meta-analysis per definition and method: (pooled rows, per-site rows)."""
     from pipelines.stats import meta
@@ -220,7 +289,7 @@ def pool_estimates(packages: Sequence[Package]) -> tuple[list[dict[str, Any]], l
 
     groups: dict[tuple[str, ...], list[tuple[str, dict[str, str]]]] = {}
     for p in packages:
-        for row in p.estimates:
+        for row in [*p.estimates, *_strata_estimates(p, p.info["specification"])]:
             key = (row["definition_id"], row["definition_version"], row["arm"], row["reference"], row["method"],
                    row["estimand"])
             groups.setdefault(key, []).append((p.label, row))
@@ -238,21 +307,12 @@ def pool_estimates(packages: Sequence[Package]) -> tuple[list[dict[str, Any]], l
         result = meta.pool([_num(r["estimate"]) for _, r in usable], [_num(r["se"]) ** 2 for _, r in usable])
         if isinstance(result, NotEstimable):
             pooled.append({**base, "pooling": None, "estimate": None, "note": result.reason})
-            continue
-        het = result.heterogeneity
-        common = {"q": het.q if het else None, "q_p_value": het.p_value if het else None,
-                  "i2": het.i2 if het else None, "tau2": result.tau2,
-                  "prediction_low": result.prediction.low if result.prediction else None,
-                  "prediction_high": result.prediction.high if result.prediction else None}
-        for pooling, est in (("fixed", result.fixed), ("random_dl", result.random), ("random_hksj", result.hksj),
-                             ("random_hksj_modified", result.hksj_modified)):
-            if est is None:
-                continue
-            pooled.append({**base, "pooling": pooling, "primary": est is result.primary, "estimate": est.estimate,
-                           "se": est.se, "ci_low": est.ci_low, "ci_high": est.ci_high, "p_value": est.p_value,
-                           **common, "note": None})
+        else:
+            pooled += _meta_rows(base, result, one_shot=method == st.PS_STRATIFIED)
         if method == "crude" and estimand == "rd":
             pooled.append(pool_mantel_haenszel(packages, key))
+        if method == st.PS_STRATIFIED:
+            pooled.append(pool_strata(packages, key))
     return pooled, sites
 
 

@@ -9,6 +9,9 @@ arm, reference and period) and keeps of it only:
 * ``estimates.csv``: the comparison's estimates (risk differences) of the study's methods with
   their standard errors, or why a method is not estimable (for a follow-up-interview definition,
   the estimate under its own missing-data policy; the other policy's sensitivity row is left out);
+* ``strata.csv`` (with the method ``ps_stratified``): each definition's 2x2 tables within
+  propensity-score strata (:mod:`pipelines.network.strata`), for a one-shot pooled adjusted
+  estimate;
 * ``balance.csv``: covariate balance on each definition's population, per weighting, with the
   moments a network pools (each arm's size, mean and SD before and after weighting, and total
   weight), as ``analyze`` disclosed them;
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.errors import UserError
+from pipelines.network import strata as strata_columns
 from pipelines.network import study as st
 
 FORMAT = "levelcare-network-package/1"
@@ -44,7 +48,8 @@ BALANCE_COLUMNS = ["definition_id", "definition_version", "method", "covariate",
                    "mean_arm_before", "mean_reference_before", "sd_arm_before", "sd_reference_before", "weight_arm",
                    "weight_reference", "mean_arm_after", "mean_reference_after", "sd_arm_after", "sd_reference_after",
                    "smd_before", "smd_after", "suppression"]
-FILES = ("study.json", "counts.csv", "estimates.csv", "balance.csv", "manifest.json")
+STRATA_COLUMNS = strata_columns.COLUMNS
+FILES = ("study.json", "counts.csv", "estimates.csv", "balance.csv", "strata.csv", "manifest.json")
 LABEL_PATTERN = r"[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}"
 
 
@@ -123,9 +128,18 @@ def write_package(settings: Any, out_dir: Path, study: st.Study | None, label: s
         if x["estimate"] is not None and x["se"] is None:
             x["se"], x["variance"] = _se_from_interval(full), "from the 95% interval: width / (2 x 1.96)"
     balance = _balance(results, definitions)
+    strata = []
+    if st.PS_STRATIFIED in study.methods:
+        from pipelines.network.strata import site_strata
+        from pipelines.results.warehouse_sections import period_where
+        from pipelines.warehouse import connect
+
+        with connect(settings.warehouse, timeout_seconds=settings.lock_timeout_seconds) as con:
+            where, params = period_where(parse_period(study.period))
+            strata = site_strata(con, definitions, study.arm, study.reference, where, params, counts, rule)
     out.mkdir(parents=True, exist_ok=True)
     for name, rows, columns in (("counts.csv", counts, COUNT_COLUMNS), ("estimates.csv", estimates, ESTIMATE_COLUMNS),
-                                ("balance.csv", balance, BALANCE_COLUMNS)):
+                                ("balance.csv", balance, BALANCE_COLUMNS), ("strata.csv", strata, STRATA_COLUMNS)):
         disclosure.check_artifact(rows, rule=rule, name=name)
         write_csv(out / name, rows, columns)
     period = results["period"]

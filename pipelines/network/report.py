@@ -163,12 +163,14 @@ def _comparisons(spec: Mapping[str, Any], pooled: Sequence[Mapping[str, Any]],
         rows = [(r["pooling"] + (" (primary)" if r.get("primary") else ""),
                  f"{_pp(r['estimate'])} ({_pp(r['ci_low'])} to {_pp(r['ci_high'])})", r["k"]) for r in shown]
         primary = next((r for r in shown if r.get("primary")), shown[0])
+        # the heterogeneity is the meta-analysis's (a one-shot primary has none of its own)
+        meta_row = next((r for r in shown if r.get("i2") not in (None, "")), primary)
         left_out = ("Not estimable at (crude counts only): "
                     f"{str(primary['sites_not_estimable']).replace(';', ', ')}."
                     if primary.get("sites_not_estimable") else "")
         chart = charts.site_forest([s for s in sites if (s["definition_id"], s["method"]) == (def_id, method)],
                                    shown, f"{def_id}, {method}: by site and pooled", chart_id=f"chart-forest-{k}")
-        out.append(_Comparison(heading, "", rows, heterogeneity_sentence(primary), left_out, chart))
+        out.append(_Comparison(heading, "", rows, heterogeneity_sentence(meta_row), left_out, chart))
     return out
 
 

@@ -10,8 +10,9 @@ same. Keys:
   id, or holds another version, refuses to run the study (the numbers would mean something else);
 * ``arm`` / ``reference``: the levels of care compared (default ``iop`` / ``residential``);
 * ``period``: quarters ``FROM..TO`` (default: all data);
-* ``methods``: the estimators pooled (default ``crude``, ``aipw``; any method ``analyze`` writes
-  in comparisons.csv).
+* ``methods``: the estimators pooled (default ``crude``, ``aipw``, ``ps_stratified``; any method
+  ``analyze`` writes in comparisons.csv, and ``ps_stratified``: the sites' propensity-score
+  strata, pooled in one shot, :mod:`pipelines.network.strata`).
 
 The specification as run — these keys, each definition's full text and the levelcare version —
 is written into the package (``study.json``); its SHA-256 (over canonical JSON) identifies the
@@ -33,7 +34,9 @@ from pipelines.errors import UserError
 KEYS = {"study", "title", "definitions", "arm", "reference", "period", "methods"}
 STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 DEFAULT_DEFINITIONS = ("completion", "no_readmission_90d", "abstinent_90d_itt")
-DEFAULT_METHODS = ("crude", "aipw")
+DEFAULT_METHODS = ("crude", "aipw", "ps_stratified")
+#: the method whose estimates come from the packages' propensity-score strata
+PS_STRATIFIED = "ps_stratified"
 
 
 @dataclass(frozen=True)

@@ -446,8 +446,9 @@ def acceptability(rows: Sequence[Mapping[str, Any]], labels: Mapping[str, str], 
 def site_forest(sites: Sequence[Mapping[str, Any]], pooled: Sequence[Mapping[str, Any]], title: str,
                 chart_id: str = "chart-site-forest", *, png: bool = True) -> Chart:
     """A network's forest plot: each site's estimate (risk difference, percentage points) with its
-    95% interval, then the pooled estimates (diamonds: fixed effect, DerSimonian-Laird, HKSJ)
-    and the prediction interval (a bar under the random-effects diamond)."""
+    95% interval, then the pooled estimates (diamonds: fixed effect, DerSimonian-Laird, HKSJ, and
+    a one-shot Mantel-Haenszel estimate where there is one) and the prediction interval (a bar
+    under the HKSJ diamond)."""
     plt = _plt()
     shown = [s for s in sites if s.get("estimate") is not None]
     pools = [p for p in pooled if p.get("estimate") is not None]
@@ -465,7 +466,7 @@ def site_forest(sites: Sequence[Mapping[str, Any]], pooled: Sequence[Mapping[str
         y = len(shown) + j
         est, lo, hi = 100 * p["estimate"], 100 * p["ci_low"], 100 * p["ci_high"]
         ax.fill([lo, est, hi, est], [y, y - 0.3, y, y + 0.3], color=PALETTE[1] if p.get("primary") else "#777777")
-        if p.get("primary") and p.get("prediction_low") is not None:
+        if p.get("pooling") == "random_hksj" and p.get("prediction_low") is not None:
             ax.plot([100 * p["prediction_low"], 100 * p["prediction_high"]], [y + 0.4] * 2, color=PALETTE[1], lw=1,
                     ls=":")
     ax.axvline(0, color="#333333", lw=0.8)
@@ -473,6 +474,8 @@ def site_forest(sites: Sequence[Mapping[str, Any]], pooled: Sequence[Mapping[str
                                                               for p in pools])
     ax.invert_yaxis()
     ax.set_xlabel("difference in percentage points (95% interval)")
-    caption = ("Squares: each site's estimate; diamonds: pooled (the coloured one is the primary, HKSJ); dotted: "
-               "the 95% prediction interval for a new site's effect.")
+    primary = next((names.get(str(p["pooling"]), str(p["pooling"])) for p in pools if p.get("primary")), None)
+    caption = ("Squares: each site's estimate; diamonds: pooled"
+               + (f" (the coloured one is the primary: {primary.removeprefix('pooled, ')})" if primary else "")
+               + "; dotted: the 95% prediction interval for a new site's effect.")
     return _finish(fig, chart_id, title, caption, png=png)
