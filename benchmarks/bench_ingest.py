@@ -42,7 +42,7 @@ STATES = [1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13, 15, 16, 17, 18, 19, 20, 21, 22, 2
 def make_csv(path: Path, rows: int) -> None:
     import duckdb
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "ingest"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
     from teds_fixtures import VARS_2017
 
     exprs = []

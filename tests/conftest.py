@@ -1,5 +1,10 @@
 """Shared test configuration.
 
+The tests are grouped by kind (CONTRIBUTING.md). Helper modules live in ``tests/support/``,
+which is put on ``sys.path`` here, so every test imports them by bare name
+(``from ingest_helpers import ...``) whatever folder it sits in; the fixtures that tests of
+several kinds share are plugins there (``pytest_plugins`` below).
+
 Slow tests (marked ``slow``) run only with ``--slow``; benchmarks live in ``benchmarks/`` and
 are scripts, not tests.
 """
@@ -9,9 +14,15 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
+
+pytest_plugins = ["plugin_analysis", "plugin_prefect_server", "plugin_synth"]
 
 # One Prefect home per test session, with settings for a machine without internet. xdist's
 # workers inherit the controller's; the process that made the folder removes it when it exits

@@ -24,7 +24,7 @@ is case-sensitive, so ``'IOP'`` would match no row.
 
 Limit: a value that a model derived only from a particular combination of two fields' values
 need not appear (each field cycles through its values independently). No model does so today;
-``tests/definitions/test_literal_values.py`` pins the sets of the categorical columns.
+``tests/contracts/test_literal_values.py`` pins the sets of the categorical columns.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from extract_files import ingest, read_rows
+from teds_fixtures import VARS_2017, teds_csv
 
 from pipelines.cli import main
 
@@ -165,28 +166,16 @@ def test_a_covariate_the_program_lacks_is_reported_not_dropped_silently(loaded, 
     assert "covariate payer not used" in out
 
 
-def _teds_fixtures():
-    """tests/ingest/teds_fixtures.py: the era layouts written out by hand from the codebook."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "ingest" / "teds_fixtures.py"
-    spec = importlib.util.spec_from_file_location("teds_fixtures_for_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_older_era_and_several_years(loaded, tmp_path, capsys):
     """The same national rows written in the 2006-2014 layout (SERVSETD, the old AGE, NOPRIOR
     and ETHNIC codes) as discharge year 2012 load beside the 2019 file; --years picks either or
     both, and the older era's model (coarser codes) gives nearly the same O/E."""
     import shutil
 
-    fx = _teds_fixtures()
     shutil.copy(loaded / "w.duckdb", tmp_path / "w.duckdb")
     rows = [{**r, "DISYR": "2012", "CASEID": "2012" + r["CASEID"][4:]} for r in read_rows(loaded / "nat" / "tedsd_puf.csv")]
-    rows = [{k: v for k, v in r.items() if k in fx.VARS_2017} for r in rows]
-    (tmp_path / "tedsd_puf_2012.csv").write_text(fx.teds_csv(rows, "2006-2014"), encoding="utf-8")
+    rows = [{k: v for k, v in r.items() if k in VARS_2017} for r in rows]
+    (tmp_path / "tedsd_puf_2012.csv").write_text(teds_csv(rows, "2006-2014"), encoding="utf-8")
     ingest(tmp_path / "w.duckdb", tmp_path / "tedsd_puf_2012.csv")
     results = {}
     for years in ("2012..2012", "2019..2019", "2012..2019"):
@@ -249,3 +238,18 @@ def test_no_covariate_in_common_is_a_one_line_error(loaded, tmp_path, capsys):
         marts.build(con)
     code, _, err = _run(capsys, tmp_path / "w.duckdb", "--out", str(tmp_path / "o"))
     assert code == 2 and "no covariate has values in both" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_rule_that_rounds_counts_refuses_the_benchmark_and_analyze_goes_on_without_it(loaded, capsys, tmp_path):
+    # an O/E ratio times its expected count gives the observed count back, unrounded
+    code, _, err = _run(capsys, loaded / "w.duckdb", "--out", str(tmp_path / "b"), "--disclosure", "opensafely")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "opensafely" in err and "rounds counts" in err and not (tmp_path / "b" / "benchmark.csv").exists()
+    from pipelines.analysis.command import analyze
+    from pipelines.settings import Settings
+
+    results = analyze(Settings(warehouse=loaded / "w.duckdb"), tmp_path / "a", ["completion"], ["level_group"],
+                      rule="opensafely", compare=False)
+    assert results["benchmark"] is None and not (tmp_path / "a" / "benchmark.csv").exists()
+    code, _, _ = _run(capsys, loaded / "w.duckdb", "--out", str(tmp_path / "c"), "--definitions", "completion")
+    assert code == 0 and (tmp_path / "c" / "benchmark.csv").exists()  # under the default rule it runs

@@ -116,7 +116,7 @@ def test_dask_run_gives_the_default_runners_results_and_warehouse(data, default_
     assert ids and not [v for v in ids if v in printed]
 
 
-@pytest.mark.slow  # a third full run (~1 CPU-minute); the default suite runs the local-cluster test above
+@pytest.mark.slow  # a third full run; the default suite runs the local-cluster test above
 def test_dask_address_runs_on_a_cluster_started_elsewhere(data, default_run, tmp_path):
     """The ingest and analyze sub-flows (the ones with Dask tasks) on a scheduler given by address."""
     import distributed

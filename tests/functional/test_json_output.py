@@ -20,8 +20,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "report"))
 from report_fixtures import analyzed
 from xdist_shared import built_once
 
@@ -37,8 +35,8 @@ def levelcare(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def warehouse(tmp_path_factory) -> Path:
     from pipelines.warehouse import write_lock
 
-    # tests/report/conftest.py's `analysis`: the same name and the same build, so that a test run
-    # builds it once, whichever test asks first
+    # the `analysis` fixture's build (tests/support/plugin_analysis.py), under the same name, so
+    # that a test run builds it once, whichever test asks first
     results, _ = built_once(tmp_path_factory, "report-analysis", lambda root: (analyzed(root), root / "data"))
     shared = results.parent / "levelcare.duckdb"
     copy = tmp_path_factory.mktemp("json-warehouse") / "levelcare.duckdb"

@@ -24,7 +24,7 @@ definitions:
   - {id: completion, version: 1}
 arm: iop
 reference: residential
-methods: [crude, aipw]
+methods: [crude, aipw, ps_stratified]
 """
 
 
@@ -64,7 +64,7 @@ def test_packages_hold_aggregates_only(network):
     for label in GROUPS:
         folder = root / "pkg" / label
         assert sorted(p.name for p in folder.iterdir()) == ["balance.csv", "counts.csv", "estimates.csv", "manifest.json",
-                                                            "study.json"]
+                                                            "strata.csv", "study.json"]
         text = "".join(p.read_text(encoding="utf-8") for p in folder.iterdir())
         assert "E0" not in text and "P0" not in text  # no episode or person id
         assert re.search(r"(19|20)\d\d-\d\d-\d\d", text) is None  # no date finer than a quarter
@@ -81,9 +81,11 @@ def test_pooled_counts_equal_the_single_warehouse_counts(network):
             continue
         p = pooled[(row["group_by"], "all" if row["group_by"] == "all" else row["group"])]
         if p["sites_hidden"]:  # a package hid this cell: the pooled count leaves it out, and says so
-            assert int(p["denominator"]) < row["denominator"]
+            assert p["note"] == "hidden at every site" if p["denominator"] == "" else \
+                int(p["denominator"]) < row["denominator"]
             continue
-        assert (int(p["numerator"]), int(p["denominator"])) == (row["numerator"], row["denominator"]), level
+        assert (int(p["numerator"]), int(p["denominator"])) == (row["numerator"], row["denominator"]), \
+            (row["group_by"], row["group"])
 
 
 def test_pooled_aipw_covers_the_truth_and_agrees_with_the_single_analysis(network):
@@ -109,7 +111,8 @@ def test_pooled_aipw_covers_the_truth_and_agrees_with_the_single_analysis(networ
                 if r[header.index("method")] == "aipw" and r[header.index("pooling")] == "random_hksj")
     assert hksj[header.index("estimate")] == pytest.approx(float(primary["estimate"]))
     html_page = (root / "pooled" / "network.html").read_text(encoding="utf-8")
-    assert html_page.count("<svg") == 2 and "prediction interval" in html_page and "<script" not in html_page
+    # one forest plot per method: crude, aipw, ps_stratified
+    assert html_page.count("<svg") == 3 and "prediction interval" in html_page and "<script" not in html_page
     # crude: pooled from each site's Wald standard error, beside the pooled counts' own difference
     crude = next(r for r in read_rows(root / "pooled" / "comparisons.csv") if r["method"] == "crude" and r["primary"] == "True")
     assert int(crude["k"]) == 3
@@ -119,7 +122,7 @@ def test_pooled_aipw_covers_the_truth_and_agrees_with_the_single_analysis(networ
 
 
 def test_the_one_shot_mantel_haenszel_estimate_comes_from_the_sites_counts(network):
-    root, truth, single = network
+    root, _, single = network
     mh = next(r for r in read_rows(root / "pooled" / "comparisons.csv") if r["pooling"] == "mantel_haenszel")
     assert mh["method"] == "crude" and mh["primary"] == "False" and int(mh["k"]) == 3
     # the weighted-average form, from each package's level-group counts: sum W d / sum W
@@ -138,6 +141,46 @@ def test_the_one_shot_mantel_haenszel_estimate_comes_from_the_sites_counts(netwo
     assert 0.5 < float(mh["se"]) / whole["se"] < 2 if whole.get("se") else float(mh["se"]) > 0
 
 
+def test_the_one_shot_propensity_stratified_estimate_covers_the_truth(network):
+    root, truth, single = network
+    ate = truth["effects"]["completion"]["ate"] if isinstance(truth["effects"]["completion"], dict) \
+        else truth["effects"]["completion"]
+    rows = [r for r in read_rows(root / "pooled" / "comparisons.csv") if r["method"] == "ps_stratified"]
+    one_shot = next(r for r in rows if r["pooling"] == "mantel_haenszel")
+    assert one_shot["primary"] == "True" and int(one_shot["k"]) == 3 and not one_shot["sites_not_estimable"]
+    assert float(one_shot["ci_low"]) <= ate <= float(one_shot["ci_high"])
+    whole = next(r for r in single["comparisons"] if r["definition_id"] == "completion" and r["method"] == "aipw"
+                 and r["estimand"] == "rd")
+    assert float(one_shot["ci_low"]) <= whole["estimate"] <= float(one_shot["ci_high"])
+    # the crude difference is confounded (sicker people go residential); the strata remove most of it
+    crude = next(r for r in single["comparisons"] if r["definition_id"] == "completion" and r["method"] == "crude"
+                 and r["estimand"] == "rd")
+    assert abs(float(one_shot["estimate"]) - whole["estimate"]) < abs(crude["estimate"] - whole["estimate"])
+    # the estimate from the packages' strata.csv alone, by the weighted-average form
+    num = den = 0.0
+    strata = 0
+    for g in GROUPS:
+        for r in read_rows(root / "pkg" / g / "strata.csv"):
+            a, n1, c, n0 = (int(r[k]) for k in ("n_arm_successes", "n_arm", "n_reference_successes", "n_reference"))
+            for v in (a, n1 - a, c, n0 - c):
+                assert v == 0 or v > 10, r  # no small count leaves a site
+            strata += 1
+            if n1 and n0:
+                w = n1 * n0 / (n1 + n0)
+                num += w * (a / n1 - c / n0)
+                den += w
+        # a site's strata add up to its arm's and reference's episodes in counts.csv
+        totals = {r["group"]: int(r["denominator"]) for r in read_rows(root / "pkg" / g / "counts.csv")
+                  if r["group_by"] == "level_group" and r["group"] in ("iop", "residential")}
+        mine = read_rows(root / "pkg" / g / "strata.csv")
+        assert sum(int(r["n_arm"]) for r in mine) == totals["iop"]
+        assert sum(int(r["n_reference"]) for r in mine) == totals["residential"]
+    assert 3 <= strata <= 15
+    assert float(one_shot["estimate"]) == pytest.approx(num / den, rel=1e-12)
+    sites = [r for r in read_rows(root / "pooled" / "sites.csv") if r["method"] == "ps_stratified"]
+    assert sorted(r["site"] for r in sites) == sorted(GROUPS) and all(r["estimate"] for r in sites)
+
+
 def test_a_cell_hidden_at_every_site_has_no_pooled_count():
     from pipelines.network.combine import Package, pool_counts
 
@@ -145,7 +188,7 @@ def test_a_cell_hidden_at_every_site_has_no_pooled_count():
         cells = {"numerator": "40", "denominator": "90"} if shown else {"numerator": "", "denominator": ""}
         counts = [{"definition_id": "completion", "definition_version": "1", "group_by": "level_of_care",
                    "group": "detox", **cells, "suppression": "" if shown else "small"}]
-        return Package(label, label, {}, counts, [], [])
+        return Package(label, label, {}, counts, [], [], [])
 
     hidden = pool_counts([package("a", False), package("b", False)])[0]
     assert hidden["numerator"] is None and hidden["denominator"] is None and hidden["rate"] is None
@@ -295,7 +338,7 @@ def test_packages_in_object_storage_combine_like_folders(network, tmp_path, caps
         fsspec.filesystem("memory").rm("/network-test", recursive=True)
 
 
-@pytest.mark.slow  # starts a temporary Prefect server in this process (~13 s) when none runs yet
+@pytest.mark.slow  # starts a temporary Prefect server in this process when none runs yet
 def test_packages_in_object_storage_combine_as_a_prefect_flow(network, tmp_path):
     """The Prefect flow (`combine --prefect`) gives the same pooled files, and refuses the same
     package with the same line."""
@@ -362,7 +405,8 @@ def test_the_network_pdf_shows_what_the_html_shows(network):
         assert _rate_line(r) in lines, _rate_line(r)
         assert all(r[k] == "" or int(r[k]) == 0 or int(r[k]) > 10 for k in ("numerator", "denominator"))
     primaries = 0
-    for r in read_rows(root / "pooled" / "comparisons.csv"):
+    pooled = read_rows(root / "pooled" / "comparisons.csv")
+    for r in pooled:
         if not r["estimate"]:
             continue
         row = (f"{r['pooling']}{' (primary)' if r['primary'] == 'True' else ''} "
@@ -370,10 +414,12 @@ def test_the_network_pdf_shows_what_the_html_shows(network):
         assert row in lines, row
         if r["primary"] == "True":
             primaries += 1
-            i2 = f"I² {100 * float(r['i2']):.0f}%"
+            # the heterogeneity is the meta-analysis's (HKSJ row), also under a one-shot primary
+            het = next(x for x in pooled if x["method"] == r["method"] and x["pooling"] == "random_hksj")
+            i2 = f"I² {100 * float(het['i2']):.0f}%"
             assert i2 in text and i2 in html_page
-            assert f"between {_pp(r['prediction_low'])} and {_pp(r['prediction_high'])} percentage points" in text
-    assert primaries == 2
+            assert f"between {_pp(het['prediction_low'])} and {_pp(het['prediction_high'])} percentage points" in text
+    assert primaries == 3  # crude and aipw by HKSJ, ps_stratified in one shot
     for site in {r["site"] for r in read_rows(root / "pooled" / "sites.csv")}:
         assert any(line.split(" ")[0] == site for line in lines), site  # a row of the packages' table
 

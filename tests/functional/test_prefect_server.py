@@ -1,7 +1,8 @@
 """The quarterly flow through a real local Prefect server, its state read back from the API.
 
-Starting a server costs ~30 s on first migration, so this file holds one server for all its
-tests. The server listens on 127.0.0.1 only.
+Starting a server runs its database migrations, so this file's tests share one server (the
+module-scoped ``prefect_server`` fixture of tests/support/plugin_prefect_server.py). The server
+listens on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -9,50 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
-
-import pytest
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def prefect_server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-home")
-    port = _free_port()
-    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_API_URL": ""}
-    env.pop("PREFECT_API_URL")
-    log = open(home / "server.log", "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(1)
-    else:
-        proc.kill()
-        pytest.fail("Prefect server did not start: " + (home / "server.log").read_text()[-2000:])
-    yield {"url": url, "home": str(home)}
-    os.killpg(proc.pid, 15)
-    proc.wait(timeout=30)
-    log.close()
 
 
 def _post(url: str, body: dict) -> list[dict]:

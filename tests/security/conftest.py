@@ -11,15 +11,10 @@ The privacy and injection tests read what it leaves behind.
 from __future__ import annotations
 
 import csv
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-# helpers sit beside the tests; the folder has no package file, like the other test folders
-sys.path.insert(0, str(Path(__file__).parent))
-
 from sec_helpers import CANARY, CliResult, run_cli
 from xdist_shared import built_once
 

@@ -23,8 +23,8 @@ loaded the file: after a kill, an earlier killed run may have loaded it). ``run_
 not checksummed (run ids, creation times, output folders); its rows are checked instead: at
 least one completed run, no more than the runs started, each with the inputs of this data.
 
-Cost. Importing great-expectations alone takes 12+ s here; a trial that re-imported it would
-spend its kill points mostly inside ``import``. The default trials therefore fork their
+Cost. Importing great-expectations takes longer than most of a small ingest; a trial that
+re-imported it would spend its kill points mostly inside ``import``. The default trials therefore fork their
 processes from a *fork server*: a process that imported the levelcare package and its heavy
 libraries once and forks, per trial, a child that runs ``pipelines.cli.main(argv)`` — the
 whole CLI, from argument parsing through the warehouse writes to exit, in a process of its
@@ -56,9 +56,6 @@ from pathlib import Path
 import duckdb
 import pytest
 from sec_helpers import DISCHARGE_COLUMNS, REPO, csv_text, discharge
-
-sys.path.insert(0, str(REPO / "tests" / "functional"))
-from test_prefect_server import prefect_server  # noqa: F401 - a fixture, shared
 
 SEED = 20261123
 STALL = 4  # kills in a row that leave the warehouse as it was before one runs uncut
@@ -474,8 +471,7 @@ def _checks_catch_damage(tally: Tally, inputs: Inputs, root: Path) -> None:
 
 def test_ingest_killed_at_random_points_recovers(tmp_path_factory):
     start = time.monotonic()
-    # 20 trials keep the default suite within its budget (30 gave 22 kills and 9 completions);
-    # the full variant (--slow) runs 60
+    # 20 trials keep the default suite within its budget; the full variant (--slow) runs 60
     tally, inputs = _ingest_trials(tmp_path_factory, "fork", trials=20, records=300, followups=False)
     _report("ingest (forked CLI processes)", tally, time.monotonic() - start)
     assert tally.trials == 20 and tally.kills >= 10 and tally.completions >= 2
@@ -497,7 +493,7 @@ def test_ingest_killed_at_random_points_recovers_full(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def prefect_api(request):
-    """One local Prefect server for the module (the functional tests' fixture), as env."""
+    """One local Prefect server for the module (tests/support/plugin_prefect_server.py), as env."""
     server = request.getfixturevalue("prefect_server")
     return {"PREFECT_API_URL": server["url"], "PREFECT_HOME": server["home"]}
 

@@ -1,4 +1,4 @@
-"""Issue 9 (2): property-based fuzzing of the readers and the definition-expression parser.
+"""Property-based fuzzing of the readers and the definition-expression parser.
 
 A fixed budget per run (``FAST`` examples by default, ``SLOW`` with ``--slow``), no deadline.
 

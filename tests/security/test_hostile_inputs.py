@@ -1,4 +1,4 @@
-"""Issue 9 (1): hostile and malformed input files through ``levelcare ingest`` as a user runs it.
+"""Hostile and malformed input files through ``levelcare ingest`` as a user runs it.
 
 Every file of the corpus (``corpus.py``, generated into tmp folders) must end in a clear
 one-line error or a correct load (ledger status loaded, partial or refused, with

@@ -1,4 +1,4 @@
-"""Issue 9 (3): injection and paths.
+"""Injection and paths.
 
 Definition expressions, site ids and file names cannot run SQL; report and export write only
 inside ``--out`` under fixed names (nothing derived from data becomes a path); spreadsheets

@@ -1,4 +1,4 @@
-"""Issue 9 (4): privacy gates.
+"""Privacy gates.
 
 * The direct-identifier gate (``pipelines/ingest/identifiers.py``) refuses realistic
   identifiers by column name and by value shape, and never refuses ordinary columns.

@@ -6,7 +6,7 @@ outcome from potential outcomes under a logistic model, so the true ATE, ATT and
 differences are known (computed from the potential-outcome probabilities of a large draw).
 
 ``severity_scenario``, ``sites_scenario``, ``followup_scenario`` and ``three_arms_scenario``
-(``SCENARIOS``) are the data-generating processes of the coverage benchmark of issue 27
+(``SCENARIOS``) are the data-generating processes of the coverage benchmark
 (benchmarks/coverage_stats.py): covariates with finitely many values, so each scenario's true
 ATE / ATT / ATO is an exact sum over its covariate cells.
 
@@ -168,7 +168,7 @@ def definitions(n_definitions: int = 25) -> list[Definition]:
     ]
 
 
-# -- scenarios of the coverage benchmark (issue 27) --------------------------------------------
+# -- scenarios of the coverage benchmark -------------------------------------------------------
 #
 # Each scenario's covariates take finitely many values (severity category, co-occurring mental
 # health, homelessness, days of use 0-30, site), so the data-generating process is a table of

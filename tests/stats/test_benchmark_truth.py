@@ -69,7 +69,7 @@ def test_intervals_cover_the_true_ratio_and_verdicts_are_right(run):
     """Each 95% interval misses its truth one time in twenty: of the five here (four sites and
     the whole program) at most one may miss (two or more: 2% by chance). The coverage rate itself
     is measured over replicates in test_benchmark.py; over eight seeds of this design 37 of 39
-    intervals covered (the closing note of issue 32)."""
+    intervals covered."""
     truth, rows, _ = run
     cells = truth["program"]["cells"]
     offsets = truth["site_offsets"]

@@ -2,11 +2,11 @@
 
 The slow tests (``pytest --slow``) run 200 replicates of the confounded data set and hold the
 adjusted estimators to 93–97% coverage and |bias| < 1 percentage point, and 150 replicates of
-each scenario of issue 27 (effects differing by severity, 8 sites of very different sizes, a
+each scenario of simulate.SCENARIOS (effects differing by severity, 8 sites of very different sizes, a
 follow-up outcome with 30% not reached, three arms) with bands from the binomial error of that
 many replicates; the fast one runs 40 replicates with looser bounds (binomial error of a
 40-replicate coverage is about 3.5 points). ``benchmarks/coverage_stats.py`` prints the full
-table (500 replicates, n = 2,000 and 20,000, the issue's targets).
+table (500 replicates, n = 2,000 and 20,000, against the targets benchmarks/README.md states).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ Z = 3.0  # binomial / sampling SDs of slack: a correct estimator fails a row abo
 
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", ["severity", "sites", "followup", "three_arms"])
-def test_coverage_issue27(scenario):
+def test_coverage_scenarios(scenario):
     """Every row held to the targets (adjusted estimators, ipw_followup, multinomial IPTW):
     coverage within Z binomial SDs of 95% (150 replicates: 95% +/- 5.3 pp), |bias| under
     0.5 pp plus Z Monte-Carlo SEs of the mean estimate, mean SE within 10% plus Z sampling SDs

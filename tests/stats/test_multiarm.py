@@ -1,4 +1,4 @@
-"""g-computation and AIPW with three arms against independent computations (issue 27)."""
+"""g-computation and AIPW with three arms against independent computations."""
 
 from __future__ import annotations
 

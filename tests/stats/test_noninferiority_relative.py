@@ -131,7 +131,7 @@ def test_auto_basis_switches_at_a_reference_rate_of_20_percent():
 
 
 def test_rare_success_a_third_as_often_is_worse_not_equivalent():
-    """The issue's example: retained 90 days 1.7% (IOP) vs 5.1% (residential), 2,000 people an
+    """A worked example: retained 90 days 1.7% (IOP) vs 5.1% (residential), 2,000 people an
     arm. On ±5 points the 90% interval of the difference lies inside the margin ('equivalent');
     on the risk ratio IOP keeps a third of the successes, far below 0.8: worse."""
     n, p1, p0 = 2000, 0.017, 0.051

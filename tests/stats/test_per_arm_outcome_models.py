@@ -1,5 +1,5 @@
 """g-computation and AIPW fit one outcome model per arm: unbiased when the arm's effect changes with
-severity, where one model with shared slopes is not (issue 27)."""
+severity, where one model with shared slopes is not."""
 
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ def test_dose_shares_and_median_by_hand(run):
     half = z * math.sqrt(p * (1 - p) / k + z * z / (4 * k * k)) / (1 + z * z / k)
     assert got["within_ci_low"] == pytest.approx(centre - half, abs=1e-9)
     assert got["within_ci_high"] == pytest.approx(centre + half, abs=1e-9)
-    # the CSV carries the columns
+    # the CSV carries the columns of the dose table
     with (run["out"] / "dose.csv").open(newline="", encoding="utf-8") as fh:
         first = next(csv.DictReader(fh))
     assert {"level_of_care", "group_by", "group", "n", "within_asam_share", "below_share", "above_share",

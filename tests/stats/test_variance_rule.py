@@ -1,4 +1,4 @@
-"""The variance rule (issue 27): person-level sandwich with site as a fixed effect unless there are
+"""The variance rule: person-level sandwich with site as a fixed effect unless there are
 at least 30 clusters; its standard errors against a bootstrap on data shaped like a program's."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The PDF's layout: few pages, no word broken inside, tables within the frame, full tables left
 to the workbook and the HTML, no blank page, and a board brief of at most two pages.
 
-The report is built from the shared real analysis (see conftest.py) the way ``write_report``
+The report is built from the shared real analysis (tests/support/plugin_analysis.py) the way ``write_report``
 builds it; the PDFs are read back with poppler's pdfinfo, pdftotext and pdftoppm, and every
 expectation is worked out here from the report model, not from the writer.
 """

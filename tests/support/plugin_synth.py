@@ -1,4 +1,5 @@
-"""Shared synthetic data for the synth tests: generated once per session."""
+"""Synthetic native files and the model's arrays behind them, for the tests of the generator
+(a plugin of tests/conftest.py): generated once per session."""
 
 from __future__ import annotations
 

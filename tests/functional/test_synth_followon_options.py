@@ -1,9 +1,9 @@
 """``synth --start`` and ``--id-prefix``: follow-on periods whose ids cannot collide.
 
-The defaults keep their bytes (test_command.py and the fixtures hold them); these tests check
+The defaults keep their bytes (test_synth_command.py and the fixtures hold them); these tests check
 that --start on a quarter's first day is --end-quarter spelled otherwise, that --id-prefix
 changes the ids and nothing else, that dates follow a moved period, and the one-line refusals.
-The load of two quarters into one warehouse is tests/ingest/test_synth_followon.py.
+The load of two quarters into one warehouse is tests/functional/test_synth_followon.py.
 """
 
 from __future__ import annotations

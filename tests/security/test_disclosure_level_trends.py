@@ -1,12 +1,12 @@
-"""Trends by level of care and quarter (issue 30.4) are shown only where they cost no row of the
+"""Trends by level of care and quarter are shown only where they cost no row of the
 period: ``pipelines.analysis.command._level_trends`` discloses them together with the rows
 already disclosed, and drops a definition's level x quarter rows when that would hide another
-row. Expectations are worked out by hand; the attacker of test_reasons_and_periods checks that
+row. Expectations are worked out by hand; the attacker of test_disclosure_reasons_and_periods checks that
 what is published pins no hidden count."""
 
 from __future__ import annotations
 
-from test_reasons_and_periods import _assert_nothing_recoverable, _rate, _total
+from test_disclosure_reasons_and_periods import _assert_nothing_recoverable, _rate, _total
 
 from pipelines.analysis.command import _level_trends
 from pipelines.disclosure import apply_rates

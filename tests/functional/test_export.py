@@ -1,5 +1,5 @@
-"""levelcare export accreditation, from a real analysis (conftest); expectations are counted
-again from the raw extracts."""
+"""levelcare export accreditation, from a real analysis (tests/support/plugin_analysis.py);
+expectations are counted again from the raw extracts."""
 
 from __future__ import annotations
 

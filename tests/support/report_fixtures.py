@@ -3,7 +3,7 @@ great-expectations validation), real ``analyze``. The report and export tests re
 test of a document starts from hand-written JSON.
 
 ``shape_extracts`` turns the synthetic extracts into the data sets real programs send and that
-once broke a document: one level of care only, one quarter only, no follow-ups, 30-day
+can break a document: one level of care only, one quarter only, no follow-ups, 30-day
 follow-ups only, no step-downs, TEDS-D only. ``benchmarked`` adds a national TEDS-D set to a
 program's native one, so that the analysis holds a benchmark against the nation.
 """

@@ -1,8 +1,4 @@
-"""Builders for ingest tests: valid records-v1 rows, files in several formats, an ingest runner.
-
-Imported by the tests in this folder (pytest puts tests/ on sys.path via tests/conftest.py,
-and this folder through rootdir-relative imports).
-"""
+"""Builders for ingest tests: valid records-v1 rows, files in several formats, an ingest runner."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Small hand-written raw tables for SQL and definition tests (imported by tests/sql and
-tests/definitions; pytest puts tests/ on sys.path through tests/conftest.py)."""
+"""Small hand-written raw tables for SQL and definition tests."""
 
 from __future__ import annotations
 

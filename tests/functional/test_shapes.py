@@ -1,4 +1,4 @@
-"""No report or export crashes on legitimate data (issue 26, item 7).
+"""No report or export crashes on legitimate data.
 
 Every data set here is one a real program can send: one level of care only, one quarter only,
 no follow-ups at all, 30-day follow-ups only, no step-downs, SAMHSA TEDS-D only, so few
@@ -109,12 +109,11 @@ CASES = {c.name: c for c in (
 )}
 # 207 discharges, 2026Q1..2026Q2: 28 people in the readmission analysis, 3 readmitted, all after IOP
 ONE_ARM_READMITTED = Case("one_arm_readmitted", records=207, seed=110779, period="2026Q1..2026Q2")
-# as synthesized is the shape of the report tests' own fixture (3,000 episodes): the default
-# suite leaves this case to --slow to stay within about 3 minutes of one core; so, since the
-# whole suite neared its 15 minutes (14:18 at issue 28), do no_stepdown and followups_30d_only
-# (~47 s between them): a report without step-downs, and with one follow-up window only, are
-# then checked by `pytest --slow` alone; at issue 29 (15:35 with its tests) one_quarter (~19 s)
-# followed: one quarter's period arithmetic stays in tests/report/test_periods.py
+# Left to --slow, to keep the default suite within its 15-minute budget: as synthesized (the
+# shape of the report tests' own fixture, 3,000 episodes, checked there), no_stepdown and
+# followups_30d_only (a report without step-downs, and with one follow-up window only, are
+# checked by `pytest --slow` alone) and one_quarter (one quarter's period arithmetic stays in
+# tests/functional/test_periods.py)
 SLOW_CASES = ("as_synthesized", "no_stepdown", "followups_30d_only", "one_quarter")
 
 
@@ -704,7 +703,7 @@ def check_everything(b: Built) -> None:
     check_documents_disclose_nothing(b)
     check_results_model_discloses_nothing(b)
     check_rates_are_the_models(b)
-    check_not_applicable(b)  # under OpenSAFELY too (it once hid that a definition does not apply)
+    check_not_applicable(b)  # under OpenSAFELY too: rounding must not hide that a definition does not apply
     check_cohort_from_extracts(b)
     if b.case.quarter is None and b.case.period is None and b.case.shape in SHAPE_CHECKS:
         SHAPE_CHECKS[b.case.shape](b)
@@ -806,9 +805,8 @@ def test_a_period_without_discharges_is_refused_in_one_line(outputs, tmp_path):
 
 
 def test_every_readmission_in_one_arm_does_not_crash_the_analysis(tmp_path):
-    """Once a ZeroDivisionError in pipelines/stats/survival.py cox_ph: with every readmission in
-    one arm the Cox model's information reached 0 and analyze died with a traceback.
-    The hazard ratio is now not estimable, said so, and every document is written."""
+    """Every readmission in one arm: the Cox model's information is 0, so the hazard ratio is
+    not estimable and said so (no ZeroDivisionError, no traceback), and every document is written."""
     b = build_outputs(tmp_path, ONE_ARM_READMITTED)
     check_everything(b)
     cox = b.results["survival"]["readmission"]["cox"]

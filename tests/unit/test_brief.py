@@ -1,4 +1,4 @@
-"""The board brief (issue 30): one style of numbers, verdicts in words that agree with the
+"""The board brief: one style of numbers, verdicts in words that agree with the
 statistics' own conclusions, trust badges on their thresholds, every number with its definition
 id and denominator, and at most two pages."""
 

@@ -1,7 +1,6 @@
-"""Fixtures of the report and export tests: results from a real analysis (synthetic extracts,
-real ingest with great-expectations, real ``analyze``), built once per test run; the builders
-live in report_fixtures.py, a uniquely named module, so that no other test folder's
-``conftest`` can shadow them."""
+"""Fixtures of the report and export tests (a plugin of tests/conftest.py): results from a real
+analysis (synthetic extracts, real ingest with great-expectations, real ``analyze``), built once
+per test run; the builders live in report_fixtures.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Literals in definitions are checked against the values their column can hold (issue 29, item 4):
+"""Literals in definitions are checked against the values their column can hold:
 ``level_group = 'IOP'`` is refused when the file is loaded instead of silently giving a
 denominator of 0. Also ``definitions list --json``."""
 
@@ -62,7 +62,7 @@ DEFINITION = textwrap.dedent("""\
     success: "{success}"
     missing: exclude
     window_days: null
-    references: ["tests/definitions"]
+    references: ["tests/contracts"]
     requires: []
 """)
 

@@ -1,8 +1,8 @@
 """The report's workbook (report.xlsx) read back with openpyxl: a contents sheet linking every
 sheet, one filtered table with a frozen header per sheet, whole-word sheet names, number formats
 that show percentages, signed differences and p-values (never an exponent), and the definitions
-on their own sheet. The workbook is the one the session's real analysis wrote (see conftest);
-its numbers are compared with results.json itself."""
+on their own sheet. The workbook is the one the session's real analysis wrote
+(tests/support/plugin_analysis.py); its numbers are compared with results.json itself."""
 
 from __future__ import annotations
 

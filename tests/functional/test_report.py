@@ -1,4 +1,4 @@
-"""The report written from a real analysis (see conftest): every number it shows is the
+"""The report written from a real analysis (tests/support/plugin_analysis.py): every number it shows is the
 results model's, and the expectations below are counted again from the raw extracts."""
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def test_every_rate_shown_is_the_results_models(html, analysis):
 
 
 def test_noninferiority_on_both_margins_reaches_the_results_and_the_report(html, analysis):
-    """Issue 27: where the residential rate is below 20% the headline verdict is on the risk-ratio
+    """Where the residential rate is below 20% the headline verdict is on the risk-ratio
     margin, and says why; results.json holds both verdicts with their conclusions."""
     results = _results(analysis)
     assert results["diagnostics"]["margin_basis"] == "auto" and results["diagnostics"]["margin_ratio"] == 0.8
@@ -162,7 +162,8 @@ def test_noninferiority_on_both_margins_reaches_the_results_and_the_report(html,
 
 
 def test_followup_response_is_the_registry_definition(html, analysis):
-    """The issue's defect: the report counted 235/658 where rates.csv said 290/797."""
+    """The report's follow-up response table counts what rates.csv counts for the registry's
+    followup_reached_* definitions, not a count of its own."""
     with open(analysis[0] / "rates.csv", newline="", encoding="utf-8") as fh:
         csv_rows = {(r["definition_id"], r["group"]): r for r in csv.DictReader(fh) if r["group_by"] == "level_group"}
     rows = _table(html, "table-followup")[1:]

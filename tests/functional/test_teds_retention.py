@@ -1,8 +1,9 @@
 """retention_90d on TEDS-D data, from raw TEDS-D codes through ingest, the marts and the rates.
 
-Issue 26: with ``los_days >= 90 or (los_days is null and los_band >= 34)`` every TEDS-D row
-(los_days null) with a band below 34 gave ``NULL or FALSE`` = NULL, which ``missing: exclude``
-dropped from the denominator, so retention was 100% in every setting. Here a small TEDS-D file
+TEDS-D rows have no los_days, only a band: a condition such as ``los_days >= 90 or (los_days is
+null and los_band >= 34)`` gives ``NULL or FALSE`` = NULL for every band below 34, which
+``missing: exclude`` drops from the denominator, so retention would read 100% in every setting.
+Here a small TEDS-D file
 is written with raw codes (SAMHSA TEDS-D codebook: LOS 1-30 = days as is, 31 = 31-45,
 32 = 46-60, 33 = 61-90, 34 = 91-120, 35 = 121-180, 36 = 181-365, 37 = more than a year,
 -9 = missing; SERVICES_D 2 = detox free-standing residential, 5 = long-term residential,
@@ -16,8 +17,8 @@ from __future__ import annotations
 
 import duckdb
 import pytest
-from ingest.ingest_helpers import csv_text, discharge, ingest, write
-from ingest.teds_fixtures import teds_csv, teds_record
+from ingest_helpers import csv_text, discharge, ingest, write
+from teds_fixtures import teds_csv, teds_record
 
 from pipelines import marts
 from pipelines.analysis.rates import rates
@@ -120,7 +121,7 @@ def test_teds_and_native_totals_match_the_hand_count(retention):
     assert _counts(retention, "site", "state-06") == teds_total
     assert _counts(retention, "site", "s1") == HAND_NATIVE_IOP
     assert _counts(retention, "all", None) == (teds_total[0] + 2, teds_total[1] + 4)
-    # a retention of 100% in any setting is the symptom of issue 26
+    # a retention of 100% in any setting is the symptom of failures dropped as missing
     assert all(row["rate"] < 1 for row in retention.values())
 
 
@@ -137,5 +138,5 @@ def test_each_teds_row_is_success_failure_or_excluded_by_its_los_code(warehouse)
 
 
 def test_retention_definition_version_was_raised():
-    # the condition changed (issue 26), so reruns must see a new version
+    # version 1's condition dropped TEDS-D failures as missing: reruns must see a new version
     assert registry.load_registry(None)["retention_90d"].version >= 2
