@@ -20,6 +20,7 @@ before any file is written: it refuses rather than write a small count.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -776,7 +777,10 @@ COUNT_PREFIXES = ("n_", "count_", "at_risk_", "rows_", "episodes_", "persons_")
 COUNT_SUFFIXES = ("_n", "_count", "_episodes", "_persons", "_at_risk", "_numerator", "_denominator")
 
 
+@functools.lru_cache(maxsize=4096)
 def is_count_column(name: str) -> bool:
+    """Does a column of this name hold person or episode counts? (asked for every cell the final
+    guard reads: the answer is kept per name)"""
     name = str(name).lower()
     return name in COUNT_NAMES or name.startswith(COUNT_PREFIXES) or name.endswith(COUNT_SUFFIXES)
 

@@ -341,12 +341,14 @@ def pool_balance(packages: Sequence[Package]) -> list[dict[str, Any]]:
     keys: dict[tuple[str, str, str, str], None] = {}
     have: dict[tuple[str, str, str, str], dict[str, dict[str, str]]] = {}
     groups: dict[tuple[str, str, str, str], set[str]] = {}  # (definition, version, method, site) -> covariates
+    any_row: dict[tuple[str, str, str, str], dict[str, str]] = {}  # (definition, version, method, site) -> a row
     for p in packages:
         for row in p.balance:
             key = (row["definition_id"], row["definition_version"], row["method"], row["covariate"])
             keys.setdefault(key)
             have.setdefault(key, {})[p.label] = row
             groups.setdefault((*key[:3], p.label), set()).add(_covariate(row["covariate"]))
+            any_row.setdefault((*key[:3], p.label), row)
     out = []
     for key in keys:
         def_id, version, method, label = key
@@ -356,12 +358,13 @@ def pool_balance(packages: Sequence[Package]) -> list[dict[str, Any]]:
         for p in packages:
             row = have[key].get(p.label)
             if row is None:
-                others = [r for r in p.balance if (r["definition_id"], r["definition_version"], r["method"]) == key[:3]]
-                if not others or _covariate(label) not in groups.get((*key[:3], p.label), set()):
+                if _covariate(label) not in groups.get((*key[:3], p.label), set()):
                     without.append(p.label)
                     continue
-                # the site has the covariate but nobody at this level: mean 0, SD 0
-                row = {**others[0], **dict.fromkeys(BALANCE_MOMENTS, "0"), "suppression": "", "binary": "True"}
+                # the site has the covariate but nobody at this level: mean 0, SD 0 (its arms' sizes
+                # and total weights are any of its rows')
+                row = {**any_row[(*key[:3], p.label)], **dict.fromkeys(BALANCE_MOMENTS, "0"), "suppression": "",
+                       "binary": "True"}
             values = {k: _num(row[k]) for k in _POOLED_FROM}
             if row["suppression"] or any(v is None for v in values.values()):
                 hidden.append(p.label)

@@ -42,14 +42,18 @@ def _plt():
     return plt
 
 
-def _finish(fig, chart_id: str, title: str, caption: str = "", *, png: bool = True) -> Chart:
-    """The figure as inline SVG and, unless ``png`` is False (a chart for an HTML page only), PNG."""
+def _finish(fig, chart_id: str, title: str, caption: str = "", *, png: bool = True, tight: bool = True,
+            dpi: int = 130) -> Chart:
+    """The figure as inline SVG and, unless ``png`` is False (a chart for an HTML page only), PNG
+    at ``dpi``. ``tight``: crop to the drawing (matplotlib draws the figure twice per format to
+    find it); a figure laid out already is saved as it is, in one pass."""
     plt = _plt()
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": "levelcare"})
+    bbox = "tight" if tight else None
+    fig.savefig(buf, format="svg", bbox_inches=bbox, metadata={"Date": None, "Creator": "levelcare"})
     image = io.BytesIO()
     if png:
-        fig.savefig(image, format="png", dpi=130, bbox_inches="tight", metadata={"Software": "levelcare"})
+        fig.savefig(image, format="png", dpi=dpi, bbox_inches=bbox, metadata={"Software": "levelcare"})
     plt.close(fig)
     return Chart(id=chart_id, title=title, svg=_inline(buf.getvalue(), chart_id), png=image.getvalue(),
                  caption=caption)
@@ -454,11 +458,12 @@ def site_forest(sites: Sequence[Mapping[str, Any]], pooled: Sequence[Mapping[str
     pools = [p for p in pooled if p.get("estimate") is not None]
     n = len(shown) + len(pools)
     fig, ax = plt.subplots(figsize=(7, 0.38 * n + 1.3))
-    for i, s in enumerate(shown):
-        lo, hi = s.get("ci_low"), s.get("ci_high")
-        ax.errorbar([100 * s["estimate"]], [i], xerr=_yerr([100 * s["estimate"]], [None if lo is None else 100 * lo],
-                                                          [None if hi is None else 100 * hi]),
-                    fmt="s", ms=5, color=PALETTE[0], capsize=2, lw=1)
+    if shown:  # one artist for every site: a network may have dozens
+        est = [100 * s["estimate"] for s in shown]
+        ax.errorbar(est, range(len(shown)),
+                    xerr=_yerr(est, [None if s.get("ci_low") is None else 100 * s["ci_low"] for s in shown],
+                               [None if s.get("ci_high") is None else 100 * s["ci_high"] for s in shown]),
+                    fmt="s", ms=5, color=PALETTE[0], capsize=2, lw=1, ls="none")
     names = {"fixed": "pooled, fixed effect", "random_dl": "pooled, random (DerSimonian-Laird)",
              "random_hksj": "pooled, random (HKSJ)", "random_hksj_modified": "pooled, random (HKSJ, modified)",
              "mantel_haenszel": "pooled, Mantel-Haenszel (one shot)"}
@@ -474,8 +479,12 @@ def site_forest(sites: Sequence[Mapping[str, Any]], pooled: Sequence[Mapping[str
                                                               for p in pools])
     ax.invert_yaxis()
     ax.set_xlabel("difference in percentage points (95% interval)")
+    # laid out by hand, in inches (the labels' column: "pooled, random (HKSJ, modified)" at 9 pt):
+    # matplotlib's tight layout draws the whole figure once more, and a network's plots are tall
+    height = fig.get_figheight()
+    fig.subplots_adjust(left=0.36, right=0.97, top=1 - 0.2 / height, bottom=0.75 / height)
     primary = next((names.get(str(p["pooling"]), str(p["pooling"])) for p in pools if p.get("primary")), None)
     caption = ("Squares: each site's estimate; diamonds: pooled"
                + (f" (the coloured one is the primary: {primary.removeprefix('pooled, ')})" if primary else "")
                + "; dotted: the 95% prediction interval for a new site's effect.")
-    return _finish(fig, chart_id, title, caption, png=png)
+    return _finish(fig, chart_id, title, caption, png=png, tight=False, dpi=100)

@@ -34,7 +34,7 @@ import math
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from pipelines.stats.results import Estimate, NotEstimable, Proportion, TestResult
 
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 
 def _z(confidence: float) -> float:
-    return float(stats.norm.ppf(0.5 + confidence / 2))
+    return float(special.ndtri(0.5 + confidence / 2))  # the normal quantile, without scipy.stats' import
 
 
 def wilson(events: int, n: int, confidence: float = 0.95) -> Proportion | NotEstimable:
@@ -83,6 +83,8 @@ def clopper_pearson_interval(events: ArrayLike, n: ArrayLike,
                              confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """The Clopper–Pearson exact interval of ``events / n`` from beta quantiles, element by
     element (0 below no events, 1 above all); every n must be > 0."""
+    from scipy import stats
+
     x, n = np.asarray(events, dtype=float), np.asarray(n, dtype=float)
     alpha = 1 - confidence
     with np.errstate(invalid="ignore"):
@@ -99,6 +101,8 @@ def test_2x2(e1: int, n1: int, e0: int, n0: int) -> TestResult | NotEstimable:
     if n1 == 0 or n0 == 0 or events == 0 or events == n:
         return NotEstimable("a margin of the 2x2 table is zero", "chi-square", n)
     expected = [n1 * events / n, n1 * (n - events) / n, n0 * events / n, n0 * (n - events) / n]
+    from scipy import stats
+
     if min(expected) < 5:
         res = stats.fisher_exact(table)
         return TestResult(float("nan"), float(res.pvalue), "fisher-exact", None, n)
