@@ -82,9 +82,10 @@ def _balance(results: dict[str, Any], definitions: Any) -> list[dict[str, Any]]:
 
     out = []
     for d in definitions:
+        # the crude rows of a definition's own missing-data policy: one per definition, always
         own = (None, missing_data_policy(d))
-        population = next((x["population"] for x in results["comparisons"]
-                           if x["definition_id"] == d.id and x.get("missing_data") in own), None)
+        population = next((x["population"] for x in results["comparisons"] if x["definition_id"] == d.id
+                           and x["method"] == "crude" and x.get("missing_data") in own), None)
         out += [{**{k: x.get(k) for k in BALANCE_COLUMNS}, "definition_id": d.id, "definition_version": d.version}
                 for x in results["balance"] if population is not None and x["population"] == population]
     return out

@@ -68,8 +68,12 @@ def site_strata(con: Any, definitions: Sequence[Any], arm: str, reference: str, 
     r = disclosure.get_rule(rule)
     if r.round_to > 1:
         return []
-    shown = {(x["definition_id"], x["group"]) for x in counts
-             if x["group_by"] == "level_group" and x["denominator"] is not None}
+    # the arm's and the reference's totals: their level-group rows (or level-of-care rows, for an
+    # arm that is one level), every one of them shown
+    totals = [x for x in counts if x["group_by"] in ("level_group", "level_of_care")]
+    present = {(x["definition_id"], x["group"]) for x in totals}
+    hidden = {(x["definition_id"], x["group"]) for x in totals if x["denominator"] is None}
+    shown = present - hidden
     wanted = [d for d in definitions if (d.id, arm) in shown and (d.id, reference) in shown]
     if not wanted:
         return []
