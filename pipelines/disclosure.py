@@ -888,9 +888,11 @@ def apply_balance(rows: Iterable[Mapping[str, Any]], rule: str | Rule = "cms", *
 
 # --------------------------------------------------------------------------- analysis output
 def apply_comparative(
-    comparative: Mapping[str, Any], rates: Sequence[Mapping[str, Any]], rule: str | Rule = "cms"
+    comparative: Mapping[str, Any], rates: Sequence[Mapping[str, Any]], rule: str | Rule = "cms",
+    grouped: Iterable[str] = (),
 ) -> dict[str, Any]:
-    """The comparative part of ``results.json`` (pipelines.analysis.comparative) made safe.
+    """The comparative part of ``results.json`` (pipelines.analysis.comparative) made safe;
+    ``grouped``: the columns the published rates are grouped by (``site_id``, ...).
 
     ``rates`` are the *disclosed* rate rows. Comparisons follow :func:`apply_comparisons` (arm
     sizes shown only when the rule allows); a non-inferiority verdict goes with its comparison;
@@ -942,7 +944,6 @@ def apply_comparative(
         side = 1 if key == "n_arm" else 2
         return n is not None and any(dens.get((m[0], m[side])) == n for m in in_population.get(row.get("population"), ()))
 
-    grouped = {c.strip() for x in rates for c in str(x.get("group_by") or "").split(",")}
     out["balance"] = apply_balance(comparative.get("balance") or [], r, published=grouped, size_shown=size_shown)
     prop = comparative.get("propensity")
     if prop:

@@ -330,7 +330,11 @@ def analyze(
     if "quarter" in groupings:  # the period's quarters: the same (disclosed) cells as the trend's
         rows += [x for x in trends if x["group_by"] == "quarter" and x["group"] in info.quarters]
     comparative = _without(comparative, not_applicable)
-    comparative = disclosure.apply_comparative(comparative, rows, r)
+    # the columns of the published rates' groupings: a covariate among them (site_id) counts the
+    # people of cells the rates show or withhold
+    grouped = {rates_mod.GROUP_COLUMNS[part] for x in [*rows, *trends] for part in str(x["group_by"]).split(",")
+               if part in rates_mod.GROUP_COLUMNS}
+    comparative = disclosure.apply_comparative(comparative, rows, r, grouped)
     now = dt.datetime.now(dt.UTC)
     results = m.Results(
         run_id=run_id or f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",

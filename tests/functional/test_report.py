@@ -334,3 +334,22 @@ def test_old_or_partial_results_are_one_line_errors_and_nothing_is_written(analy
     assert message in err and "Traceback" not in err
     assert len([line for line in err.splitlines() if line.strip()]) == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+
+
+def test_balance_moments_of_levels_the_rates_are_grouped_by_are_withheld(analysis):
+    # the analysis publishes rates by site: a site_id level's mean times its arm's size would
+    # count people of a cell those rates show or withhold
+    results = json.loads((analysis[0] / "results.json").read_text(encoding="utf-8"))
+    assert {"site"} <= {x["group_by"] for x in results["rates"]}
+    rows = results["balance"]
+    sites = [x for x in rows if x["covariate"].startswith("site_id=")]
+    assert sites and all(x["mean_arm_before"] is None and x["sd_reference_after"] is None for x in sites)
+    assert all(x["suppression"] in ("complementary", "small") for x in sites)
+    assert any(x["suppression"] == "complementary" for x in sites)
+    # other levels show their moments, unless a head count behind them is small
+    shown = [x for x in rows if not x["covariate"].startswith("site_id=") and x["suppression"] is None]
+    assert shown and all(x["mean_arm_before"] is not None for x in shown)
+    for x in shown:
+        if x["binary"] and x["n_arm"] is not None:
+            k = round(x["n_arm"] * x["mean_arm_before"])
+            assert k == 0 or (k > 10 and x["n_arm"] - k > 10 or x["n_arm"] - k == 0), x
