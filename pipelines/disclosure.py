@@ -896,8 +896,9 @@ def apply_comparative(
 
     ``rates`` are the *disclosed* rate rows. Comparisons follow :func:`apply_comparisons` (arm
     sizes shown only when the rule allows); a non-inferiority verdict goes with its comparison;
-    diagnostics' head counts and the propensity histogram's bins are protected like a table
-    with its margin (the arm's total is published); Kaplan–Meier curves and numbers at risk
+    diagnostics' and balance rows' head counts (a population's sizes) are shown only where the
+    rates show that denominator; the propensity histogram's bins are protected like a table with
+    its margin (the arm's total is published); Kaplan–Meier curves and numbers at risk
     follow :func:`apply_km` / :func:`apply_risk_table`; subgroup effects over too few people
     are hidden.
     """
@@ -929,10 +930,6 @@ def apply_comparative(
         if (x.get("definition_id"), x.get("method")) in hidden else {**x, "suppression": None}
         for x in comparative.get("noninferiority") or []
     ]
-    out["diagnostics"] = [
-        {**x, "n_arm": shown_count(x.get("n_arm"), r), "n_reference": shown_count(x.get("n_reference"), r)}
-        for x in comparative.get("diagnostics") or []
-    ]
     # a population's size is a definition's rate denominator for the arm (or the reference): as
     # for the comparisons, shown only where the rates show that denominator
     in_population: dict[Any, set[tuple[str, str, str]]] = {}
@@ -944,6 +941,12 @@ def apply_comparative(
         side = 1 if key == "n_arm" else 2
         return n is not None and any(dens.get((m[0], m[side])) == n for m in in_population.get(row.get("population"), ()))
 
+    # the diagnostics' and the balance's head counts are a population's sizes
+    out["diagnostics"] = [
+        {**x, **{k: shown_count(x.get(k), r) if size_shown(x, k, _count(x.get(k))) else None
+                 for k in ("n_arm", "n_reference")}}
+        for x in comparative.get("diagnostics") or []
+    ]
     out["balance"] = apply_balance(comparative.get("balance") or [], r, published=grouped, size_shown=size_shown)
     prop = comparative.get("propensity")
     if prop:

@@ -353,3 +353,22 @@ def test_balance_moments_of_levels_the_rates_are_grouped_by_are_withheld(analysi
         if x["binary"] and x["n_arm"] is not None:
             k = round(x["n_arm"] * x["mean_arm_before"])
             assert k == 0 or (k > 10 and x["n_arm"] - k > 10 or x["n_arm"] - k == 0), x
+
+
+def test_diagnostics_head_counts_are_shown_rate_denominators_or_hidden(analysis):
+    # a population's size is its definition's rate denominator for the arm: shown beside the
+    # rates only where the rates show it, or it would undo a withheld cell there
+    results = json.loads((analysis[0] / "results.json").read_text(encoding="utf-8"))
+    dens: dict[str, set[int]] = {}
+    for x in results["rates"]:
+        if x["group_by"] == "level_group" and x["denominator"] is not None:
+            dens.setdefault(x["definition_id"], set()).add(x["denominator"])
+    rows = results["diagnostics"]["adjusted"]
+    shown = 0
+    for x in rows:
+        allowed = set().union(*(dens.get(d, set()) for d in x["definitions"].split(",")))
+        for k in ("n_arm", "n_reference"):
+            if x[k] is not None:
+                shown += 1
+                assert x[k] in allowed, (x["population"], k, x[k])
+    assert shown, "no head count shown at all"
